@@ -1,0 +1,73 @@
+/**
+ * The device plugin contract: a device type is a name, a description, typed
+ * properties (QEMU qdev properties: type, default, help) and a factory.  The
+ * machine parses `-device TYPE,k=v,...` against `props`, then calls `create`
+ * with a context of what a device may touch.  Third-party devices implement
+ * this and call `registerDeviceType` (registry.ts).
+ */
+import type { AddressSpace } from '../memory/address-space.js';
+import type { ContainerRegion } from '../memory/region.js';
+import type { VirtualClock } from '../core/clock.js';
+import type { MsiTarget } from '../core/irq.js';
+
+/** Property kinds, printed by `-device TYPE,help` as QEMU prints them. */
+export type PropKind = 'bool' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'size' | 'str' | 'OnOffAuto';
+
+/** Values properties take after parsing. */
+export type PropValue = boolean | number | bigint | string;
+
+/** One property of a device type. */
+export interface PropDef {
+  readonly kind: PropKind;
+  /** Default value (OnOffAuto: 'on' | 'off' | 'auto'). */
+  readonly default?: PropValue;
+  readonly help?: string;
+}
+
+/** Parsed property values, by name. */
+export type PropValues = Readonly<Record<string, PropValue>>;
+
+/** Trace sink: `-trace PATTERN` prints events whose name matches. */
+export interface Tracer {
+  enabled(event: string): boolean;
+  trace(event: string, fields: Readonly<Record<string, number | string | bigint | boolean>>): void;
+}
+
+/** What the machine hands a device factory. */
+export interface DeviceContext {
+  /** The CPU-visible memory map (map MMIO here). */
+  readonly systemMemory: ContainerRegion;
+  /** The CPU-visible port I/O space. */
+  readonly ioSpace: ContainerRegion;
+  /** Address space over systemMemory (for an IOMMU's table walks). */
+  readonly memory: AddressSpace;
+  readonly clock: VirtualClock;
+  /** The APIC bus (MSI delivery without remapping). */
+  readonly msi: MsiTarget;
+  readonly tracer: Tracer;
+  /** The QOM-like id given with `id=`, if any. */
+  readonly id?: string;
+}
+
+/** A realized device instance. */
+export interface Device {
+  /** Type name (`edu`, `intel-iommu`, ...). */
+  readonly typeName: string;
+  /** Device reset: back to power-on state (machine reset calls it). */
+  reset(): void;
+}
+
+/** A device type definition. */
+export interface DeviceType<D extends Device = Device> {
+  readonly name: string;
+  readonly description: string;
+  /** 'pci' devices are plugged into a PCI bus by the machine; 'system' ones are not. */
+  readonly bus: 'pci' | 'system';
+  readonly props: Readonly<Record<string, PropDef>>;
+  /**
+   * Creates the device.  Throws an Error with a QEMU-style message for a bad
+   * configuration (e.g. "eim=on requires intremap=on"); the CLI prints it and
+   * exits 1.
+   */
+  create(ctx: DeviceContext, props: PropValues): D;
+}

@@ -1,0 +1,187 @@
+/**
+ * Memory regions, modelled on QEMU's MemoryRegion: RAM, MMIO with declared
+ * access rules, aliases and containers with priorities.  A region tree is
+ * rendered into a flat view by an address space (address-space.ts); any
+ * change to the tree (mapping, unmapping, enabling, moving) bumps a global
+ * topology generation so that every address space re-renders lazily.
+ */
+import type { AccessSize } from './address.js';
+import type { ChunkedRam } from './ram.js';
+
+let topologyGeneration = 1;
+
+/** Current topology generation; address spaces compare it to their cached view. */
+export function currentTopology(): number {
+  return topologyGeneration;
+}
+
+/** Marks every rendered flat view stale. */
+export function topologyChanged(): void {
+  topologyGeneration++;
+}
+
+/**
+ * Which access sizes a region accepts (`valid`, checked by the bus: a
+ * rejected access reads 0 and drops the write, as QEMU's q35 does) and which
+ * it implements (`impl`: the bus widens or splits accesses to fit, as QEMU's
+ * access_with_adjusted_size does).
+ */
+export interface AccessRules {
+  readonly valid: { readonly min: AccessSize; readonly max: AccessSize; readonly unaligned?: boolean };
+  readonly impl?: { readonly min: AccessSize; readonly max: AccessSize };
+}
+
+/** QEMU's defaults: 1 to 4 bytes valid and implemented, aligned only. */
+export const DEFAULT_RULES: AccessRules = { valid: { min: 1, max: 4 } };
+
+/**
+ * The handlers of an MMIO or port-I/O region.  They only ever see accesses
+ * of an implemented size inside the region.  Values of 8-byte accesses are
+ * bigints (regions whose impl.max is 8 must provide read64/write64).
+ */
+export interface MmioOps {
+  read(offset: number, size: 1 | 2 | 4): number;
+  write(offset: number, size: 1 | 2 | 4, value: number): void;
+  read64?(offset: number): bigint;
+  write64?(offset: number, value: bigint): void;
+}
+
+abstract class RegionBase {
+  /** Disabled regions are not rendered (PCI BARs with decoding off, gated aliases). */
+  private enabledFlag = true;
+  constructor(
+    readonly name: string,
+    private sizeBytes: number,
+  ) {
+    if (!(sizeBytes > 0)) throw new RangeError(`memory region ${name}: size must be positive`);
+  }
+  get size(): number {
+    return this.sizeBytes;
+  }
+  get enabled(): boolean {
+    return this.enabledFlag;
+  }
+  setEnabled(on: boolean): void {
+    if (on !== this.enabledFlag) {
+      this.enabledFlag = on;
+      topologyChanged();
+    }
+  }
+  /** Changes the size (a PCI BAR never does; an alias window may). */
+  resize(size: number): void {
+    if (!(size > 0)) throw new RangeError(`memory region ${this.name}: size must be positive`);
+    this.sizeBytes = size;
+    topologyChanged();
+  }
+}
+
+/** A window onto guest RAM. */
+export class RamRegion extends RegionBase {
+  readonly kind = 'ram' as const;
+  constructor(
+    name: string,
+    size: number,
+    readonly ram: ChunkedRam,
+    /** Offset of the region's first byte in `ram`. */
+    readonly ramOffset = 0,
+  ) {
+    super(name, size);
+    ram.checkRange(ramOffset, size);
+  }
+}
+
+/** A device register window. */
+export class MmioRegion extends RegionBase {
+  readonly kind = 'mmio' as const;
+  readonly rules: Required<AccessRules>;
+  constructor(
+    name: string,
+    size: number,
+    readonly ops: MmioOps,
+    rules: AccessRules = DEFAULT_RULES,
+  ) {
+    super(name, size);
+    const impl = rules.impl ?? { min: 1, max: 4 };
+    this.rules = { valid: { unaligned: false, ...rules.valid }, impl };
+    if (impl.max === 8 && (!ops.read64 || !ops.write64)) {
+      throw new Error(`memory region ${name}: 8-byte implementation needs read64/write64`);
+    }
+  }
+}
+
+/** A view of part of another region. */
+export class AliasRegion extends RegionBase {
+  readonly kind = 'alias' as const;
+  constructor(
+    name: string,
+    size: number,
+    readonly target: Region,
+    private targetOffset: number,
+  ) {
+    super(name, size);
+  }
+  get offset(): number {
+    return this.targetOffset;
+  }
+  setOffset(offset: number): void {
+    this.targetOffset = offset;
+    topologyChanged();
+  }
+}
+
+/** One child of a container. */
+export interface Subregion {
+  readonly region: Region;
+  readonly offset: number;
+  readonly priority: number;
+  /** Insertion order: among equal priorities the later one wins, as in QEMU. */
+  readonly order: number;
+}
+
+/** A region made of subregions; transparent where it has none. */
+export class ContainerRegion extends RegionBase {
+  readonly kind = 'container' as const;
+  private children: Subregion[] = [];
+  private nextOrder = 0;
+
+  /** Maps `region` at `offset`; a higher priority wins where two overlap. */
+  add(region: Region, offset: number, priority = 0): void {
+    if (this.children.some((c) => c.region === region)) {
+      throw new Error(`memory region ${region.name} is already mapped in ${this.name}`);
+    }
+    this.children.push({ region, offset, priority, order: this.nextOrder++ });
+    topologyChanged();
+  }
+
+  /** Unmaps `region` (no-op when it is not mapped here). */
+  remove(region: Region): void {
+    const before = this.children.length;
+    this.children = this.children.filter((c) => c.region !== region);
+    if (this.children.length !== before) topologyChanged();
+  }
+
+  /** Moves an already mapped region (a BAR being reprogrammed). */
+  move(region: Region, offset: number): void {
+    const i = this.children.findIndex((c) => c.region === region);
+    if (i < 0) throw new Error(`memory region ${region.name} is not mapped in ${this.name}`);
+    const c = this.children[i]!;
+    if (c.offset === offset) return;
+    this.children[i] = { ...c, offset };
+    topologyChanged();
+  }
+
+  /** True when region is a direct child. */
+  has(region: Region): boolean {
+    return this.children.some((c) => c.region === region);
+  }
+
+  /** Children, highest priority first (the order rendering uses). */
+  subregions(): readonly Subregion[] {
+    return [...this.children].sort((a, b) => b.priority - a.priority || b.order - a.order);
+  }
+}
+
+/** Any region. */
+export type Region = RamRegion | MmioRegion | AliasRegion | ContainerRegion;
+/** The regions that accesses end up in. */
+export type LeafRegion = RamRegion | MmioRegion;
