@@ -33,7 +33,10 @@ export interface AddressSpaceOptions {
   readonly unassignedByte?: number;
 }
 
-const ONES = [0, 0xff, 0xffff, 0, 0xffffffff];
+/** Value masks of 1-, 2- and 4-byte accesses, by size. */
+const SIZE_MASK = [0, 0xff, 0xffff, 0, 0xffffffff];
+/** What `mmioReadSmall` answers for a refused access (never a valid value). */
+export const MMIO_REFUSED = -1;
 
 /** A CPU- or device-visible address space over a region tree. */
 export class AddressSpace {
@@ -78,11 +81,6 @@ export class AddressSpace {
     return null;
   }
 
-  private unassigned(size: number): number {
-    if (this.unassignedByte === 0) return 0;
-    return size >= 4 ? ONES[4]! : ONES[size]!;
-  }
-
   /** One CPU-style access of 1, 2 or 4 bytes; returns the value read. */
   read(addr: number, size: 1 | 2 | 4): number {
     const r = this.lookup(addr);
@@ -93,7 +91,9 @@ export class AddressSpace {
         const at = r.leaf.ramOffset + off;
         return size === 4 ? ram.readU32(at) : size === 2 ? ram.readU16(at) : ram.readU8(at);
       }
-      return Number(mmioRead(r.leaf, off, size) ?? BigInt(this.unassigned(size)));
+      // A refused access reads 0 (QEMU unassigned_mem_read), not the hole value.
+      const v = mmioReadSmall(r.leaf, off, size);
+      return v === MMIO_REFUSED ? 0 : v;
     }
     const bytes = this.scratch.subarray(0, size);
     this.readBytes(addr, bytes);
@@ -106,7 +106,7 @@ export class AddressSpace {
   read64(addr: number): bigint {
     const r = this.lookup(addr);
     if (r && addr + 8 <= r.end && r.leaf.kind === 'mmio') {
-      return mmioRead(r.leaf, addr - r.start + r.offset, 8) ?? (this.unassignedByte ? 0xffff_ffff_ffff_ffffn : 0n);
+      return mmioRead(r.leaf, addr - r.start + r.offset, 8) ?? 0n;
     }
     const bytes = this.scratch;
     this.readBytes(addr, bytes);
@@ -128,7 +128,7 @@ export class AddressSpace {
         else ram.writeU8(at, value);
         return MemTx.Ok;
       }
-      return mmioWrite(r.leaf, off, size, BigInt(value >>> 0));
+      return mmioWriteSmall(r.leaf, off, size, value);
     }
     const bytes = this.scratch.subarray(0, size);
     for (let i = 0; i < size; i++) bytes[i] = (value >>> (8 * i)) & 0xff;
@@ -165,15 +165,25 @@ export class AddressSpace {
       const off = at - r.start + r.offset;
       const room = Math.min(dst.length - done, r.end - at);
       if (r.leaf.kind === 'ram') {
-        r.leaf.ram.copyOut(r.leaf.ramOffset + off, dst.subarray(done, done + room));
+        // The whole buffer in one RAM range (the usual case) needs no view.
+        r.leaf.ram.copyOut(r.leaf.ramOffset + off, room === dst.length ? dst : dst.subarray(done, done + room));
         done += room;
         continue;
       }
       const l = mmioAccessSize(r.leaf, room, off);
-      const v = mmioRead(r.leaf, off, l);
-      let bits = v ?? (this.unassignedByte ? 0xffff_ffff_ffff_ffffn : 0n);
-      if (v === null) result = MemTx.DecodeError;
-      for (let i = 0; i < l; i++, bits >>= 8n) dst[done + i] = Number(bits & 0xffn);
+      if (l === 8) {
+        const v = mmioRead(r.leaf, off, l);
+        let bits = v ?? 0n;
+        if (v === null) result = MemTx.DecodeError;
+        for (let i = 0; i < l; i++, bits >>= 8n) dst[done + i] = Number(bits & 0xffn);
+      } else {
+        let v = mmioReadSmall(r.leaf, off, l);
+        if (v === MMIO_REFUSED) {
+          v = 0;
+          result = MemTx.DecodeError;
+        }
+        for (let i = 0; i < l; i++, v >>>= 8) dst[done + i] = v & 0xff;
+      }
       done += l;
     }
     return result;
@@ -194,14 +204,22 @@ export class AddressSpace {
       const off = at - r.start + r.offset;
       const room = Math.min(src.length - done, r.end - at);
       if (r.leaf.kind === 'ram') {
-        r.leaf.ram.copyIn(r.leaf.ramOffset + off, src.subarray(done, done + room));
+        r.leaf.ram.copyIn(r.leaf.ramOffset + off, room === src.length ? src : src.subarray(done, done + room));
         done += room;
         continue;
       }
       const l = mmioAccessSize(r.leaf, room, off);
-      let v = 0n;
-      for (let i = l - 1; i >= 0; i--) v = (v << 8n) | BigInt(src[done + i]!);
-      if (mmioWrite(r.leaf, off, l, v) !== MemTx.Ok) result = MemTx.DecodeError;
+      let tx: MemTx;
+      if (l === 8) {
+        let v = 0n;
+        for (let i = l - 1; i >= 0; i--) v = (v << 8n) | BigInt(src[done + i]!);
+        tx = mmioWrite(r.leaf, off, l, v);
+      } else {
+        let v = 0;
+        for (let i = l - 1; i >= 0; i--) v = v * 256 + src[done + i]!;
+        tx = mmioWriteSmall(r.leaf, off, l, v);
+      }
+      if (tx !== MemTx.Ok) result = MemTx.DecodeError;
       done += l;
     }
     return result;
@@ -248,12 +266,12 @@ export class AddressSpace {
 
 /**
  * QEMU's memory_access_size: the largest power of two no bigger than `len`,
- * the region's valid maximum and (unless it takes unaligned accesses) the
- * alignment of `offset`.
+ * the region's valid maximum and (unless its implementation takes unaligned
+ * accesses: impl.unaligned, as in QEMU) the alignment of `offset`.
  */
 export function mmioAccessSize(region: MmioRegion, len: number, offset: number): AccessSize {
   let max: number = region.rules.valid.max;
-  if (!region.rules.valid.unaligned) {
+  if (!region.rules.impl.unaligned) {
     const align = offset === 0 ? 0 : offset & -offset;
     if (align !== 0 && align < max) max = align;
   }
@@ -286,6 +304,31 @@ export function mmioRead(region: MmioRegion, offset: number, size: AccessSize): 
     value |= (part & mask) << BigInt(i * 8);
   }
   return size === 8 ? BigInt.asUintN(64, value) : value & ((1n << BigInt(size * 8)) - 1n);
+}
+
+/**
+ * One read of 1, 2 or 4 bytes as a number, without bigints when the region
+ * implements that size: the common case of register accesses.  Returns
+ * MMIO_REFUSED when the region refuses the access.
+ */
+export function mmioReadSmall(region: MmioRegion, offset: number, size: 1 | 2 | 4): number {
+  if (!accessValid(region, offset, size)) return MMIO_REFUSED;
+  const impl = region.rules.impl;
+  if (size >= impl.min && size <= impl.max) {
+    return (region.ops.read(offset, size) & SIZE_MASK[size]!) >>> 0;
+  }
+  return Number(mmioRead(region, offset, size));
+}
+
+/** One write of 1, 2 or 4 bytes from a number (the value is truncated to the size). */
+export function mmioWriteSmall(region: MmioRegion, offset: number, size: 1 | 2 | 4, value: number): MemTx {
+  if (!accessValid(region, offset, size)) return MemTx.DecodeError;
+  const impl = region.rules.impl;
+  if (size >= impl.min && size <= impl.max) {
+    region.ops.write(offset, size, (value & SIZE_MASK[size]!) >>> 0);
+    return MemTx.Ok;
+  }
+  return mmioWrite(region, offset, size, BigInt((value & SIZE_MASK[size]!) >>> 0));
 }
 
 /** Dispatches one write (QEMU memory_region_dispatch_write). */

@@ -25,6 +25,12 @@ export interface DmaMemory {
   writeU32(addr: number, value: number): MemTx;
 }
 
+/** The only access size the interrupt window accepts (QEMU vtd_mem_ir_ops). */
+const INTERRUPT_ACCESS_SIZE = 4;
+const INTERRUPT_ACCESS_ALIGN_MASK = INTERRUPT_ACCESS_SIZE - 1;
+/** Granule of a failed translation that gave no page size. */
+const PAGE_SIZE_4K = 4096;
+
 /** Implementation over a system address space and an optional translator. */
 export class DmaSpace implements DmaMemory {
   private readonly entry = newIotlbEntry();
@@ -69,33 +75,65 @@ export class DmaSpace implements DmaMemory {
     const e = this.entry;
     while (done < buf.length) {
       const at = addr + done;
+      let len = buf.length - done;
       if (at >= INTERRUPT_WINDOW_BASE && at <= INTERRUPT_WINDOW_LAST) {
-        const len = Math.min(buf.length - done, INTERRUPT_WINDOW_LAST + 1 - at);
-        if (access === DmaAccess.Write && len === 4 && done === 0 && buf.length === 4 && (at & 3) === 0) {
-          t.interruptWrite(at, (buf[0]! | (buf[1]! << 8) | (buf[2]! << 16) | (buf[3]! << 24)) >>> 0);
-        } else {
-          if (access === DmaAccess.Read) buf.fill(0, done, done + len);
-          result = MemTx.DecodeError;
-        }
+        len = Math.min(len, INTERRUPT_WINDOW_LAST + 1 - at);
+        if (this.interruptWindow(t, at, buf, done, len, access) !== MemTx.Ok) result = MemTx.DecodeError;
         done += len;
         continue;
       }
+      // A translated piece never runs into the interrupt window.
+      if (at < INTERRUPT_WINDOW_BASE) len = Math.min(len, INTERRUPT_WINDOW_BASE - at);
       const ok = t.translate(at, access, e);
-      const pageOff = at % (e.addrMask + 1);
-      let len = Math.min(buf.length - done, e.addrMask + 1 - pageOff);
       if (!ok || (e.perm & (access === DmaAccess.Read ? IommuPerm.Read : IommuPerm.Write)) === 0) {
-        // A failed translation covers at most the rest of a 4 KiB page.
-        if (!ok) len = Math.min(buf.length - done, 4096 - (at % 4096));
+        // A fault covers at most the rest of its page (4 KiB when the IOMMU gave none).
+        const page = ok ? e.addrMask + 1 : PAGE_SIZE_4K;
+        len = Math.min(len, page - (at % page));
         if (access === DmaAccess.Read) buf.fill(0, done, done + len);
         result = MemTx.DecodeError;
         done += len;
         continue;
       }
-      const phys = e.translated - (e.translated % (e.addrMask + 1)) + pageOff;
-      const piece = buf.subarray(done, done + len);
+      const page = e.addrMask + 1;
+      const pageOff = at % page;
+      len = Math.min(len, page - pageOff);
+      const phys = e.translated - (e.translated % page) + pageOff;
+      const piece = len === buf.length ? buf : buf.subarray(done, done + len);
       const r = access === DmaAccess.Read ? this.system.readBytes(phys, piece) : this.system.writeBytes(phys, piece);
       if (r !== MemTx.Ok) result = r;
       done += len;
+    }
+    return result;
+  }
+
+  /**
+   * [at, at+len) inside the interrupt window, as QEMU's VT-d interrupt
+   * region sees it (valid and implemented size 4 only): the piece is split
+   * like memory_access_size does; each aligned 4-byte write is an interrupt
+   * request, an aligned 4-byte read returns 0 (accepted), any other piece is
+   * refused (reads 0, write dropped).
+   */
+  private interruptWindow(t: DmaTranslator, at: number, buf: Uint8Array, done: number, len: number, access: DmaAccess): MemTx {
+    let result = MemTx.Ok;
+    let i = 0;
+    while (i < len) {
+      const a = at + i;
+      const p = done + i;
+      const rest = len - i;
+      if ((a & INTERRUPT_ACCESS_ALIGN_MASK) === 0 && rest >= INTERRUPT_ACCESS_SIZE) {
+        if (access === DmaAccess.Write) {
+          t.interruptWrite(a, (buf[p]! | (buf[p + 1]! << 8) | (buf[p + 2]! << 16) | (buf[p + 3]! << 24)) >>> 0);
+        } else {
+          buf.fill(0, p, p + INTERRUPT_ACCESS_SIZE);
+        }
+        i += INTERRUPT_ACCESS_SIZE;
+        continue;
+      }
+      // The largest power of two within the rest and the address alignment.
+      const l = (a & 1) !== 0 || rest < 2 ? 1 : 2;
+      if (access === DmaAccess.Read) buf.fill(0, p, p + l);
+      result = MemTx.DecodeError;
+      i += l;
     }
     return result;
   }

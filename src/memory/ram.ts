@@ -39,6 +39,13 @@ export interface BulkOps {
   compare(offset: number, bytes: Uint8Array): boolean;
 }
 
+/**
+ * Copies up to this many bytes inside one chunk are done with a byte loop:
+ * cheaper than a native call or a subarray view for 8- and 16-byte
+ * structures (page-table entries, context entries, descriptors).
+ */
+const SMALL_COPY = 64;
+
 /** The guest RAM interface the memory layer uses. */
 export class ChunkedRam {
   /** Size in bytes. */
@@ -134,40 +141,95 @@ export class ChunkedRam {
   }
 
   private readSlow(offset: number, size: number): number {
+    this.checkRange(offset, size);
     let v = 0;
     for (let i = size - 1; i >= 0; i--) v = v * 256 + this.readU8(offset + i);
     return v;
   }
 
   private writeSlow(offset: number, size: number, value: number): void {
+    this.checkRange(offset, size); // before the first byte: no partial write
     for (let i = 0; i < size; i++) this.writeU8(offset + i, (value >>> (8 * i)) & 0xff);
   }
 
-  /** Copies RAM [offset, offset+dst.length) into dst. */
-  copyOut(offset: number, dst: Uint8Array): void {
-    this.checkRange(offset, dst.length);
-    if (this.bulk) return this.bulk.copyOut(offset, dst);
-    this.forEachPiece(offset, dst.length, false, (bytes, at, done, len) => {
-      if (bytes) dst.set(bytes.subarray(at, at + len), done);
-      else dst.fill(0, done, done + len);
-    });
+  /** Chunk index of a RAM offset. */
+  private chunkOf(offset: number): number {
+    return Math.floor(offset / this.chunkSize);
   }
 
-  /** Copies src into RAM at offset. */
+  /**
+   * Copies RAM [offset, offset+dst.length) into dst.  Small copies inside
+   * one chunk are a byte loop (no native call, no allocation: page-table
+   * entries and descriptors); larger ones go to the backend's bulk copy.
+   */
+  copyOut(offset: number, dst: Uint8Array): void {
+    const len = dst.length;
+    this.checkRange(offset, len);
+    if (len === 0) return;
+    const index = this.chunkOf(offset);
+    const at = offset - index * this.chunkSize;
+    if (at + len <= this.chunkSize && (len <= SMALL_COPY || !this.bulk)) {
+      const bytes = this.bytes(index, false);
+      if (!bytes) dst.fill(0);
+      else if (len <= SMALL_COPY) for (let i = 0; i < len; i++) dst[i] = bytes[at + i]!;
+      else dst.set(bytes.subarray(at, at + len));
+      return;
+    }
+    if (this.bulk) return this.bulk.copyOut(offset, dst);
+    let done = 0;
+    while (done < len) {
+      const i = this.chunkOf(offset + done);
+      const a = offset + done - i * this.chunkSize;
+      const n = Math.min(len - done, this.chunkSize - a);
+      const bytes = this.bytes(i, false);
+      if (bytes) dst.set(bytes.subarray(a, a + n), done);
+      else dst.fill(0, done, done + n);
+      done += n;
+    }
+  }
+
+  /**
+   * Copies src into RAM at offset.  Inside one chunk this is a typed-array
+   * set (a memmove, no allocation) on every backend.
+   */
   copyIn(offset: number, src: Uint8Array): void {
-    this.checkRange(offset, src.length);
+    const len = src.length;
+    this.checkRange(offset, len);
+    if (len === 0) return;
+    const index = this.chunkOf(offset);
+    const at = offset - index * this.chunkSize;
+    if (at + len <= this.chunkSize) {
+      const bytes = this.bytes(index, true)!;
+      // (a view of this very chunk goes through set(), which handles overlap)
+      if (len <= SMALL_COPY && src.buffer !== bytes.buffer) for (let i = 0; i < len; i++) bytes[at + i] = src[i]!;
+      else bytes.set(src, at);
+      return;
+    }
     if (this.bulk) return this.bulk.copyIn(offset, src);
-    this.forEachPiece(offset, src.length, true, (bytes, at, done, len) => {
-      bytes!.set(src.subarray(done, done + len), at);
-    });
+    let done = 0;
+    while (done < len) {
+      const i = this.chunkOf(offset + done);
+      const a = offset + done - i * this.chunkSize;
+      const n = Math.min(len - done, this.chunkSize - a);
+      this.bytes(i, true)!.set(src.subarray(done, done + n), a);
+      done += n;
+    }
   }
 
   /** memmove inside RAM. */
   copyWithin(dstOffset: number, srcOffset: number, length: number): void {
     this.checkRange(dstOffset, length);
     this.checkRange(srcOffset, length);
-    if (length === 0) return;
+    if (length === 0 || dstOffset === srcOffset) return;
     if (this.bulk) return this.bulk.copyWithin(dstOffset, srcOffset, length);
+    const index = this.chunkOf(dstOffset);
+    const dstAt = dstOffset - index * this.chunkSize;
+    const srcAt = srcOffset - index * this.chunkSize;
+    if (this.chunkOf(srcOffset) === index && dstAt + length <= this.chunkSize && srcAt + length <= this.chunkSize) {
+      const bytes = this.bytes(index, true)!;
+      bytes.copyWithin(dstAt, srcAt, srcAt + length);
+      return;
+    }
     const tmp = new Uint8Array(length);
     this.copyOut(srcOffset, tmp);
     this.copyIn(dstOffset, tmp);
@@ -176,40 +238,38 @@ export class ChunkedRam {
   /** Sets [offset, offset+length) to value & 0xff. */
   fill(offset: number, length: number, value: number): void {
     this.checkRange(offset, length);
-    if (this.bulk) return this.bulk.fill(offset, length, value & 0xff);
+    if (length === 0) return;
     const v = value & 0xff;
-    this.forEachPiece(offset, length, v !== 0, (bytes, at, _done, len) => {
-      if (bytes) bytes.fill(v, at, at + len);
-    });
+    if (this.bulk) return this.bulk.fill(offset, length, v);
+    let done = 0;
+    while (done < length) {
+      const i = this.chunkOf(offset + done);
+      const a = offset + done - i * this.chunkSize;
+      const n = Math.min(length - done, this.chunkSize - a);
+      // Zero over a never-written chunk needs no storage.
+      const bytes = this.bytes(i, v !== 0);
+      if (bytes) bytes.fill(v, a, a + n);
+      done += n;
+    }
   }
 
   /** True when RAM at offset holds exactly `bytes`. */
   compare(offset: number, bytes: Uint8Array): boolean {
-    this.checkRange(offset, bytes.length);
-    if (this.bulk) return this.bulk.compare(offset, bytes);
-    let same = true;
-    this.forEachPiece(offset, bytes.length, false, (chunk, at, done, len) => {
-      for (let i = 0; same && i < len; i++) {
-        if ((chunk ? chunk[at + i]! : 0) !== bytes[done + i]) same = false;
-      }
-    });
-    return same;
-  }
-
-  private forEachPiece(
-    offset: number,
-    length: number,
-    create: boolean,
-    fn: (chunk: Uint8Array | null, at: number, done: number, len: number) => void,
-  ): void {
+    const len = bytes.length;
+    this.checkRange(offset, len);
+    if (len === 0) return true;
+    if (this.bulk && len > SMALL_COPY) return this.bulk.compare(offset, bytes);
     let done = 0;
-    while (done < length) {
-      const pos = offset + done;
-      const index = Math.floor(pos / this.chunkSize);
-      const at = pos - index * this.chunkSize;
-      const len = Math.min(length - done, this.chunkSize - at);
-      fn(this.bytes(index, create), at, done, len);
-      done += len;
+    while (done < len) {
+      const i = this.chunkOf(offset + done);
+      const a = offset + done - i * this.chunkSize;
+      const n = Math.min(len - done, this.chunkSize - a);
+      const chunk = this.bytes(i, false);
+      for (let k = 0; k < n; k++) {
+        if ((chunk ? chunk[a + k]! : 0) !== bytes[done + k]) return false;
+      }
+      done += n;
     }
+    return true;
   }
 }

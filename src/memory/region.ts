@@ -28,7 +28,11 @@ export function topologyChanged(): void {
  */
 export interface AccessRules {
   readonly valid: { readonly min: AccessSize; readonly max: AccessSize; readonly unaligned?: boolean };
-  readonly impl?: { readonly min: AccessSize; readonly max: AccessSize };
+  /**
+   * `unaligned` here (QEMU impl.unaligned) lets byte-range accesses skip
+   * splitting at the offset's alignment (memory_access_size).
+   */
+  readonly impl?: { readonly min: AccessSize; readonly max: AccessSize; readonly unaligned?: boolean };
 }
 
 /** QEMU's defaults: 1 to 4 bytes valid and implemented, aligned only. */

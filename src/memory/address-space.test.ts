@@ -1,0 +1,302 @@
+/**
+ * Address spaces over region trees, driven through read/write/readBytes:
+ * QEMU's access rules (valid sizes and alignment, impl widening/splitting,
+ * memory_access_size splitting), priorities, aliases, enable/disable and
+ * unassigned accesses.
+ */
+import { describe, expect, it } from 'vitest';
+import { AddressSpace, MemTx, mmioAccessSize } from './address-space.js';
+import { createTsRam } from './ram-ts.js';
+import { type AccessRules, AliasRegion, ContainerRegion, MmioRegion, RamRegion } from './region.js';
+
+/** One call a fake device saw. */
+type Call = [op: 'r' | 'w' | 'r64' | 'w64', offset: number, size: number, value?: number | bigint];
+
+/** An MMIO region whose byte at offset i reads (i + 1) & 0xff, recording every call. */
+function recorder(size: number, rules?: AccessRules, name = 'dev'): { region: MmioRegion; calls: Call[] } {
+  const calls: Call[] = [];
+  const byteAt = (i: number) => (i + 1) & 0xff;
+  const valueAt = (off: number, n: number) => {
+    let v = 0;
+    for (let i = n - 1; i >= 0; i--) v = v * 256 + byteAt(off + i);
+    return v;
+  };
+  const region = new MmioRegion(
+    name,
+    size,
+    {
+      read(offset, n) {
+        calls.push(['r', offset, n]);
+        return valueAt(offset, n);
+      },
+      write(offset, n, value) {
+        calls.push(['w', offset, n, value]);
+      },
+      read64(offset) {
+        calls.push(['r64', offset, 8]);
+        return (BigInt(valueAt(offset + 4, 4)) << 32n) | BigInt(valueAt(offset, 4));
+      },
+      write64(offset, value) {
+        calls.push(['w64', offset, 8, value]);
+      },
+    },
+    rules,
+  );
+  return { region, calls };
+}
+
+function space(region: MmioRegion | RamRegion, at = 0x1000, unassignedByte?: number): AddressSpace {
+  const root = new ContainerRegion('root', 2 ** 32);
+  root.add(region, at);
+  return new AddressSpace('test', root, unassignedByte === undefined ? {} : { unassignedByte });
+}
+
+describe('valid access rules', () => {
+  it('refuses sizes outside valid: reads 0, drops the write, handler untouched', () => {
+    const { region, calls } = recorder(0x100, { valid: { min: 4, max: 4 } });
+    const as = space(region);
+    expect(as.read(0x1000, 1)).toBe(0);
+    expect(as.read(0x1000, 2)).toBe(0);
+    expect(as.write(0x1000, 1, 0xff)).toBe(MemTx.DecodeError);
+    expect(as.read64(0x1000)).toBe(0n);
+    expect(as.write64(0x1000, 1n)).toBe(MemTx.DecodeError);
+    expect(calls).toEqual([]);
+    expect(as.read(0x1004, 4)).toBe(0x0807_0605);
+    expect(calls).toEqual([['r', 4, 4]]);
+  });
+
+  it('refuses unaligned accesses unless valid.unaligned', () => {
+    const strict = recorder(0x100, { valid: { min: 1, max: 4 } });
+    expect(space(strict.region).read(0x1002, 4)).toBe(0);
+    expect(space(strict.region).write(0x1001, 2, 0xffff)).toBe(MemTx.DecodeError);
+    expect(strict.calls).toEqual([]);
+    const loose = recorder(0x100, { valid: { min: 1, max: 4, unaligned: true } });
+    expect(space(loose.region).read(0x1002, 4)).toBe(0x0605_0403);
+    expect(loose.calls).toEqual([['r', 2, 4]]);
+  });
+
+  it('a refused access reads 0 even where holes read all-ones (I/O space)', () => {
+    const { region } = recorder(0x10, { valid: { min: 1, max: 1 } });
+    const io = space(region, 0x500, 0xff);
+    expect(io.read(0x500, 2)).toBe(0); // refused by the region
+    expect(io.read(0x600, 2)).toBe(0xffff); // nothing there
+    expect(io.read(0x600, 4)).toBe(0xffff_ffff);
+    expect(io.read(0x600, 1)).toBe(0xff);
+    expect(io.read64(0x600)).toBe(0xffff_ffff_ffff_ffffn);
+    expect(io.read(0x500, 1)).toBe(1);
+  });
+});
+
+describe('impl sizes (access_with_adjusted_size)', () => {
+  it('widens a narrow access to impl.min at the same offset and masks the result', () => {
+    const { region, calls } = recorder(0x100, { valid: { min: 1, max: 4 }, impl: { min: 4, max: 4 } });
+    const as = space(region);
+    expect(as.read(0x1001, 1)).toBe(0x02);
+    expect(as.read(0x1002, 2)).toBe(0x0403);
+    as.write(0x1003, 1, 0x1ab);
+    expect(calls).toEqual([['r', 1, 4], ['r', 2, 4], ['w', 3, 4, 0xab]]);
+  });
+
+  it('splits a wide access into impl.max pieces, little-endian', () => {
+    const { region, calls } = recorder(0x100, { valid: { min: 1, max: 4 }, impl: { min: 1, max: 1 } });
+    const as = space(region);
+    expect(as.read(0x1004, 4)).toBe(0x0807_0605);
+    as.write(0x1008, 4, 0x4433_2211);
+    expect(calls).toEqual([
+      ['r', 4, 1], ['r', 5, 1], ['r', 6, 1], ['r', 7, 1],
+      ['w', 8, 1, 0x11], ['w', 9, 1, 0x22], ['w', 10, 1, 0x33], ['w', 11, 1, 0x44],
+    ]);
+  });
+
+  it('uses read64/write64 for 8-byte implementations and splits 8 into 4+4 otherwise', () => {
+    const wide = recorder(0x100, { valid: { min: 4, max: 8 }, impl: { min: 4, max: 8 } });
+    const as = space(wide.region);
+    expect(as.read64(0x1008)).toBe(0x100f_0e0d_0c0b_0a09n);
+    as.write64(0x1010, -1n);
+    expect(wide.calls).toEqual([['r64', 8, 8], ['w64', 16, 8, 0xffff_ffff_ffff_ffffn]]);
+    const narrow = recorder(0x100, { valid: { min: 4, max: 8 }, impl: { min: 4, max: 4 } });
+    const as2 = space(narrow.region);
+    expect(as2.read64(0x1000)).toBe(0x0807_0605_0403_0201n);
+    as2.write64(0x1000, 0x1122_3344_5566_7788n);
+    expect(narrow.calls).toEqual([['r', 0, 4], ['r', 4, 4], ['w', 0, 4, 0x5566_7788], ['w', 4, 4, 0x1122_3344]]);
+  });
+
+  it('passes write values truncated to the access size', () => {
+    const { region, calls } = recorder(0x100);
+    space(region).write(0x1000, 2, 0x12_3456);
+    expect(calls).toEqual([['w', 0, 2, 0x3456]]);
+  });
+
+  it('masks handler results wider than the access', () => {
+    const region = new MmioRegion('wide', 0x10, { read: () => 0xdead_beef, write: () => {} });
+    expect(space(region).read(0x1000, 1)).toBe(0xef);
+    expect(space(region).read(0x1000, 2)).toBe(0xbeef);
+  });
+});
+
+describe('byte ranges on MMIO (memory_access_size)', () => {
+  it('splits into the largest aligned sizes the region accepts', () => {
+    const { region, calls } = recorder(0x100, { valid: { min: 1, max: 4 } });
+    const out = new Uint8Array(7);
+    expect(space(region).readBytes(0x1001, out)).toBe(MemTx.Ok);
+    expect(Array.from(out)).toEqual([2, 3, 4, 5, 6, 7, 8]);
+    expect(calls).toEqual([['r', 1, 1], ['r', 2, 2], ['r', 4, 4]]);
+  });
+
+  it('uses 8-byte accesses when valid.max is 8', () => {
+    const { region, calls } = recorder(0x100, { valid: { min: 1, max: 8 }, impl: { min: 1, max: 8 } });
+    const out = new Uint8Array(16);
+    space(region).readBytes(0x1000, out);
+    expect(out[15]).toBe(16);
+    expect(calls).toEqual([['r64', 0, 8], ['r64', 8, 8]]);
+    calls.length = 0;
+    space(region).writeBytes(0x1008, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9));
+    expect(calls).toEqual([['w64', 8, 8, 0x0807_0605_0403_0201n], ['w', 16, 1, 9]]);
+  });
+
+  it('does not split by alignment when impl.unaligned (QEMU checks impl, not valid)', () => {
+    const a = recorder(0x100, { valid: { min: 1, max: 4, unaligned: true } });
+    expect(mmioAccessSize(a.region, 4, 1)).toBe(1);
+    const b = recorder(0x100, { valid: { min: 1, max: 4, unaligned: true }, impl: { min: 1, max: 4, unaligned: true } });
+    expect(mmioAccessSize(b.region, 4, 1)).toBe(4);
+    expect(mmioAccessSize(b.region, 3, 1)).toBe(2);
+  });
+
+  it('a refused piece reads 0 and reports DecodeError; the rest still happens', () => {
+    const { region, calls } = recorder(0x100, { valid: { min: 4, max: 4 } });
+    const out = new Uint8Array(6).fill(0xee);
+    expect(space(region).readBytes(0x1002, out)).toBe(MemTx.DecodeError);
+    expect(Array.from(out)).toEqual([0, 0, 5, 6, 7, 8]);
+    expect(calls).toEqual([['r', 4, 4]]);
+  });
+
+  it('splits a CPU access that crosses from one region into another', () => {
+    const ram = createTsRam(0x1000);
+    ram.writeU16(0xffe, 0xbbaa);
+    const { region } = recorder(0x100, { valid: { min: 1, max: 4 } });
+    const root = new ContainerRegion('root', 2 ** 32);
+    root.add(new RamRegion('ram', 0x1000, ram), 0);
+    root.add(region, 0x1000);
+    const as = new AddressSpace('x', root);
+    expect(as.read(0xffe, 4)).toBe(0x0201_bbaa);
+  });
+});
+
+describe('region tree rendering', () => {
+  it('higher priority wins; among equals the later-added wins; lower shows through gaps', () => {
+    const lo = recorder(0x100, undefined, 'lo');
+    const hi = recorder(0x10, undefined, 'hi');
+    const late = recorder(0x10, undefined, 'late');
+    const root = new ContainerRegion('root', 0x10000);
+    root.add(hi.region, 0x1010, 1);
+    root.add(lo.region, 0x1000, 0);
+    const as = new AddressSpace('x', root);
+    expect(as.lookup(0x1010)!.leaf.name).toBe('hi');
+    expect(as.lookup(0x100f)!.leaf.name).toBe('lo');
+    expect(as.lookup(0x1020)!.leaf.name).toBe('lo');
+    expect(as.lookup(0x1020)!.offset).toBe(0x20);
+    root.add(late.region, 0x1030, 0);
+    expect(as.lookup(0x1030)!.leaf.name).toBe('late');
+    root.remove(lo.region);
+    root.add(lo.region, 0x1000, 0); // re-added: now the later one
+    expect(as.lookup(0x1030)!.leaf.name).toBe('lo');
+    expect(as.lookup(0x1010)!.leaf.name).toBe('hi');
+  });
+
+  it('aliases show a window of their target at an offset, clipped to the alias', () => {
+    const ram = createTsRam(0x10000);
+    ram.writeU32(0x8000, 0x1111_1111);
+    ram.writeU32(0x8ffc, 0x2222_2222);
+    ram.writeU32(0x9000, 0x3333_3333);
+    const block = new RamRegion('block', 0x10000, ram);
+    const alias = new AliasRegion('win', 0x1000, block, 0x8000);
+    const root = new ContainerRegion('root', 0x100000);
+    root.add(alias, 0x4000);
+    const as = new AddressSpace('x', root);
+    expect(as.read(0x4000, 4)).toBe(0x1111_1111);
+    expect(as.read(0x4ffc, 4)).toBe(0x2222_2222);
+    expect(as.read(0x5000, 4)).toBe(0); // past the window: not the target's next bytes
+    alias.setOffset(0x9000);
+    expect(as.read(0x4000, 4)).toBe(0x3333_3333);
+  });
+
+  it('an alias of a container sees its children, priorities included', () => {
+    const inner = new ContainerRegion('inner', 0x1000);
+    const a = recorder(0x100, undefined, 'a');
+    inner.add(a.region, 0x200);
+    const root = new ContainerRegion('root', 0x100000);
+    root.add(new AliasRegion('view', 0x400, inner, 0x100), 0x8000);
+    const as = new AddressSpace('x', root);
+    expect(as.lookup(0x8100)!.leaf.name).toBe('a');
+    expect(as.lookup(0x8100)!.offset).toBe(0);
+    expect(as.lookup(0x80ff)).toBeNull();
+    expect(as.read(0x8104, 1)).toBe(5);
+  });
+
+  it('re-renders when regions are disabled, enabled, moved or removed', () => {
+    const { region } = recorder(0x100);
+    const root = new ContainerRegion('root', 0x100000);
+    root.add(region, 0x1000);
+    const as = new AddressSpace('x', root);
+    expect(as.read(0x1000, 1)).toBe(1);
+    region.setEnabled(false);
+    expect(as.read(0x1000, 1)).toBe(0);
+    expect(as.lookup(0x1000)).toBeNull();
+    region.setEnabled(true);
+    expect(as.read(0x1000, 1)).toBe(1);
+    root.move(region, 0x2000);
+    expect(as.lookup(0x1000)).toBeNull();
+    expect(as.read(0x2001, 1)).toBe(2);
+    root.remove(region);
+    expect(as.flatView()).toEqual([]);
+    expect(() => root.move(region, 0)).toThrow();
+  });
+
+  it('a disabled container hides all its children', () => {
+    const inner = new ContainerRegion('inner', 0x1000);
+    inner.add(recorder(0x10).region, 0);
+    const root = new ContainerRegion('root', 0x10000);
+    root.add(inner, 0x1000);
+    const as = new AddressSpace('x', root);
+    expect(as.lookup(0x1000)).not.toBeNull();
+    inner.setEnabled(false);
+    expect(as.lookup(0x1000)).toBeNull();
+  });
+});
+
+describe('unassigned and RAM accesses', () => {
+  it('unassigned reads 0 (memory) or all-ones (unassignedByte 0xff); writes report DecodeError', () => {
+    const mem = new AddressSpace('mem', new ContainerRegion('root', 2 ** 32));
+    expect(mem.read(0x1234, 4)).toBe(0);
+    expect(mem.write(0x1234, 4, 1)).toBe(MemTx.DecodeError);
+    const buf = new Uint8Array(4).fill(9);
+    expect(mem.readBytes(0, buf)).toBe(MemTx.DecodeError);
+    expect(Array.from(buf)).toEqual([0, 0, 0, 0]);
+    const io = new AddressSpace('io', new ContainerRegion('root', 0x10000), { unassignedByte: 0xff });
+    expect(io.read(0x80, 2)).toBe(0xffff);
+    io.readBytes(0x80, buf);
+    expect(Array.from(buf)).toEqual([0xff, 0xff, 0xff, 0xff]);
+  });
+
+  it('RAM regions with a RAM offset, bulk accesses across RAM and holes, fill and isRam', () => {
+    const ram = createTsRam(0x4000);
+    const root = new ContainerRegion('root', 0x100000);
+    root.add(new RamRegion('hi', 0x2000, ram, 0x2000), 0x10000);
+    root.add(new RamRegion('lo', 0x1000, ram, 0), 0x20000);
+    const as = new AddressSpace('x', root);
+    as.write(0x10000, 4, 0xaabb_ccdd);
+    expect(ram.readU32(0x2000)).toBe(0xaabb_ccdd);
+    as.write64(0x11ffc, 0x0102_0304_0506_0708n); // straddles the end of 'hi'
+    expect(ram.readU32(0x3ffc)).toBe(0x0506_0708);
+    expect(as.read64(0x11ffc)).toBe(0x0506_0708n);
+    const out = new Uint8Array(8).fill(7);
+    expect(as.readBytes(0x11ffe, out)).toBe(MemTx.DecodeError);
+    expect(Array.from(out)).toEqual([6, 5, 0, 0, 0, 0, 0, 0]);
+    expect(as.fill(0x20000, 0x1000, 0x5a)).toBe(MemTx.Ok);
+    expect(ram.readU8(0xfff)).toBe(0x5a);
+    expect(as.fill(0x20ff0, 0x20, 0x11)).toBe(MemTx.DecodeError);
+    expect(ram.readU8(0xfff)).toBe(0x11);
+    expect(as.isRam(0x10000, 0x2000)).toBe(true);
+    expect(as.isRam(0x10000, 0x2001)).toBe(false);
+  });
+});

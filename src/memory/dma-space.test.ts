@@ -1,0 +1,217 @@
+/**
+ * A device's DMA address space: straight to memory without an IOMMU, gated
+ * by bus mastering, split into fragments by a translator, zeros for faulting
+ * pages, and the interrupt window.
+ */
+import { describe, expect, it } from 'vitest';
+import { AddressSpace, MemTx } from './address-space.js';
+import { DmaSpace } from './dma-space.js';
+import { DmaAccess, type DmaTranslator, type IotlbEntry, IommuPerm } from './iommu.js';
+import { createTsRam } from './ram-ts.js';
+import { ContainerRegion, RamRegion } from './region.js';
+
+const PAGE = 4096;
+const RAM_SIZE = 64 * PAGE;
+
+function system(): { as: AddressSpace; ram: ReturnType<typeof createTsRam> } {
+  const ram = createTsRam(RAM_SIZE);
+  const root = new ContainerRegion('system', 2 ** 40);
+  root.add(new RamRegion('ram', RAM_SIZE, ram), 0);
+  return { as: new AddressSpace('memory', root), ram };
+}
+
+/**
+ * A fake IOMMU: IOVA page i (from 0x10_0000) maps to the physical page in
+ * `pages[i]` (-1: fault) with `perm`; records every call.
+ */
+class FakeTranslator implements DmaTranslator {
+  readonly calls: [iova: number, access: DmaAccess][] = [];
+  readonly interrupts: [addr: number, data: number][] = [];
+  constructor(
+    private readonly pages: number[],
+    private readonly perm: IommuPerm[] = [],
+    private readonly base = 0x10_0000,
+  ) {}
+  translate(iova: number, access: DmaAccess, out: IotlbEntry): boolean {
+    this.calls.push([iova, access]);
+    const i = Math.floor((iova - this.base) / PAGE);
+    const page = this.pages[i];
+    if (iova < this.base || page === undefined || page < 0) return false;
+    out.iova = this.base + i * PAGE;
+    out.translated = page * PAGE;
+    out.addrMask = PAGE - 1;
+    out.perm = this.perm[i] ?? IommuPerm.ReadWrite;
+    return true;
+  }
+  interruptWrite(addr: number, data: number): void {
+    this.interrupts.push([addr, data]);
+  }
+}
+
+const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
+
+describe('DmaSpace', () => {
+  it('without an IOMMU goes straight to system memory', () => {
+    const { as, ram } = system();
+    const dma = new DmaSpace(as, () => true, () => null);
+    expect(dma.write(0x2000, bytes(100))).toBe(MemTx.Ok);
+    expect(ram.compare(0x2000, bytes(100))).toBe(true);
+    const out = new Uint8Array(100);
+    expect(dma.read(0x2000, out)).toBe(MemTx.Ok);
+    expect(out).toEqual(bytes(100));
+    expect(dma.writeU32(0x3000, 0x1122_3344)).toBe(MemTx.Ok);
+    expect(ram.readU32(0x3000)).toBe(0x1122_3344);
+    expect(dma.read(RAM_SIZE - 2, new Uint8Array(4))).toBe(MemTx.DecodeError);
+  });
+
+  it('with bus mastering off reads zeros and drops writes, without asking the IOMMU', () => {
+    const { as, ram } = system();
+    ram.fill(0, PAGE, 0x77);
+    let master = false;
+    const t = new FakeTranslator([0]);
+    const dma = new DmaSpace(as, () => master, () => t);
+    const out = new Uint8Array(16).fill(9);
+    expect(dma.read(0x10_0000, out)).toBe(MemTx.DecodeError);
+    expect(out.every((b) => b === 0)).toBe(true);
+    expect(dma.write(0x10_0000, bytes(16))).toBe(MemTx.DecodeError);
+    expect(dma.writeU32(0xfee0_0000, 0x41)).toBe(MemTx.DecodeError);
+    expect(t.calls).toEqual([]);
+    expect(t.interrupts).toEqual([]);
+    expect(ram.readU8(0)).toBe(0x77);
+    master = true;
+    expect(dma.read(0x10_0000, out)).toBe(MemTx.Ok);
+    expect(out[0]).toBe(0x77);
+  });
+
+  it('splits one IOVA range into scattered physical fragments, one translation per page', () => {
+    const { as, ram } = system();
+    const t = new FakeTranslator([5, 2, 9]);
+    const dma = new DmaSpace(as, () => true, () => t);
+    const data = bytes(2 * PAGE, 3);
+    const start = 0x10_0000 + PAGE - 100; // 100 bytes before the end of IOVA page 0
+    ram.fill(0, RAM_SIZE, 0xee);
+    expect(dma.write(start, data)).toBe(MemTx.Ok);
+    expect(ram.compare(5 * PAGE + PAGE - 100, data.subarray(0, 100))).toBe(true);
+    expect(ram.compare(2 * PAGE, data.subarray(100, 100 + PAGE))).toBe(true);
+    expect(ram.compare(9 * PAGE, data.subarray(100 + PAGE))).toBe(true);
+    expect(ram.readU8(9 * PAGE + PAGE - 100)).toBe(0xee);
+    expect(ram.readU8(5 * PAGE + PAGE - 101)).toBe(0xee);
+    expect(t.calls.map(([a]) => a)).toEqual([start, 0x10_0000 + PAGE, 0x10_0000 + 2 * PAGE]);
+    expect(t.calls.every(([, acc]) => acc === DmaAccess.Write)).toBe(true);
+    const back = new Uint8Array(data.length);
+    expect(dma.read(start, back)).toBe(MemTx.Ok);
+    expect(back).toEqual(data);
+  });
+
+  it('a faulting page reads zeros and drops its bytes; the pages around it still work', () => {
+    const { as, ram } = system();
+    ram.fill(0, RAM_SIZE, 0xcc);
+    const t = new FakeTranslator([1, -1, 3]);
+    const dma = new DmaSpace(as, () => true, () => t);
+    const out = new Uint8Array(3 * PAGE).fill(0x11);
+    expect(dma.read(0x10_0000, out)).toBe(MemTx.DecodeError);
+    expect(out.subarray(0, PAGE).every((b) => b === 0xcc)).toBe(true);
+    expect(out.subarray(PAGE, 2 * PAGE).every((b) => b === 0)).toBe(true);
+    expect(out.subarray(2 * PAGE).every((b) => b === 0xcc)).toBe(true);
+    expect(dma.write(0x10_0000, new Uint8Array(3 * PAGE))).toBe(MemTx.DecodeError);
+    expect(ram.readU8(PAGE)).toBe(0);
+    expect(ram.readU8(3 * PAGE + PAGE - 1)).toBe(0);
+    expect(ram.readU8(2 * PAGE)).toBe(0xcc); // nothing leaked anywhere else
+    expect(ram.readU8(0)).toBe(0xcc);
+  });
+
+  it('honours permissions: a write to a read-only page is dropped, a read allowed', () => {
+    const { as, ram } = system();
+    const t = new FakeTranslator([4], [IommuPerm.Read]);
+    const dma = new DmaSpace(as, () => true, () => t);
+    ram.writeU32(4 * PAGE, 0xabcd);
+    expect(dma.write(0x10_0000, bytes(4))).toBe(MemTx.DecodeError);
+    expect(ram.readU32(4 * PAGE)).toBe(0xabcd);
+    const out = new Uint8Array(4);
+    expect(dma.read(0x10_0000, out)).toBe(MemTx.Ok);
+    expect(out[0]).toBe(0xcd);
+  });
+
+  it('uses the page size the translator reports (a 2 MiB page is one fragment)', () => {
+    const ram = createTsRam(8 * 2 ** 20);
+    const root = new ContainerRegion('system', 2 ** 40);
+    root.add(new RamRegion('ram', ram.size, ram), 0);
+    let n = 0;
+    const t: DmaTranslator = {
+      translate(iova, _access, out) {
+        n++;
+        out.iova = iova - (iova % 2 ** 21);
+        out.translated = 2 ** 22;
+        out.addrMask = 2 ** 21 - 1;
+        out.perm = IommuPerm.ReadWrite;
+        return true;
+      },
+      interruptWrite() {},
+    };
+    const dma = new DmaSpace(new AddressSpace('m', root), () => true, () => t);
+    expect(dma.write(2 ** 21 + 4000, bytes(64 * 1024))).toBe(MemTx.Ok);
+    expect(n).toBe(1);
+    expect(ram.compare(2 ** 22 + 4000, bytes(64 * 1024))).toBe(true);
+  });
+
+  describe('interrupt window 0xFEE00000-0xFEEFFFFF', () => {
+    const make = () => {
+      const { as, ram } = system();
+      const t = new FakeTranslator([], [], 0x10_0000);
+      return { t, ram, dma: new DmaSpace(as, () => true, () => t) };
+    };
+
+    it('an aligned 4-byte write is an interrupt request, not a translation', () => {
+      const { t, dma } = make();
+      expect(dma.writeU32(0xfee0_1004, 0x4041)).toBe(MemTx.Ok);
+      expect(t.interrupts).toEqual([[0xfee0_1004, 0x4041]]);
+      expect(t.calls).toEqual([]);
+    });
+
+    it('an 8-byte write is two interrupt requests (split into valid 4-byte accesses)', () => {
+      const { t, dma } = make();
+      expect(dma.write(0xfee0_0000, Uint8Array.of(1, 0, 0, 0, 2, 0, 0, 0))).toBe(MemTx.Ok);
+      expect(t.interrupts).toEqual([[0xfee0_0000, 1], [0xfee0_0004, 2]]);
+    });
+
+    it('misaligned or short pieces are refused', () => {
+      const { t, dma } = make();
+      expect(dma.write(0xfee0_0002, Uint8Array.of(1, 2, 3, 4))).toBe(MemTx.DecodeError);
+      expect(dma.write(0xfee0_0000, Uint8Array.of(1, 2))).toBe(MemTx.DecodeError);
+      expect(dma.write(0xfee0_0001, Uint8Array.of(1, 2, 3, 4, 5, 6, 7))).toBe(MemTx.DecodeError);
+      expect(t.interrupts).toEqual([[0xfee0_0004, 0x0706_0504]]);
+    });
+
+    it('reads return zeros', () => {
+      const { t, dma } = make();
+      const out = new Uint8Array(8).fill(0x55);
+      expect(dma.read(0xfee0_0000, out)).toBe(MemTx.Ok);
+      expect(Array.from(out)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+      out.fill(0x55);
+      expect(dma.read(0xfee0_0001, out.subarray(0, 2))).toBe(MemTx.DecodeError);
+      expect([out[0], out[1]]).toEqual([0, 0]);
+      expect(t.calls).toEqual([]);
+      expect(t.interrupts).toEqual([]);
+    });
+
+    it('a range running into the window is translated up to it, then remapped', () => {
+      const { as } = system();
+      const pages = new Array<number>(256).fill(-1);
+      pages[255] = 7;
+      const t = new FakeTranslator(pages, [], 0xfee0_0000 - 256 * PAGE);
+      const dma = new DmaSpace(as, () => true, () => t);
+      const src = new Uint8Array(8);
+      src[4] = 0x99;
+      src[7] = 0x12;
+      dma.write(0xfee0_0000 - 4, src);
+      expect(t.calls.map(([a]) => a)).toEqual([0xfee0_0000 - 4]);
+      expect(t.interrupts).toEqual([[0xfee0_0000, 0x1200_0099]]);
+    });
+
+    it('without an IOMMU the window is plain system memory (the MSI sink lives there)', () => {
+      const { as } = system();
+      const dma = new DmaSpace(as, () => true, () => null);
+      expect(dma.writeU32(0xfee0_0000, 1)).toBe(MemTx.DecodeError); // nothing mapped in this test system
+    });
+  });
+});
