@@ -47,6 +47,8 @@ export interface DeviceContext {
   readonly tracer: Tracer;
   /** The QOM-like id given with `id=`, if any. */
   readonly id?: string;
+  /** `-machine kernel-irqchip=` (intel-iommu resolves intremap/eim from it); default 'off'. */
+  readonly kernelIrqchip?: 'on' | 'off' | 'split';
 }
 
 /** A realized device instance. */
@@ -57,12 +59,20 @@ export interface Device {
   reset(): void;
 }
 
+/** Device categories in the order `-device help` prints them (QEMU DeviceCategory). */
+export const DEVICE_CATEGORIES = ['Controller/Bridge/Hub', 'USB', 'Storage', 'Network', 'Input', 'Display', 'Sound', 'Misc', 'CPU', 'Watchdog', 'Uncategorized'] as const;
+
+/** One device category. */
+export type DeviceCategory = (typeof DEVICE_CATEGORIES)[number];
+
 /** A device type definition. */
 export interface DeviceType<D extends Device = Device> {
   readonly name: string;
   readonly description: string;
   /** 'pci' devices are plugged into a PCI bus by the machine; 'system' ones are not. */
   readonly bus: 'pci' | 'system';
+  /** The `-device help` group (QEMU device categories); default 'Misc'. */
+  readonly category?: DeviceCategory;
   readonly props: Readonly<Record<string, PropDef>>;
   /**
    * Creates the device.  Throws an Error with a QEMU-style message for a bad

@@ -1,0 +1,37 @@
+/**
+ * Reading VT-d structures (root, context and paging entries) from guest
+ * memory: 64-bit little-endian reads as two 32-bit halves, allocation-free
+ * when the entry lies in RAM.  A read of anything that is not RAM or
+ * accepting MMIO fails, as QEMU's dma_memory_read on address_space_memory
+ * does (the caller turns that into a fault reason).
+ */
+import { MemTx, type AddressSpace } from '../../memory/address-space.js';
+
+/** A 64-bit value as two unsigned 32-bit halves. */
+export interface Qword {
+  lo: number;
+  hi: number;
+}
+
+/** A fresh qword. */
+export function newQword(): Qword {
+  return { lo: 0, hi: 0 };
+}
+
+const scratch = new Uint8Array(8);
+const scratchView = new DataView(scratch.buffer);
+
+/** Reads 8 bytes at `addr` into `out`; returns false when the read failed. */
+export function readQword(mem: AddressSpace, addr: number, out: Qword): boolean {
+  const r = mem.lookup(addr);
+  if (r !== null && r.leaf.kind === 'ram' && addr + 8 <= r.end) {
+    const at = r.leaf.ramOffset + (addr - r.start + r.offset);
+    out.lo = r.leaf.ram.readU32(at);
+    out.hi = r.leaf.ram.readU32(at + 4);
+    return true;
+  }
+  if (mem.readBytes(addr, scratch) !== MemTx.Ok) return false;
+  out.lo = scratchView.getUint32(0, true);
+  out.hi = scratchView.getUint32(4, true);
+  return true;
+}

@@ -1,0 +1,135 @@
+/**
+ * Cache invalidation (VT-d spec 6.5): the operations shared by the register
+ * interface and the invalidation queue, and the register-based interface
+ * (CCMD at 0x28, IOTLB at IRO*16 + 8 with IVA) as QEMU implements it:
+ * domain-selective context invalidation is performed as global; device-
+ * selective uses SID + FM; IOTLB global / domain / page (AM <= MAMV, else the
+ * request is not done: IAIG = 0); the actual granularity is written back
+ * and ICC / IVT cleared.  While queued invalidation is enabled the registers
+ * are ignored (ICC / IVT stay set).
+ */
+import type { IntelIommu } from './device.js';
+import type { ContextInvalidation, IotlbInvalidation } from './hooks.js';
+import { MAMV } from './caps.js';
+import { Trace } from './events.js';
+import { CcmdHi, CcmdLo, CtxGranularity, IotlbGranularity, IotlbHi, Iva, Reg } from './reg-layout.js';
+
+/** FM values -> devfn bits ignored when matching (spec 6.5.1.1: FM masks SID bits 2:0). */
+const FM_DEVFN_MASK = [0, 0x4, 0x6, 0x7];
+const PAGE_LO_MASK = 0xffff_f000;
+
+/** Invalidates context-cache entries (QEMU vtd_context_global/device_invalidate). */
+export function invalidateContext(u: IntelIommu, inv: ContextInvalidation, source: 'register' | 'queue' | 'internal'): void {
+  if (inv.kind === 'device') {
+    if (u.tracer.enabled(Trace.ccDevice)) u.tracer.trace(Trace.ccDevice, { sid: inv.sid, fm: inv.fm });
+    const ignore = FM_DEVFN_MASK[inv.fm & 3]!;
+    const bus = (inv.sid >>> 8) & 0xff;
+    const devfn = inv.sid & 0xff & ~ignore;
+    for (const t of u.translators()) {
+      if (t.requester.busNumber() === bus && (t.requester.devfn & ~ignore) === devfn) t.invalidateContextCache();
+    }
+  } else {
+    if (u.tracer.enabled(Trace.ccGlobal)) u.tracer.trace(Trace.ccGlobal, {});
+    u.bumpContextGeneration();
+  }
+  if (u.events.listenerCount('invalidate') > 0) {
+    u.events.emit('invalidate', {
+      cache: 'context',
+      granularity: inv.kind,
+      did: inv.kind === 'global' ? undefined : inv.did,
+      sid: inv.kind === 'device' ? inv.sid : undefined,
+      fm: inv.kind === 'device' ? inv.fm : undefined,
+      source,
+    });
+  }
+}
+
+/** Invalidates IOTLB entries (QEMU vtd_iotlb_global/domain/page_invalidate). */
+export function invalidateIotlb(u: IntelIommu, inv: IotlbInvalidation, source: 'register' | 'queue' | 'internal'): void {
+  switch (inv.kind) {
+    case 'global':
+      if (u.tracer.enabled(Trace.iotlbGlobal)) u.tracer.trace(Trace.iotlbGlobal, {});
+      u.iotlb.clear();
+      break;
+    case 'domain':
+      if (u.tracer.enabled(Trace.iotlbDomain)) u.tracer.trace(Trace.iotlbDomain, { domain: inv.did });
+      u.iotlb.removeDomain(inv.did);
+      break;
+    case 'page':
+      if (u.tracer.enabled(Trace.iotlbPages)) u.tracer.trace(Trace.iotlbPages, { domain: inv.did, addr: inv.addr, mask: inv.am });
+      u.iotlb.removePages(inv.did, inv.addr, inv.am);
+      break;
+  }
+  if (u.events.listenerCount('invalidate') > 0) {
+    u.events.emit('invalidate', {
+      cache: 'iotlb',
+      granularity: inv.kind,
+      did: inv.kind === 'global' ? undefined : inv.did,
+      addr: inv.kind === 'page' ? inv.addr : undefined,
+      am: inv.kind === 'page' ? inv.am : undefined,
+      ih: inv.kind === 'page' ? inv.ih : undefined,
+      source,
+    });
+  }
+}
+
+/** CCMD written with ICC set (a 64-bit write or its high half): run the request. */
+export function handleCcmdWrite(u: IntelIommu): void {
+  const lo = u.regs.get32(Reg.CCMD);
+  const hi = u.regs.get32(Reg.CCMD_HI);
+  if ((hi & CcmdHi.ICC) === 0) return;
+  if (u.qiEnabled()) return;
+  const cirg = (hi >>> CcmdHi.CIRG_SHIFT) & CcmdHi.GRANULARITY_MASK;
+  let caig = 0;
+  switch (cirg) {
+    case CtxGranularity.Domain:
+    case CtxGranularity.Global:
+      caig = CtxGranularity.Global;
+      invalidateContext(u, { kind: 'global' }, 'register');
+      break;
+    case CtxGranularity.Device:
+      caig = CtxGranularity.Device;
+      invalidateContext(
+        u,
+        { kind: 'device', did: lo & CcmdLo.DID_MASK, sid: lo >>> CcmdLo.SID_SHIFT, fm: hi & CcmdHi.FM_MASK },
+        'register',
+      );
+      break;
+    default:
+      caig = 0;
+  }
+  const caigMask = CcmdHi.GRANULARITY_MASK << CcmdHi.CAIG_SHIFT;
+  u.regs.setClear32(Reg.CCMD_HI, (caig << CcmdHi.CAIG_SHIFT) >>> 0, (CcmdHi.ICC | caigMask) >>> 0);
+}
+
+/** IOTLB written with IVT set (a 64-bit write or its high half): run the request. */
+export function handleIotlbWrite(u: IntelIommu): void {
+  const hi = u.regs.get32(Reg.IOTLB_HI);
+  if ((hi & IotlbHi.IVT) === 0) return;
+  if (u.qiEnabled()) return;
+  const did = hi & IotlbHi.DID_MASK;
+  let iaig = 0;
+  switch ((hi >>> IotlbHi.IIRG_SHIFT) & IotlbHi.GRANULARITY_MASK) {
+    case IotlbGranularity.Global:
+      iaig = IotlbGranularity.Global;
+      invalidateIotlb(u, { kind: 'global' }, 'register');
+      break;
+    case IotlbGranularity.Domain:
+      iaig = IotlbGranularity.Domain;
+      invalidateIotlb(u, { kind: 'domain', did }, 'register');
+      break;
+    case IotlbGranularity.Page: {
+      const ivaLo = u.regs.get32(Reg.IVA);
+      const am = ivaLo & Iva.AM_MASK;
+      if (am > MAMV) break;
+      iaig = IotlbGranularity.Page;
+      const addr = (ivaLo & PAGE_LO_MASK) + u.regs.get32(Reg.IVA + 4) * 2 ** 32;
+      invalidateIotlb(u, { kind: 'page', did, addr, am, ih: (ivaLo & Iva.IH) !== 0 }, 'register');
+      break;
+    }
+    default:
+      iaig = 0;
+  }
+  const iaigMask = IotlbHi.GRANULARITY_MASK << IotlbHi.IAIG_SHIFT;
+  u.regs.setClear32(Reg.IOTLB_HI, (iaig << IotlbHi.IAIG_SHIFT) >>> 0, (IotlbHi.IVT | iaigMask) >>> 0);
+}

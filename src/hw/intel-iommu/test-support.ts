@@ -1,0 +1,177 @@
+/**
+ * A small bench for driving one VT-d unit without a machine: guest RAM in a
+ * system address space, the unit's registers mapped at 0xFED90000, an MSI
+ * recorder, fake PCI requesters with their DMA spaces, and a guest-side
+ * builder of legacy root / context / second-stage tables.  Used by this
+ * folder's unit tests (and available to the queued-invalidation / interrupt-
+ * remapping tests); never by device code.
+ */
+import { AddressSpace } from '../../memory/address-space.js';
+import { createRam } from '../../memory/ram-backend.js';
+import { ContainerRegion, RamRegion } from '../../memory/region.js';
+import { DmaSpace } from '../../memory/dma-space.js';
+import type { DmaRequester } from '../../memory/iommu.js';
+import type { InterruptOrigin, MsiTarget } from '../../core/irq.js';
+import { VirtualClock } from '../../core/clock.js';
+import type { PropValues, Tracer } from '../../machine/device-type.js';
+import { IntelIommu } from './device.js';
+import type { IommuExtension } from './hooks.js';
+import { resolveIommuConfig, type KernelIrqchip } from './props.js';
+import { DMAR_BASE, Gcmd, Reg } from './reg-layout.js';
+
+/** One recorded MSI. */
+export interface RecordedMsi {
+  address: number;
+  data: number;
+  origin: InterruptOrigin;
+}
+
+/** A fake requester on a bus whose number can change. */
+export class FakeRequester implements DmaRequester {
+  readonly key = {};
+  constructor(
+    public bus: number,
+    readonly devfn: number,
+  ) {}
+  busNumber(): number {
+    return this.bus;
+  }
+}
+
+/** Options of a test unit. */
+export interface VtdBenchOptions {
+  props?: PropValues;
+  kernelIrqchip?: KernelIrqchip;
+  ramSize?: number;
+  extensions?: readonly IommuExtension[];
+  tracer?: Tracer;
+}
+
+const PAGE = 4096;
+
+/** A unit over guest RAM, with helpers. */
+export class VtdBench {
+  readonly system = new ContainerRegion('system', 2 ** 40);
+  readonly memory: AddressSpace;
+  readonly msis: RecordedMsi[] = [];
+  readonly iommu: IntelIommu;
+  readonly clock = new VirtualClock('qtest');
+  /** Next free page for tables (bump allocator from 16 MiB). */
+  private nextTablePage = 0x100_0000;
+
+  constructor(opts: VtdBenchOptions = {}) {
+    const ram = createRam(opts.ramSize ?? 64 * 1024 * 1024, 'ts');
+    this.system.add(new RamRegion('ram', ram.size, ram), 0);
+    this.memory = new AddressSpace('memory', this.system);
+    const msi: MsiTarget = { deliverMsi: (address, data, origin) => this.msis.push({ address, data, origin }) };
+    const config = resolveIommuConfig(opts.props ?? {}, opts.kernelIrqchip ?? 'off');
+    this.iommu = new IntelIommu({ memory: this.memory, msi, clock: this.clock, tracer: opts.tracer }, config, opts.extensions ?? []);
+    this.system.add(this.iommu.region, DMAR_BASE);
+  }
+
+  /** 32-bit register read through the bus. */
+  r32(off: number): number {
+    return this.memory.read(DMAR_BASE + off, 4);
+  }
+  /** 64-bit register read through the bus. */
+  r64(off: number): bigint {
+    return this.memory.read64(DMAR_BASE + off);
+  }
+  /** 32-bit register write through the bus. */
+  w32(off: number, v: number): void {
+    this.memory.write(DMAR_BASE + off, 4, v >>> 0);
+  }
+  /** 64-bit register write through the bus. */
+  w64(off: number, v: bigint): void {
+    this.memory.write64(DMAR_BASE + off, v);
+  }
+
+  /** Guest memory qword write. */
+  poke64(addr: number, v: bigint): void {
+    this.memory.write64(addr, v);
+  }
+  /** Guest memory qword read. */
+  peek64(addr: number): bigint {
+    return this.memory.read64(addr);
+  }
+
+  /** A zeroed 4 KiB page for tables. */
+  allocPage(): number {
+    const p = this.nextTablePage;
+    this.nextTablePage += PAGE;
+    this.memory.fill(p, PAGE, 0);
+    return p;
+  }
+
+  /** A requester and its DMA space through the unit. */
+  device(bus: number, devfn: number): { req: FakeRequester; dma: DmaSpace } {
+    const req = new FakeRequester(bus, devfn);
+    const dma = new DmaSpace(this.memory, () => true, () => this.iommu.translatorFor(req));
+    return { req, dma };
+  }
+
+  /** Root table with SRTP (does not enable translation). */
+  setRoot(root: number): void {
+    this.w64(Reg.RTADDR, BigInt(root));
+    this.gcmd(Gcmd.SRTP);
+  }
+
+  /** Sets GCMD from the current status plus/minus persistent bits (Linux style). */
+  gcmd(set: number, clear = 0): void {
+    const persistent = this.r32(Reg.GSTS) & (Gcmd.TE | Gcmd.QIE | Gcmd.IRE | Gcmd.CFI);
+    this.w32(Reg.GCMD, ((persistent | set) & ~clear) >>> 0);
+  }
+
+  /**
+   * Writes the legacy context entry of (bus, devfn), creating the root entry
+   * and context table if needed.
+   */
+  setContext(root: number, bus: number, devfn: number, lo: bigint, hi: bigint): void {
+    let rootLo = this.peek64(root + bus * 16);
+    if ((rootLo & 1n) === 0n) {
+      rootLo = BigInt(this.allocPage()) | 1n;
+      this.poke64(root + bus * 16, rootLo);
+    }
+    const ctx = Number(rootLo & ~0xfffn);
+    this.poke64(ctx + devfn * 16, lo);
+    this.poke64(ctx + devfn * 16 + 8, hi);
+  }
+
+  /**
+   * Maps `iova` -> `phys` in the tables rooted at `top` (`levels` levels) with
+   * a leaf at `leafLevel` (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB) and PTE low bits
+   * `flags` (R=1, W=2).  Intermediate entries are R|W.
+   */
+  map(top: number, levels: number, iova: number, phys: number, flags = 3, leafLevel = 1): void {
+    let table = top;
+    for (let level = levels; level > leafLevel; level--) {
+      const idx = Math.floor(iova / 2 ** (12 + 9 * (level - 1))) % 512;
+      const at = table + idx * 8;
+      let e = this.peek64(at);
+      if ((e & 3n) === 0n) {
+        e = BigInt(this.allocPage()) | 3n;
+        this.poke64(at, e);
+      }
+      table = Number(e & 0x000f_ffff_ffff_f000n);
+    }
+    const idx = Math.floor(iova / 2 ** (12 + 9 * (leafLevel - 1))) % 512;
+    this.poke64(table + idx * 8, BigInt(phys) | BigInt(flags) | (leafLevel > 1 ? 0x80n : 0n));
+  }
+
+  /** Address of the PTE for `iova` at `level` (after map). */
+  pteAddr(top: number, levels: number, iova: number, level: number): number {
+    let table = top;
+    for (let l = levels; l > level; l--) {
+      const idx = Math.floor(iova / 2 ** (12 + 9 * (l - 1))) % 512;
+      table = Number(this.peek64(table + idx * 8) & 0x000f_ffff_ffff_f000n);
+    }
+    return table + (Math.floor(iova / 2 ** (12 + 9 * (level - 1))) % 512) * 8;
+  }
+}
+
+/** Context entry halves for a multi-level (TT=0) entry. */
+export function ctxEntry(table: number, did: number, aw: number, opts: { fpd?: boolean; tt?: number } = {}): [bigint, bigint] {
+  const lo = BigInt(table) | (BigInt(opts.tt ?? 0) << 2n) | (opts.fpd ? 2n : 0n) | 1n;
+  const hi = BigInt(aw) | (BigInt(did) << 8n);
+  return [lo, hi];
+}

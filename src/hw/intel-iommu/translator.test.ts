@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import { MemTx } from '../../memory/address-space.js';
+import { DmaAccess, IommuPerm, newIotlbEntry } from '../../memory/iommu.js';
+import { VtdFault } from './fault-reasons.js';
+import { Gcmd, Reg } from './reg-layout.js';
+import { ctxEntry, VtdBench, type VtdBenchOptions } from './test-support.js';
+
+const MiB = 1024 * 1024;
+const DATA = 0x200_0000;
+
+function setup(opts: VtdBenchOptions & { aw?: number; did?: number; fpd?: boolean; tt?: number } = {}) {
+  const b = new VtdBench(opts);
+  const root = b.allocPage();
+  const top = b.allocPage();
+  b.setRoot(root);
+  const aw = opts.aw ?? 1;
+  b.setContext(root, 0, 8, ...ctxEntry(top, opts.did ?? 1, aw, { fpd: opts.fpd, tt: opts.tt }));
+  b.gcmd(Gcmd.TE);
+  const { req, dma } = b.device(0, 8);
+  return { b, root, top, levels: aw + 2, req, dma };
+}
+
+function pattern(b: VtdBench, at: number, len: number, seed: number): Uint8Array {
+  const bytes = new Uint8Array(len).map((_, i) => (i * 7 + seed) & 0xff);
+  b.memory.writeBytes(at, bytes);
+  return bytes;
+}
+
+/** FRCD0 as [hi, lo]. */
+function frcd(b: VtdBench, i = 0): [bigint, bigint] {
+  return [b.r64(Reg.FRCD0 + 16 * i + 8), b.r64(Reg.FRCD0 + 16 * i)];
+}
+
+describe('translation', () => {
+  it('is the identity while TE is clear', () => {
+    const b = new VtdBench();
+    const { dma } = b.device(0, 8);
+    const src = pattern(b, DATA, 64, 1);
+    const got = new Uint8Array(64);
+    expect(dma.read(DATA, got)).toBe(MemTx.Ok);
+    expect(got).toEqual(src);
+    expect(b.r32(Reg.GSTS) & 0x8000_0000).toBe(0);
+  });
+
+  for (const [aw, props] of [
+    [1, { 'aw-bits': 39 }],
+    [2, {}],
+    [3, { 'aw-bits': 57 }],
+  ] as const) {
+    it(`walks ${aw + 2}-level tables`, () => {
+      const { b, top, levels, dma } = setup({ aw, props });
+      const iova = aw === 3 ? 2 ** 50 + 0x5000 : aw === 2 ? 2 ** 40 + 0x5000 : 0x7000_5000;
+      b.map(top, levels, iova, DATA);
+      const src = pattern(b, DATA, 4096, 3);
+      const got = new Uint8Array(4096);
+      expect(dma.read(iova, got)).toBe(MemTx.Ok);
+      expect(got).toEqual(src);
+      expect(dma.write(iova + 16, new Uint8Array([9, 9]))).toBe(MemTx.Ok);
+      expect(b.memory.read(DATA + 16, 2)).toBe(0x0909);
+      expect(b.r32(Reg.FSTS)).toBe(0);
+    });
+  }
+
+  it('maps 2 MiB and 1 GiB leaves', () => {
+    const { b, top, levels, dma } = setup({ aw: 2 });
+    b.map(top, levels, 0x4000_0000, 0x0, 3, 3); // 1 GiB at 1 GiB -> 0
+    b.map(top, levels, 0x20_0000, 0x0, 3, 2); // 2 MiB at 2 MiB -> 0
+    const src = pattern(b, DATA + 0x1234, 8, 5);
+    const got = new Uint8Array(8);
+    dma.read(0x4000_0000 + DATA + 0x1234, got);
+    expect(got).toEqual(src);
+    const e = newIotlbEntry();
+    const t = b.iommu.translatorFor(b.device(0, 8).req);
+    expect(t.translate(0x20_0000 + 0x1f_f000, DmaAccess.Read, e)).toBe(true);
+    expect(e).toMatchObject({ iova: 0x20_0000, translated: 0, addrMask: 2 * MiB - 1, perm: IommuPerm.ReadWrite });
+  });
+
+  it('splits a DMA spanning two IOVA pages onto scattered pages', () => {
+    const { b, top, levels, dma } = setup();
+    b.map(top, levels, 0x1000, DATA + 0x5000);
+    b.map(top, levels, 0x2000, DATA + 0x1000);
+    const src = pattern(b, 0x300_0000, 0x1000, 11);
+    expect(dma.write(0x1800, src)).toBe(MemTx.Ok);
+    const a = new Uint8Array(0x800);
+    const c = new Uint8Array(0x800);
+    b.memory.readBytes(DATA + 0x5800, a);
+    b.memory.readBytes(DATA + 0x1000, c);
+    expect(a).toEqual(src.subarray(0, 0x800));
+    expect(c).toEqual(src.subarray(0x800));
+  });
+
+  it('treats pass-through contexts as identity, uncached; TT=2 needs pt', () => {
+    const { b, dma } = setup({ tt: 2 });
+    const src = pattern(b, DATA, 16, 2);
+    const got = new Uint8Array(16);
+    expect(dma.read(DATA, got)).toBe(MemTx.Ok);
+    expect(got).toEqual(src);
+    expect(b.iommu.iotlb.size).toBe(0);
+    const n = setup({ tt: 2, props: { pt: false } });
+    expect(n.dma.read(DATA, got)).toBe(MemTx.DecodeError);
+    expect(Number((frcd(n.b)[0] >> 32n) & 0xffn)).toBe(VtdFault.CONTEXT_ENTRY_INV);
+  });
+
+  it('keys the IOTLB by source ID: two devices, two domains, one IOVA', () => {
+    const b = new VtdBench();
+    const root = b.allocPage();
+    b.setRoot(root);
+    const t1 = b.allocPage();
+    const t2 = b.allocPage();
+    b.setContext(root, 0, 8, ...ctxEntry(t1, 1, 1));
+    b.setContext(root, 0, 16, ...ctxEntry(t2, 2, 1));
+    b.map(t1, 3, 0x1000, DATA);
+    b.map(t2, 3, 0x1000, DATA + 0x1000);
+    b.gcmd(Gcmd.TE);
+    pattern(b, DATA, 8, 1);
+    pattern(b, DATA + 0x1000, 8, 2);
+    const a = new Uint8Array(8);
+    const c = new Uint8Array(8);
+    b.device(0, 8).dma.read(0x1000, a);
+    b.device(0, 16).dma.read(0x1000, c);
+    expect(a[0]).toBe(1);
+    expect(c[0]).toBe(2);
+  });
+
+  it('computes the source ID at translation time (bus renumbering)', () => {
+    const { b, root, top, levels, req, dma } = setup();
+    b.map(top, levels, 0x1000, DATA);
+    req.bus = 3;
+    expect(dma.read(0x1000, new Uint8Array(4))).toBe(MemTx.DecodeError);
+    expect(Number(frcd(b)[0] & 0xffffn)).toBe(0x308);
+    expect(Number((frcd(b)[0] >> 32n) & 0xffn)).toBe(VtdFault.ROOT_ENTRY_P);
+    b.setContext(root, 3, 8, ...ctxEntry(top, 1, 1));
+    expect(dma.read(0x1000, new Uint8Array(4))).toBe(MemTx.Ok);
+  });
+});
+
+describe('translation details', () => {
+  it('drops a write that hits a cached read-only entry without recording a fault (as QEMU)', () => {
+    const { b, top, levels, dma } = setup();
+    b.map(top, levels, 0x1000, DATA, 1);
+    expect(dma.read(0x1000, new Uint8Array(4))).toBe(MemTx.Ok);
+    expect(dma.write(0x1000, new Uint8Array([1, 2, 3, 4]))).toBe(MemTx.DecodeError);
+    expect(b.memory.read(DATA, 4)).toBe(0);
+    expect(b.r32(Reg.FSTS)).toBe(0);
+  });
+
+  it('emits translate events (walk, IOTLB hit, pass-through)', () => {
+    const { b, top, levels, dma } = setup();
+    b.map(top, levels, 0x1000, DATA);
+    const seen: string[] = [];
+    b.iommu.events.on('translate', (e) => seen.push(`${e.sid}:${e.iova.toString(16)}->${e.translated.toString(16)}:${e.cached}`));
+    dma.read(0x1010, new Uint8Array(4));
+    dma.read(0x1020, new Uint8Array(4));
+    expect(seen).toEqual([`8:1010->${(DATA + 0x10).toString(16)}:false`, `8:1020->${(DATA + 0x20).toString(16)}:true`]);
+  });
+
+  it('traces with QEMU-like event names', () => {
+    const lines: string[] = [];
+    const tracer = { enabled: (e: string) => e.startsWith('vtd_'), trace: (e: string, f: object) => lines.push(`${e} ${JSON.stringify(f, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}`) };
+    const { b, dma } = setup({ tracer });
+    dma.read(0x1000, new Uint8Array(4));
+    expect(lines.some((l) => l.startsWith('vtd_dmar_fault '))).toBe(true);
+    expect(lines.some((l) => l.startsWith('vtd_frr_new '))).toBe(true);
+    expect(lines.some((l) => l.startsWith('vtd_reg_write_gcmd '))).toBe(true);
+    expect(b.iommu.traceHits).toBe(true);
+  });
+
+  it('dma-translation=off leaves DMA untranslated even after a TE write', () => {
+    const { b, dma } = setup({ props: { 'dma-translation': false } });
+    b.memory.write(DATA, 4, 0x1234);
+    const got = new Uint8Array(4);
+    expect(dma.read(DATA, got)).toBe(MemTx.Ok);
+    expect(got[0]).toBe(0x34);
+  });
+});

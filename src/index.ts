@@ -1,0 +1,34 @@
+/**
+ * vtemu's public API: build a q35 machine (optionally with an Intel VT-d
+ * IOMMU), drive it through the qtest front door or directly, and register
+ * third-party device types.
+ */
+export { createMachine, Machine, type MachineOptions, type MachineDevice, type MachineEvents } from './machine/q35.js';
+export {
+  registerDeviceType,
+  getDeviceType,
+  listDeviceTypes,
+  parseDeviceArg,
+  deviceHelp,
+  deviceListHelp,
+  ConfigError,
+  type DeviceSpec,
+  type DeviceArg,
+} from './machine/registry.js';
+export type { DeviceType, DeviceContext, Device, PropDef, PropKind, PropValue, PropValues, Tracer, DeviceCategory } from './machine/device-type.js';
+export { PatternTracer, NULL_TRACER } from './machine/tracer.js';
+export { loadMachineFile, checkMachineFile, type MachineFile } from './machine/machine-file.js';
+export { QtestServer, type QtestTarget } from './qtest/server.js';
+export { QmpSession, type QmpTarget } from './qtest/qmp.js';
+export { openChannel, parseChardev, type Channel, type ChardevSpec } from './qtest/transport.js';
+export { parseCli, buildMachine, main, type CliConfig, type CliParse } from './cli.js';
+export { AddressSpace, MemTx } from './memory/address-space.js';
+export { MmioRegion, RamRegion, AliasRegion, ContainerRegion, type MmioOps, type AccessRules } from './memory/region.js';
+export { createRam, type RamBackendName } from './memory/ram-backend.js';
+export { VirtualClock, Timer, type ClockMode } from './core/clock.js';
+export type { DmaIommu, DmaTranslator, DmaRequester, IotlbEntry } from './memory/iommu.js';
+export type { DmaMemory } from './memory/dma-space.js';
+export { IntelIommu } from './hw/intel-iommu/device.js';
+export { EduDevice } from './hw/edu/index.js';
+export { MsiSink, type MsiDelivery } from './hw/intc/msi-sink.js';
+export { Ioapic } from './hw/intc/ioapic.js';

@@ -1,0 +1,99 @@
+/**
+ * Transcripts: the same qtest steps run on QEMU 7.2 and on vtemu, and a
+ * comparison that reports the first differing line with context.  A step is
+ * a command line, a command with a reply mask (bits cleared in `OK 0x...`
+ * replies before comparing, e.g. CAP bit 63), or a wait (QEMU sleeps,
+ * vtemu steps its virtual clock).
+ */
+import type { QtestRunner } from './runner.js';
+
+/** One transcript step. */
+export type Step =
+  | string
+  | { readonly cmd: string; readonly mask?: bigint; readonly note?: string }
+  | { readonly wait: true; readonly ms?: number; readonly ns?: number }
+  | { readonly reset: true };
+
+/** A recorded line: what was sent and what came back. */
+export interface TranscriptLine {
+  readonly step: number;
+  readonly cmd: string;
+  readonly reply: string;
+}
+
+/** Default wait: QEMU sleeps 500 ms (edu needs 100 ms; slack for a loaded host); vtemu steps 200 ms of virtual time. */
+export const DEFAULT_WAIT_MS = 500;
+/** Virtual time vtemu steps for a default wait. */
+export const DEFAULT_WAIT_NS = 200_000_000;
+
+/** Clears `mask` bits in an `OK 0x<hex>` reply (others unchanged). */
+export function maskReply(reply: string, mask: bigint | undefined): string {
+  if (!mask) return reply;
+  const m = /^OK 0x([0-9a-f]+)$/.exec(reply);
+  if (!m) return reply;
+  const v = BigInt('0x' + m[1]!) & ~mask;
+  return `OK 0x${v.toString(16).padStart(m[1]!.length, '0')}`;
+}
+
+/** Options of a transcript run. */
+export interface TranscriptOptions {
+  /**
+   * IOAPIC inputs whose IRQ lines are dropped: by default the ISA inputs
+   * 0-15, which QEMU's PIT and RTC toggle in real time (vtemu has neither).
+   */
+  readonly ignoreIrqs?: (input: number) => boolean;
+}
+
+/** The default: drop ISA inputs 0-15. */
+export const IGNORE_ISA_IRQS = (input: number): boolean => input < 16;
+
+/**
+ * Runs `steps` on `runner`; the result has one line per command reply,
+ * preceded by the asynchronous lines (IRQ ...) that arrived before it.
+ */
+export async function runTranscript(runner: QtestRunner, steps: readonly Step[], options: TranscriptOptions = {}): Promise<TranscriptLine[]> {
+  const ignore = options.ignoreIrqs ?? IGNORE_ISA_IRQS;
+  const asyncLines = (): string[] => runner.takeAsync().filter((l) => !ignore(Number(l.split(' ')[2])));
+  const out: TranscriptLine[] = [];
+  for (let i = 0; i < steps.length; i++) {
+    const s = steps[i]!;
+    if (typeof s === 'object' && 'wait' in s) {
+      await runner.wait(s.ms ?? DEFAULT_WAIT_MS, s.ns ?? DEFAULT_WAIT_NS);
+      for (const a of asyncLines()) out.push({ step: i, cmd: '<wait>', reply: a });
+      continue;
+    }
+    if (typeof s === 'object' && 'reset' in s) {
+      if (!runner.systemReset) throw new Error(`${runner.name}: no system_reset (start QEMU with { qmp: true })`);
+      await runner.systemReset();
+      for (const a of asyncLines()) out.push({ step: i, cmd: '<reset>', reply: a });
+      continue;
+    }
+    const cmd = typeof s === 'string' ? s : s.cmd;
+    const reply = await runner.command(cmd);
+    for (const a of asyncLines()) out.push({ step: i, cmd, reply: a });
+    out.push({ step: i, cmd, reply: maskReply(reply, typeof s === 'string' ? undefined : s.mask) });
+  }
+  return out;
+}
+
+/** The first difference between two transcripts, or null when identical. */
+export function firstDifference(a: readonly TranscriptLine[], b: readonly TranscriptLine[], context = 3, names: [string, string] = ['qemu', 'vtemu']): string | null {
+  const n = Math.max(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x && y && x.cmd === y.cmd && x.reply === y.reply) continue;
+    const lines: string[] = [`transcripts differ at line ${i}:`];
+    for (let j = Math.max(0, i - context); j < i; j++) lines.push(`    ${a[j]!.cmd} -> ${a[j]!.reply}`);
+    lines.push(`  ${names[0]}: ${x ? `${x.cmd} -> ${x.reply}` : '<end>'}`);
+    lines.push(`  ${names[1]}: ${y ? `${y.cmd} -> ${y.reply}` : '<end>'}`);
+    return lines.join('\n');
+  }
+  return null;
+}
+
+/** Runs the same steps on two runners (sequentially) and returns both transcripts. */
+export async function runBoth(a: QtestRunner, b: QtestRunner, steps: readonly Step[]): Promise<[TranscriptLine[], TranscriptLine[]]> {
+  const [ta, tb] = [await runTranscript(a, steps), await runTranscript(b, steps)];
+  return [ta, tb];
+}

@@ -1,0 +1,139 @@
+/**
+ * vtemu as a qtest target: in-process (the CLI's argument parser and machine
+ * builder, the same QtestServer class, replies through a LineSplitter) and
+ * as the spawned CLI (compiled once per test process into a temp dir).
+ */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildMachine, parseCli } from '../../src/cli.js';
+import type { Machine } from '../../src/machine/q35.js';
+import { QtestServer } from '../../src/qtest/server.js';
+import { LineSplitter, type QtestRunner } from './runner.js';
+
+/** The repository root. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** An in-process vtemu qtest session (virtual clock: `-accel qtest`). */
+export class VtemuRunner implements QtestRunner {
+  readonly name = 'vtemu';
+  private readonly lines = new LineSplitter();
+  readonly server: QtestServer;
+  /** stderr lines (traces, warnings). */
+  readonly stderr: string[] = [];
+
+  private constructor(readonly machine: Machine) {
+    this.server = new QtestServer(machine, (t) => this.lines.push(t));
+  }
+
+  /** Builds a machine from QEMU-style arguments; throws with the CLI's message on a bad configuration. */
+  static start(args: readonly string[] = [], opts: { realClock?: boolean } = {}): VtemuRunner {
+    const parsed = parseCli([...(opts.realClock ? [] : ['-accel', 'qtest']), ...args]);
+    if (parsed.kind === 'exit') throw new Error(parsed.stderr || parsed.stdout);
+    const errs: string[] = [];
+    const machine = buildMachine(parsed.config, (l) => errs.push(l));
+    if (!machine) throw new Error(errs.join('\n'));
+    const r = new VtemuRunner(machine);
+    r.stderr.push(...errs);
+    return r;
+  }
+
+  command(line: string): Promise<string> {
+    this.server.handleLine(line);
+    return this.lines.next(1000);
+  }
+
+  takeAsync(): string[] {
+    return this.lines.takeAsync();
+  }
+
+  async wait(ms: number, virtualNs: number): Promise<void> {
+    if (this.machine.clock.mode === 'qtest') this.machine.clock.step(virtualNs);
+    else await new Promise((r) => setTimeout(r, ms));
+  }
+
+  async systemReset(): Promise<void> {
+    this.machine.reset();
+  }
+
+  async close(): Promise<void> {
+    this.server.close();
+    this.machine.dispose();
+  }
+}
+
+let builtCli: string | null = null;
+
+/** Compiles src/ into a temp dir once (tsc -p tsconfig.build.json); returns the path of cli.js. */
+export function buildCli(): string {
+  if (builtCli) return builtCli;
+  const out = mkdtempSync(join(tmpdir(), 'vtemu-cli-'));
+  process.once('exit', () => rmSync(out, { recursive: true, force: true }));
+  const tsc = join(REPO_ROOT, 'node_modules', '.bin', 'tsc');
+  const r = spawnSync(tsc, ['-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', out], { encoding: 'utf8', cwd: REPO_ROOT });
+  builtCli = join(out, 'src', 'cli.js');
+  if (r.error) throw r.error;
+  // ESM package marker, and the native RAM addon (found next to the nearest package.json).
+  symlinkSync(join(REPO_ROOT, 'package.json'), join(out, 'package.json'));
+  if (existsSync(join(REPO_ROOT, 'build'))) symlinkSync(join(REPO_ROOT, 'build'), join(out, 'build'));
+  return builtCli;
+}
+
+/** Runs the CLI to completion with no input; returns its exit code and output. */
+export function runCli(args: readonly string[], input = ''): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [buildCli(), ...args], { input, encoding: 'utf8', timeout: 30_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The spawned CLI as a qtest target (`-qtest stdio`). */
+export class VtemuCliRunner implements QtestRunner {
+  readonly name = 'vtemu-cli';
+  private readonly lines = new LineSplitter();
+  private stderrText = '';
+
+  private constructor(readonly child: ChildProcessWithoutNullStreams) {
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => this.lines.push(d));
+    child.stderr.on('data', (d: string) => {
+      this.stderrText += d;
+    });
+    child.on('exit', (code) => this.lines.fail(new Error(`vtemu exited (${code}): ${this.stderrText.trim()}`)));
+  }
+
+  /** Spawns `node cli.js -qtest stdio ARGS` (extra environment variables in `env`). */
+  static start(args: readonly string[] = [], env: Readonly<Record<string, string>> = {}): VtemuCliRunner {
+    const child = spawn(process.execPath, [buildCli(), '-qtest', 'stdio', ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    return new VtemuCliRunner(child);
+  }
+
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  command(line: string): Promise<string> {
+    this.child.stdin.write(line + '\n');
+    return this.lines.next();
+  }
+
+  takeAsync(): string[] {
+    return this.lines.takeAsync();
+  }
+
+  async wait(ms: number, virtualNs: number): Promise<void> {
+    const r = await this.command(`clock_step ${virtualNs}`);
+    if (r.startsWith('FAIL')) await new Promise((res) => setTimeout(res, ms));
+  }
+
+  async close(): Promise<void> {
+    if (this.child.exitCode === null) {
+      const gone = new Promise((r) => this.child.once('exit', r));
+      this.child.stdin.end();
+      const t = setTimeout(() => this.child.kill('SIGTERM'), 2000);
+      await gone;
+      clearTimeout(t);
+    }
+  }
+}
