@@ -35,9 +35,12 @@ const MAX_MAPPABLE = Number.MAX_SAFE_INTEGER;
 
 /** One registered BAR. */
 export interface PciBar {
+  /** BAR number (0-5; a 64-bit BAR also takes index + 1). */
   readonly index: number;
+  /** The registers the BAR maps. */
   readonly region: MmioRegion;
   readonly type: BarType;
+  /** Prefetchable memory (bit 3). */
   readonly prefetchable: boolean;
   /** Low bits written at reset (space/type/prefetch). */
   readonly typeBits: number;

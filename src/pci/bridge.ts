@@ -148,6 +148,7 @@ export abstract class PciBridge extends PciDevice {
     c.setLong(BridgeReg.PrefLimitUpper32, 0);
   }
 
+  /** Creates the secondary bus once the bridge knows its own bus. */
   override realize(): void {
     super.realize();
     const name = this.busName ?? `${this.typeName}.${this.bus.name}.${this.devfn.toString(16)}`;
@@ -215,6 +216,7 @@ export abstract class PciBridge extends PciDevice {
     w.parent = parent;
   }
 
+  /** QEMU pci_bridge_write_config: windows follow command/base/limit; bus reset on a 0->1 edge. */
   override configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     const oldCtl = this.config.getWord(BridgeReg.BridgeControl);
     super.configWrite(offset, size, value);

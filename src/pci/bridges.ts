@@ -98,6 +98,7 @@ export class PcieRootPort extends PciBridge {
     this.disableBaseLimit();
   }
 
+  /** Slot control writes complete at once (hot-plug slot). */
   override configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     super.configWrite(offset, size, value);
     slotControlWritten(this, this.expCap, offset, size, value);
@@ -164,6 +165,7 @@ export class Xio3130Downstream extends PciBridge {
     this.initPcieBridgeRegs();
   }
 
+  /** Slot control writes complete at once (hot-plug slot). */
   override configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     super.configWrite(offset, size, value);
     slotControlWritten(this, this.expCap, offset, size, value);

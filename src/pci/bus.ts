@@ -12,9 +12,11 @@ import type { DmaRequester, DmaTranslator } from '../memory/iommu.js';
 import { BridgeReg, PciHeaderType, PciReg } from './config.js';
 import type { PciDevice } from './device.js';
 
-/** Device/function helpers (devfn = slot << 3 | function). */
+/** Slots per bus (devfn = slot << 3 | function). */
 export const PCI_SLOT_MAX = 32;
+/** Functions per slot. */
 export const PCI_FUNC_MAX = 8;
+/** devfns per bus. */
 export const PCI_DEVFN_MAX = 256;
 /** Slot of a devfn. */
 export const pciSlot = (devfn: number): number => devfn >>> 3;

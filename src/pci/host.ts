@@ -8,7 +8,7 @@
 import type { AddressSpace } from '../memory/address-space.js';
 import { ContainerRegion, MmioRegion, type AccessRules, type MmioOps } from '../memory/region.js';
 import type { DmaIommu, DmaRequester, DmaTranslator } from '../memory/iommu.js';
-import type { IrqLine } from '../core/irq.js';
+import { NO_IRQ, type IrqLine } from '../core/irq.js';
 import { PCI_CONFIG_SPACE_SIZE } from './config.js';
 import { PciBus, type PciBusHost, pciDevfn } from './bus.js';
 import type { PciDevice } from './device.js';
@@ -22,8 +22,9 @@ import {
   PirqRout,
 } from './ich9.js';
 
-/** Configuration mechanism #1 ports. */
+/** Configuration mechanism #1: CONFIG_ADDRESS port. */
 export const PCI_CONFIG_ADDRESS_PORT = 0xcf8;
+/** Configuration mechanism #1: CONFIG_DATA port (4 bytes). */
 export const PCI_CONFIG_DATA_PORT = 0xcfc;
 
 /** CONFIG_ADDRESS fields. */
@@ -134,7 +135,7 @@ export class Q35PciHost implements PciBusHost {
     this.dmaMemory = ctx.memory;
     this.bridgeMasterGating = ctx.bridgeMasterGating ?? false;
     this.onResetRequest = ctx.onResetRequest ?? null;
-    this.ioapicLine = ctx.ioapicLine ?? (() => ({ set() {} }));
+    this.ioapicLine = ctx.ioapicLine ?? (() => NO_IRQ);
     const pciMemory = new ContainerRegion('pci', PCI_MEMORY_SIZE);
     ctx.systemMemory.add(pciMemory, 0, PCI_MEMORY_PRIORITY);
     this.rootBus = new PciBus('pcie.0', this, null, true, { memory: pciMemory, io: ctx.ioSpace });
