@@ -127,6 +127,9 @@ export abstract class PciBridge extends PciDevice {
     return this.secondary;
   }
 
+  /** Called after a device was plugged on the secondary bus (ports update their slot state). */
+  secondaryDevicePlugged(): void {}
+
   /** Marks the ports that must drop the conventional-only bridge control and status bits. */
   protected initPcieBridgeRegs(): void {
     const c = this.config;

@@ -387,3 +387,29 @@ describe('bridge extended config (AER, ACS) matches QEMU 7.2 through ECAM', () =
     });
   }
 });
+
+describe('downstream port slot and link state (QEMU 7.2 observations)', () => {
+  it('a populated slot is powered (slot control 0x01c0) before and after reset', () => {
+    const { host, io } = makeTestHost();
+    const rp = new PcieRootPort({ chassis: 1, slot: 1 });
+    host.rootBus.plug(rp, { devfn: 0x08 });
+    expect(cfgRead(io, 0, 0x08, 0x6c)).toBe(0x07c0);
+    rp.secondaryBus.plug(new TestEndpoint({ express: false }));
+    expect(cfgRead(io, 0, 0x08, 0x6c)).toBe(0x01c0);
+    cfgWrite(io, 0, 0x08, 0x6c, 0x07c0);
+    host.reset();
+    expect(cfgRead(io, 0, 0x08, 0x6c)).toBe(0x01c0);
+  });
+
+  it('link status follows the PCIe function below (x1 2.5 GT/s) or reports the port capability', () => {
+    const { host, io } = makeTestHost();
+    const rp = new PcieRootPort();
+    host.rootBus.plug(rp, { devfn: 0x08 });
+    const rp2 = new PcieRootPort();
+    host.rootBus.plug(rp2, { devfn: 0x18 });
+    rp.secondaryBus.plug(new X3130Upstream());
+    rp2.secondaryBus.plug(new TestEndpoint({ express: false }));
+    expect(cfgRead(io, 0, 0x08, 0x64)).toBe(0x0011_0000);
+    expect(cfgRead(io, 0, 0x18, 0x64)).toBe(0x0204_0000);
+  });
+});

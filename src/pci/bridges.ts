@@ -25,8 +25,11 @@ import {
   addShpcCap,
   addSlotIdCap,
   addSsvidCap,
+  ExpReg,
   PcieType,
+  resetSlotPower,
   slotControlWritten,
+  syncLinkStatus,
 } from './pcie-cap.js';
 
 const REDHAT = 0x1b36;
@@ -103,6 +106,27 @@ export class PcieRootPort extends PciBridge {
     super.configWrite(offset, size, value);
     slotControlWritten(this, this.expCap, offset, size, value);
   }
+
+  /**
+   * Link status is synchronised with the device below before it is read
+   * (QEMU 7.2 does this for its root ports; the XIO3130 downstream port keeps
+   * a fixed x1 2.5 GT/s status, as observed).
+   */
+  override configRead(offset: number, size: 1 | 2 | 4): number {
+    const sta = this.expCap + ExpReg.LinkSta;
+    if (offset < sta + 2 && offset + size > sta && this.plugged) syncLinkStatus(this, this.expCap, this.secondaryBus.device(0));
+    return super.configRead(offset, size);
+  }
+
+  /** A populated slot is powered. */
+  override secondaryDevicePlugged(): void {
+    resetSlotPower(this, this.expCap, true);
+  }
+
+  protected override deviceReset(): void {
+    super.deviceReset();
+    resetSlotPower(this, this.expCap, this.secondaryBus.devices().length > 0);
+  }
 }
 
 /** x3130-upstream: the upstream port of a TI XIO3130 switch. */
@@ -169,6 +193,16 @@ export class Xio3130Downstream extends PciBridge {
   override configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     super.configWrite(offset, size, value);
     slotControlWritten(this, this.expCap, offset, size, value);
+  }
+
+  /** A populated slot is powered. */
+  override secondaryDevicePlugged(): void {
+    resetSlotPower(this, this.expCap, true);
+  }
+
+  protected override deviceReset(): void {
+    super.deviceReset();
+    resetSlotPower(this, this.expCap, this.secondaryBus.devices().length > 0);
   }
 }
 

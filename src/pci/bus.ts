@@ -198,6 +198,7 @@ export class PciBus {
       this.children.sort((a, b) => a.parent!.devfn - b.parent!.devfn);
     }
     device.updateMappings();
+    (this.parent as { secondaryDevicePlugged?: () => void } | null)?.secondaryDevicePlugged?.();
     return devfn;
   }
 

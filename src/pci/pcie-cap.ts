@@ -64,6 +64,11 @@ export const SlotCtl = {
   Eic: 0x0800,
 } as const;
 
+/** Slot control of a populated slot: power indicator on, power controller on (QEMU pcie_cap_slot_reset). */
+export const SLOT_CTL_POPULATED = 0x01c0;
+/** Slot control fields the populated/empty state decides: power indicator and power controller. */
+const SLOT_CTL_POWER_FIELDS = 0x0700;
+
 /** Slot status bits. */
 export const SlotSta = {
   CommandCompleted: 0x0010,
@@ -134,6 +139,36 @@ export function slotControlWritten(dev: PciDevice, cap: number, offset: number, 
   const written = shift >= 0 ? (value >>> shift) & 0xffff : (value << -shift) & 0xffff;
   if (written & SlotCtl.Eic) sta ^= SlotSta.Eis;
   c.setWord(cap + ExpReg.SlotSta, sta);
+}
+
+/** Sets slot power as QEMU does at reset: on when the slot is populated, off when empty. */
+export function resetSlotPower(dev: PciDevice, cap: number, populated: boolean): void {
+  const c = dev.config;
+  const ctl = c.getWord(cap + ExpReg.SlotCtl) & ~SLOT_CTL_POWER_FIELDS;
+  c.setWord(cap + ExpReg.SlotCtl, ctl | ((populated ? SLOT_CTL_POPULATED : SlotCtl.Reset) & SLOT_CTL_POWER_FIELDS));
+}
+
+/** Link status fields: current link speed (3:0) and negotiated width (9:4). */
+const LNKSTA_SPEED = 0x000f;
+const LNKSTA_WIDTH = 0x03f0;
+
+/**
+ * A downstream port's link status follows the PCIe function at devfn 0
+ * below it, capped by the port's own link capabilities (QEMU
+ * pcie_sync_bridge_lnk, run when the guest reads link status).
+ */
+export function syncLinkStatus(port: PciDevice, cap: number, target: PciDevice | undefined): void {
+  const c = port.config;
+  const lnkcap = c.getWord(cap + ExpReg.LinkCap);
+  const targetCap = target ? target.findCapability(CapId.Express) : 0;
+  let lnksta = lnkcap;
+  if (target && targetCap) {
+    lnksta = target.config.getWord(targetCap + ExpReg.LinkSta);
+    if ((lnksta & LNKSTA_WIDTH) > (lnkcap & LNKSTA_WIDTH)) lnksta = (lnksta & ~LNKSTA_WIDTH) | (lnkcap & LNKSTA_WIDTH);
+    if ((lnksta & LNKSTA_SPEED) > (lnkcap & LNKSTA_SPEED)) lnksta = (lnksta & ~LNKSTA_SPEED) | (lnkcap & LNKSTA_SPEED);
+  }
+  const keep = c.getWord(cap + ExpReg.LinkSta) & ~(LNKSTA_SPEED | LNKSTA_WIDTH);
+  c.setWord(cap + ExpReg.LinkSta, keep | (lnksta & (LNKSTA_SPEED | LNKSTA_WIDTH)));
 }
 
 /** Bridge subsystem vendor ID capability (8 bytes). */

@@ -4,3 +4,4 @@ export * from './qemu.js';
 export * from './vtemu.js';
 export * from './transcript.js';
 export * from './diff.js';
+export * from './fw-bus.js';

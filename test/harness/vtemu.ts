@@ -4,7 +4,7 @@
  * as the spawned CLI (compiled once per test process into a temp dir).
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,10 +66,30 @@ export class VtemuRunner implements QtestRunner {
 
 let builtCli: string | null = null;
 
+/** Prefix of the temp dirs the CLI is compiled into. */
+const CLI_DIR_PREFIX = 'vtemu-cli-';
+/** Builds older than this are left-overs of test workers that were killed before their exit hook. */
+const STALE_BUILD_MS = 30 * 60 * 1000;
+
+/** Removes stale CLI builds (vitest may kill workers before 'exit' handlers run). */
+function removeStaleBuilds(): void {
+  const now = Date.now();
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(CLI_DIR_PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    try {
+      if (now - statSync(dir).mtimeMs > STALE_BUILD_MS) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // raced with another cleaner
+    }
+  }
+}
+
 /** Compiles src/ into a temp dir once (tsc -p tsconfig.build.json); returns the path of cli.js. */
 export function buildCli(): string {
   if (builtCli) return builtCli;
-  const out = mkdtempSync(join(tmpdir(), 'vtemu-cli-'));
+  removeStaleBuilds();
+  const out = mkdtempSync(join(tmpdir(), CLI_DIR_PREFIX));
   process.once('exit', () => rmSync(out, { recursive: true, force: true }));
   const tsc = join(REPO_ROOT, 'node_modules', '.bin', 'tsc');
   const r = spawnSync(tsc, ['-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', out], { encoding: 'utf8', cwd: REPO_ROOT });
