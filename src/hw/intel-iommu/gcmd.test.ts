@@ -39,7 +39,7 @@ describe('GCMD', () => {
     const b = new VtdBench({ props: { 'dma-translation': false } });
     b.w32(Reg.GCMD, u32(Gcmd.TE));
     expect(b.r32(Reg.GSTS)).toBe(0);
-    const c = new VtdBench({ kernelIrqchip: 'on' });
+    const c = new VtdBench({ props: { intremap: 'off' } });
     c.w32(Reg.GCMD, Gcmd.IRE);
     expect(c.r32(Reg.GSTS)).toBe(0);
     const d = new VtdBench();

@@ -103,22 +103,20 @@ export function resolveIommuConfig(props: PropValues, kernelIrqchip: KernelIrqch
   for (const [k, def] of Object.entries(INTEL_IOMMU_PROPS)) if (def.default !== undefined) raw[k] = def.default;
   Object.assign(raw, props);
 
-  // x86_iommu_realize: intremap auto resolves against the irqchip.
-  const irqAllKernel = kernelIrqchip === 'on';
+  // There is no KVM here, so QEMU's kvm_irqchip_in_kernel() is always false:
+  // as under TCG, `-machine kernel-irqchip=...` changes nothing (checked
+  // against QEMU 7.2 with TCG for on/split/off): intremap auto resolves on,
+  // eim auto resolves off, and eim=on needs x-buggy-eim.
+  void kernelIrqchip;
   const intremapProp = onOffAuto(raw, 'intremap');
-  const intremap = intremapProp === 'auto' ? !irqAllKernel : intremapProp === 'on';
-  if (intremap && irqAllKernel) {
-    throw new Error("Interrupt Remapping cannot work with kernel-irqchip=on, please use 'split|off'.");
-  }
+  const intremap = intremapProp !== 'off';
 
   // vtd_decide_config.
   const buggyEim = boolProp(raw, 'x-buggy-eim');
   const eimProp = onOffAuto(raw, 'eim');
   if (eimProp === 'on' && !intremap) throw new Error('eim=on cannot be selected without intremap=on');
-  // No KVM here: the in-kernel irqchip is modelled by kernel-irqchip=split.
-  const inKernel = kernelIrqchip === 'split';
-  const eim = eimProp === 'auto' ? (inKernel || buggyEim) && intremap : eimProp === 'on';
-  if (eim && !buggyEim && !inKernel) throw new Error('eim=on requires accel=kvm,kernel-irqchip=split');
+  const eim = eimProp === 'auto' ? buggyEim && intremap : eimProp === 'on';
+  if (eim && !buggyEim) throw new Error('eim=on requires accel=kvm,kernel-irqchip=split');
 
   const awBits = numProp(raw, 'aw-bits');
   if (awBits !== AW_BITS.AW39 && awBits !== AW_BITS.AW48 && awBits !== AW_BITS.AW57) {
