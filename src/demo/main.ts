@@ -1,7 +1,8 @@
 /**
  * `npm start [-- --machine FILE] [--kut] [--pt] [--no-qi] [--qemu | --qtest]`
  *
- * Boots a machine definition (default machines/q35-vtd.json) in-process, runs
+ * Boots a machine definition in-process (by default machines/q35-vtd.json and
+ * then machines/q35-rmrr.json), runs
  * the Linux-like guest and prints a readable log: the DMAR decoded, each
  * VT-d bring-up step with register values, IOMMU groups and domains, edu
  * DMA verified byte for byte, a contiguous IOVA range over scattered pages,
@@ -15,7 +16,7 @@ const USAGE = 'usage: npm start -- [--machine FILE.json] [--kut] [--pt] [--no-qi
 
 /** Parsed command line. */
 interface DemoArgs {
-  machine: string;
+  machines: string[];
   kind: PlatformKind;
   kut: boolean;
   passThrough: boolean;
@@ -23,14 +24,14 @@ interface DemoArgs {
 }
 
 function parseArgs(argv: readonly string[]): DemoArgs {
-  const a: DemoArgs = { machine: 'machines/q35-vtd.json', kind: 'in-process', kut: false, passThrough: false, noQi: false };
+  const a: DemoArgs = { machines: [], kind: 'in-process', kut: false, passThrough: false, noQi: false };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i]!;
     if (x === '--machine' || x === '-machine-file') {
       const v = argv[++i];
       if (!v) throw new Error(`${x} needs a file`);
-      a.machine = v;
-    } else if (x.startsWith('--machine=')) a.machine = x.slice('--machine='.length);
+      a.machines.push(v);
+    } else if (x.startsWith('--machine=')) a.machines.push(x.slice('--machine='.length));
     else if (x === '--kut') a.kut = true;
     else if (x === '--pt') a.passThrough = true;
     else if (x === '--no-qi') a.noQi = true;
@@ -39,14 +40,28 @@ function parseArgs(argv: readonly string[]): DemoArgs {
     else if (x === '--help' || x === '-h') { console.log(USAGE); process.exit(0); }
     else throw new Error(`unknown argument ${x}\n${USAGE}`);
   }
+  if (a.machines.length === 0) a.machines.push(...DEFAULT_TOUR);
   return a;
 }
+
+/** What `npm start` shows with no --machine: the main machine, then the RMRR refusal. */
+const DEFAULT_TOUR = ['machines/q35-vtd.json', 'machines/q35-rmrr.json'];
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const print = (l: string): void => console.log(l);
-  print(`vtemu demo: ${args.machine} (${args.kind})`);
-  const p = await createPlatform(args.kind, args.machine);
+  let ok = true;
+  for (const machine of args.machines) {
+    ok = (await runMachine(machine, args, print)) && ok;
+  }
+  print(ok ? 'RESULT: PASS' : 'RESULT: FAIL');
+  return ok ? 0 : 1;
+}
+
+/** Runs the demo (and the kvm-unit-tests-like guest with --kut) on one machine file. */
+async function runMachine(machine: string, args: DemoArgs, print: (l: string) => void): Promise<boolean> {
+  print(`vtemu demo: ${machine} (${args.kind})`);
+  const p = await createPlatform(args.kind, machine);
   let ok: boolean;
   try {
     ok = (await runDemo(p, print, { passThrough: args.passThrough, noQi: args.noQi })).passed;
@@ -54,15 +69,15 @@ async function main(): Promise<number> {
     await p.close();
   }
   if (args.kut) {
-    const q = await createPlatform(args.kind, args.machine);
+    const q = await createPlatform(args.kind, machine);
     try {
       ok = (await runKutDemo(q, print)).passed && ok;
     } finally {
       await q.close();
     }
   }
-  print(ok ? 'RESULT: PASS' : 'RESULT: FAIL');
-  return ok ? 0 : 1;
+  print('');
+  return ok;
 }
 
 main().then((code) => process.exit(code), (e: unknown) => {
