@@ -32,15 +32,17 @@ noteQemuSkip('test/diff/edu.test.ts');
 const WAIT = 'wait';
 const QEMU_WAIT_MS = 250;
 const VTEMU_WAIT_NS = 200_000_000;
-/** Let QEMU's factorial thread finish a small operand (vtemu: already done). */
-const SETTLE = 'settle';
-/** Outlast a 2^28 factorial: QEMU ~0.5 s of real time, vtemu 268 ms of virtual time. */
-const LONG_WAIT = 'long-wait';
 const PAUSES: Readonly<Record<string, { readonly ms: number; readonly ns: number }>> = {
   [WAIT]: { ms: QEMU_WAIT_MS, ns: VTEMU_WAIT_NS },
-  [SETTLE]: { ms: 20, ns: 0 },
-  [LONG_WAIT]: { ms: 2000, ns: 300_000_000 },
 };
+/**
+ * Wait for QEMU's factorial thread by polling, never by a fixed sleep (the
+ * thread's timing on a loaded host is unbounded): until the status register
+ * says idle, or until the completion interrupt is flagged (QEMU clears the
+ * busy bit before it raises the interrupt, so idle alone is not enough).
+ */
+const SETTLE = 'poll-factorial-idle';
+const FACT_IRQ = 'poll-factorial-irq';
 
 // ---------------------------------------------------------------------------
 // Transcripts
@@ -114,7 +116,7 @@ function registerLines(): string[] {
   t.w(0x60, 0).r(0x24).pciStatus();
   t.w(0x60, 0xffffffff).r(0x24).pciStatus().w(0x64, 0xffffffff).r(0x24).pciStatus();
   // factorial completion interrupt
-  t.w(0x20, 0x80).w(8, 4).push(SETTLE).r(8).r(0x24).pciStatus().w(0x64, 1).r(0x24).pciStatus().w(0x20, 0);
+  t.w(0x20, 0x80).w(8, 4).push(FACT_IRQ).r(8).r(0x24).pciStatus().w(0x64, 1).r(0x24).pciStatus().w(0x20, 0);
   // INTx disable hides the line but not the status
   t.command(0x406).w(0x60, 0x2).pciStatus().command(0x6).pciStatus().w(0x64, 0x2).pciStatus();
   // DMA registers: 64-bit, 4-byte writes zero-extend
@@ -130,7 +132,7 @@ function registerLines(): string[] {
 function factorialBusyLines(): string[] {
   // 2^28: QEMU's thread is busy ~0.5 s of real time, vtemu 268 ms of virtual time.
   const t = new Lines().push(...setupLines());
-  t.w(0x20, 0x80).w(8, 1 << 28).r(0x20).r(8).w(8, 3).r(8).r(0x24).push(LONG_WAIT).r(0x20).r(8).r(0x24).pciStatus();
+  t.w(0x20, 0x80).w(8, 1 << 28).r(0x20).r(8).w(8, 3).r(8).r(0x24).push(FACT_IRQ).r(0x20).r(8).r(0x24).pciStatus();
   return t.l;
 }
 
@@ -243,7 +245,12 @@ function args(eduCount: number): string[] {
 async function compare(lines: readonly string[], eduCount = 1): Promise<string[]> {
   const steps: Step[] = lines.map((l) => {
     const p = PAUSES[l];
-    return p ? { wait: true, ms: p.ms, ns: p.ns } : l;
+    // A DMA wait: the 100 ms the command takes, then (QEMU runs in real time
+    // on a possibly loaded host) poll until the run bit is clear.
+    if (p) return { before: { ms: p.ms, ns: p.ns }, poll: `readl ${hex(BAR + 0x98)}`, until: (r: string) => (parseInt(r.slice(3), 16) & 1) === 0, quiet: true };
+    if (l === SETTLE) return { poll: `readl ${hex(BAR + 0x20)}`, until: (r: string) => (parseInt(r.slice(3), 16) & 1) === 0 };
+    if (l === FACT_IRQ) return { poll: `readl ${hex(BAR + 0x24)}`, until: (r: string) => (parseInt(r.slice(3), 16) & 1) === 1 };
+    return l;
   });
   const r = await diffTranscripts(args(eduCount), steps);
   expect(r.difference).toBeNull();

@@ -141,6 +141,9 @@ class Guest {
     await this.c.write64(b + 0x90, BigInt(count));
     await this.c.write64(b + 0x98, toRam ? 3n : 1n);
     await this.c.sleep(DMA_WAIT_NS);
+    // QEMU runs in real time: on a loaded host the DMA timer may fire late.
+    const deadline = Date.now() + 20_000;
+    while ((Number(await this.c.read64(b + 0x98)) & 1) !== 0 && Date.now() < deadline) await this.c.sleep(5_000_000);
   }
   async word(addr: number): Promise<string> {
     return (await this.c.read(addr, 4)).toString(16);

@@ -205,7 +205,11 @@ if (haveQemu) {
     start: (args) => QtestClient.spawnQemu(args),
     wait: async (c) => {
       await new Promise((r) => setTimeout(r, DMA_WAIT_MS));
-      await c.command('endianness');
+      // Real time on a possibly loaded host: also poll until edu's run bit is clear.
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && (Number(BigInt((await c.command(`readl ${hex(EDU_BAR + 0x98)}`)).slice(3))) & 1) !== 0) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
     },
   });
 }

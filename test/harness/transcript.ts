@@ -12,7 +12,28 @@ export type Step =
   | string
   | { readonly cmd: string; readonly mask?: bigint; readonly note?: string }
   | { readonly wait: true; readonly ms?: number; readonly ns?: number }
+  | PollStep
   | { readonly reset: true };
+
+/**
+ * Repeats `poll` until `until(reply)` holds (QEMU: real time, e.g. for its
+ * worker threads; vtemu: stepping `stepNs` of virtual time between tries) and
+ * records only the last reply, so a race with a device thread cannot change
+ * the transcript.  On timeout the last reply is recorded, and differs.
+ */
+export interface PollStep {
+  readonly poll: string;
+  readonly until: (reply: string) => boolean;
+  readonly timeoutMs?: number;
+  readonly stepNs?: number;
+  /** A wait before the first try (e.g. the 100 ms an edu DMA takes). */
+  readonly before?: { readonly ms: number; readonly ns: number };
+  /** Leave the reply out of the transcript (a pure synchronisation step). */
+  readonly quiet?: boolean;
+}
+
+/** Default poll time-out: generous, for a loaded CI host. */
+export const DEFAULT_POLL_TIMEOUT_MS = 20_000;
 
 /** A recorded line: what was sent and what came back. */
 export interface TranscriptLine {
@@ -60,6 +81,18 @@ export async function runTranscript(runner: QtestRunner, steps: readonly Step[],
     if (typeof s === 'object' && 'wait' in s) {
       await runner.wait(s.ms ?? DEFAULT_WAIT_MS, s.ns ?? DEFAULT_WAIT_NS);
       for (const a of asyncLines()) out.push({ step: i, cmd: '<wait>', reply: a });
+      continue;
+    }
+    if (typeof s === 'object' && 'poll' in s) {
+      if (s.before) await runner.wait(s.before.ms, s.before.ns);
+      const deadline = Date.now() + (s.timeoutMs ?? DEFAULT_POLL_TIMEOUT_MS);
+      let reply = await runner.command(s.poll);
+      while (!s.until(reply) && Date.now() < deadline) {
+        await runner.wait(2, s.stepNs ?? 1_000_000);
+        reply = await runner.command(s.poll);
+      }
+      for (const a of asyncLines()) out.push({ step: i, cmd: `<poll ${s.poll}>`, reply: a });
+      if (!s.quiet) out.push({ step: i, cmd: `<poll ${s.poll}>`, reply });
       continue;
     }
     if (typeof s === 'object' && 'reset' in s) {

@@ -14,6 +14,14 @@ noteQemuSkip('test/machine/diff-qtest.test.ts');
 /** edu at 00:01.0, BAR0 at 0xE0000000, memory decode + bus master. */
 const EDU_UP: Step[] = ['outl 0xcf8 0x80000810', 'outl 0xcfc 0xe0000000', 'outl 0xcf8 0x80000804', 'outl 0xcfc 0x6'];
 
+/**
+ * QEMU runs in real time (no qtest clock in 7.2): wait the 100 ms an edu DMA
+ * takes, then poll until the device says it is done, so a loaded host cannot
+ * reorder the transcript.  vtemu steps its virtual clock.
+ */
+const DMA_DONE: Step = { before: { ms: 150, ns: 200_000_000 }, poll: 'readl 0xe0000098', until: (r) => (parseInt(r.slice(3), 16) & 1) === 0, quiet: true };
+const FACTORIAL_DONE: Step = { poll: 'readl 0xe0000020', until: (r) => (parseInt(r.slice(3), 16) & 1) === 0, quiet: true };
+
 describe.skipIf(!qemu)('asynchronous qtest lines vs QEMU 7.2', () => {
   it('edu INTx: IRQ raise/lower lines come before the reply', async () => {
     const steps: Step[] = [
@@ -45,18 +53,18 @@ describe.skipIf(!qemu)('asynchronous qtest lines vs QEMU 7.2', () => {
       'writeq 0xe0000088 0x40000',
       'writeq 0xe0000090 0x8',
       'writeq 0xe0000098 0x1',
-      { wait: true },
+      DMA_DONE,
       'writeq 0xe0000080 0x40000',
       'writeq 0xe0000088 0x200000',
       'writeq 0xe0000090 0x8',
       'writeq 0xe0000098 0x7',
-      { wait: true },
+      DMA_DONE,
       'read 0x200000 8',
       'readl 0xe0000024',
       'writel 0xe0000064 0x100',
       // No factorial IRQ (status bit 7): QEMU computes in a thread, so its IRQ line may land after the reply.
       'writel 0xe0000008 0x5',
-      { wait: true },
+      FACTORIAL_DONE,
       'readl 0xe0000008',
       'readl 0xe0000020',
       'readl 0xe0000024',

@@ -60,7 +60,8 @@ const DIRTY: Step[] = [
   'writel 0xe0000088 0x40000',
   'writel 0xe0000090 0x4',
   'writel 0xe0000098 0x1',
-  { wait: true },
+  // QEMU runs in real time: wait the DMA's 100 ms, then poll its run bit.
+  { before: { ms: 150, ns: 200_000_000 }, poll: 'readl 0xe0000098', until: (r: string) => (parseInt(r.slice(3), 16) & 1) === 0, quiet: true },
   'outl 0xcf8 0x8000f860',
   'outl 0xcfc 0x0b0a0b0a',
   'outw 0x510 0x1',
