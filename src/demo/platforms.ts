@@ -91,39 +91,17 @@ async function createInProcess(def: MachineDefinition): Promise<GuestPlatform> {
   return platform;
 }
 
-/** Extension command: after it, every MSI reaching the APIC bus is reported as `MSI <addr> <data>`. */
-export const MSI_INTERCEPT_COMMAND = 'msi_intercept';
-
 /**
  * vtemu's qtest server in this process, connected to a QtestClient by
- * streams.  The `msi_intercept` extension is provided here, in front of the
- * server, from the machine's MSI sink (the standard server does not know it).
+ * streams (the server's `msi_intercept` extension makes MSIs observable).
  */
 async function createQtestInProcess(def: MachineDefinition): Promise<GuestPlatform> {
   const machine = buildMachine(def);
   const toClient = new PassThrough();
   const fromClient = new PassThrough();
   const server = new QtestServer(machine, (text) => toClient.write(text));
-  let msiLines = false;
-  machine.msiSink.events.on('interrupt', (d) => {
-    if (msiLines) toClient.write(`MSI 0x${d.address.toString(16)} 0x${d.data.toString(16)}\n`);
-  });
-  let buf = '';
   fromClient.setEncoding('utf8');
-  fromClient.on('data', (chunk: string) => {
-    buf += chunk;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.trim() === MSI_INTERCEPT_COMMAND) {
-        msiLines = true;
-        toClient.write('OK\n');
-      } else {
-        server.handleLine(line);
-      }
-    }
-  });
+  fromClient.on('data', (chunk: string) => server.feed(chunk));
   fromClient.on('end', () => {
     server.close();
     machine.dispose();

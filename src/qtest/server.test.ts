@@ -93,3 +93,37 @@ describe('QtestServer', () => {
     expect(out).toEqual(['OK little\n', 'OK 0x0000000000000000\n']);
   });
 });
+
+describe('msi_intercept (vtemu extension)', () => {
+  const EDU_BAR = 0xe000_0000;
+  /** edu at 00:01.0: BAR0, memory + bus master, MSI enabled to 0xFEE01000 data 0x4242. */
+  const eduWithMsi = (run: (l: string) => string[]) => {
+    const cfg = (reg: number) => `outl 0xcf8 0x${((0x8000_0800 | reg) >>> 0).toString(16)}`;
+    run(cfg(0x10)); run(`outl 0xcfc 0x${EDU_BAR.toString(16)}`);
+    run(cfg(0x04)); run('outw 0xcfc 0x6');
+    run(cfg(0x34)); const cap = Number(BigInt(run('inb 0xcfc')[0]!.slice(3)));
+    run(cfg(cap + 4)); run('outl 0xcfc 0xfee01000');
+    run(cfg(cap + 8)); run('outl 0xcfc 0x0');
+    run(cfg(cap + 12)); run('outw 0xcfc 0x4242');
+    run(cfg(cap)); run('outl 0xcfc 0x00810005'); // MSI enable (control word at cap+2)
+  };
+
+  it('reports MSIs only once asked, before the reply of the command that raised them', () => {
+    const { run, s } = session({ accel: 'qtest', devices: ['edu'] });
+    eduWithMsi(run);
+    expect(run(`writel 0x${(EDU_BAR + 0x60).toString(16)} 0x1`)).toEqual(['OK']);
+    expect(run('msi_intercept')).toEqual(['OK']);
+    expect(run(`writel 0x${(EDU_BAR + 0x64).toString(16)} 0x1`)).toEqual(['OK']);
+    expect(run(`writel 0x${(EDU_BAR + 0x60).toString(16)} 0x2`)).toEqual(['MSI 0xfee01000 0x4242', 'OK']);
+    s.close();
+    expect(run(`writel 0x${(EDU_BAR + 0x64).toString(16)} 0x2`)).toEqual([]);
+  });
+
+  it('is unknown without an APIC bus, as on QEMU', () => {
+    const m = createMachine({ accel: 'qtest' });
+    const out: string[] = [];
+    const s = new QtestServer({ memory: m.memory, io: m.io, clock: m.clock, ioapic: m.ioapic }, (t) => out.push(t));
+    s.handleLine('msi_intercept');
+    expect(out).toEqual(["FAIL Unknown command 'msi_intercept'\n"]);
+  });
+});

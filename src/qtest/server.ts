@@ -5,10 +5,18 @@
  * server answers a `FAIL ...` line and lives on.  Asynchronous `IRQ raise N`
  * / `IRQ lower N` lines go through the same `send` as replies, so a line
  * caused by a command comes before that command's reply.
+ *
+ * One extension beyond QEMU (a CPU-less machine has no other way to show its
+ * APIC bus to a qtest client): `msi_intercept` answers `OK`, after which every
+ * message delivered to the APIC bus (device MSIs, remapped interrupts, IOAPIC
+ * and IOMMU events) is sent as `MSI 0x<address> 0x<data>`, again before the
+ * reply of the command that caused it.  QEMU answers `FAIL Unknown command`,
+ * which is how a client tells the two apart.
  */
 import type { AddressSpace } from '../memory/address-space.js';
 import type { VirtualClock } from '../core/clock.js';
 import type { Ioapic } from '../hw/intc/ioapic.js';
+import type { MsiSink } from '../hw/intc/msi-sink.js';
 import {
   MAX_EXACT_ADDR,
   decodeWriteData,
@@ -27,6 +35,8 @@ export interface QtestTarget {
   readonly io: AddressSpace;
   readonly clock: VirtualClock;
   readonly ioapic: Ioapic;
+  /** The APIC bus, for the `msi_intercept` extension (absent: the command fails). */
+  readonly msiSink?: MsiSink;
   /** Resolves a QOM-like path to a device id known to the machine (for intercept/set_irq_in). */
   deviceById?(id: string): unknown;
 }
@@ -59,6 +69,7 @@ export class QtestServer {
   private buffer = '';
   private readonly scratch = new Uint8Array(8);
   private intercepted: string | null = null;
+  private msiListener: ((irq: { address: number; data: number }) => void) | null = null;
   private closed = false;
 
   constructor(
@@ -96,6 +107,8 @@ export class QtestServer {
   close(): void {
     if (this.intercepted !== null) this.target.ioapic.setIntercept(null);
     this.intercepted = null;
+    if (this.msiListener) this.target.msiSink?.events.off('interrupt', this.msiListener);
+    this.msiListener = null;
     this.closed = true;
   }
 
@@ -123,6 +136,8 @@ export class QtestServer {
         return this.intercept(cmd, need(words, 1));
       case 'set_irq_in':
         return this.setIrqIn(words);
+      case 'msi_intercept':
+        return this.msiIntercept();
       case 'module_load':
         need(words, 2);
         return 'FAIL';
@@ -232,6 +247,16 @@ export class QtestServer {
     this.intercepted = key;
     if (kind === 'ioapic' && cmd === 'irq_intercept_in') {
       this.target.ioapic.setIntercept((input, level) => this.send(`IRQ ${level ? 'raise' : 'lower'} ${input}\n`));
+    }
+    return 'OK';
+  }
+
+  private msiIntercept(): string {
+    const sink = this.target.msiSink;
+    if (!sink) return "FAIL Unknown command 'msi_intercept'";
+    if (!this.msiListener) {
+      this.msiListener = (irq) => this.send(`MSI 0x${irq.address.toString(16)} 0x${(irq.data >>> 0).toString(16)}\n`);
+      sink.events.on('interrupt', this.msiListener);
     }
     return 'OK';
   }
