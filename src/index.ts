@@ -32,3 +32,5 @@ export { IntelIommu } from './hw/intel-iommu/device.js';
 export { EduDevice } from './hw/edu/index.js';
 export { MsiSink, type MsiDelivery } from './hw/intc/msi-sink.js';
 export { Ioapic } from './hw/intc/ioapic.js';
+export { PciDevice, type PciDeviceInit } from './pci/device.js';
+export { DmaSpace } from './memory/dma-space.js';
