@@ -8,9 +8,10 @@ import { pathToFileURL } from 'node:url';
 import type { Bench, Figures } from './bench.js';
 import { ramBench } from './ram.js';
 import { iommuBench } from './iommu.js';
+import { eduBench } from './edu.js';
 
 /** Every benchmark module; add yours here. */
-export const benches: Bench[] = [ramBench, iommuBench];
+export const benches: Bench[] = [ramBench, iommuBench, eduBench];
 
 /** Runs the selected modules and returns all figures, keys prefixed by module name. */
 export async function runBenches(filter: readonly string[] = []): Promise<Figures> {

@@ -300,3 +300,47 @@ describe('unassigned and RAM accesses', () => {
     expect(as.isRam(0x10000, 0x2001)).toBe(false);
   });
 });
+
+describe('spans of a buffer (readInto / writeFrom)', () => {
+  /** RAM at 0..0x1000, a recorder MMIO device at 0x1000, a hole above 0x1100. */
+  function mixed() {
+    const ram = createTsRam(0x1000);
+    const { region, calls } = recorder(0x100, { valid: { min: 1, max: 4 } });
+    const root = new ContainerRegion('root', 2 ** 32);
+    root.add(new RamRegion('ram', 0x1000, ram), 0);
+    root.add(region, 0x1000);
+    return { as: new AddressSpace('test', root), ram, calls };
+  }
+
+  it('fills exactly the span, across RAM, MMIO and a hole, as readBytes on a view would', () => {
+    const { as, ram } = mixed();
+    ram.fill(0, 0x1000, 0x5a);
+    const whole = new Uint8Array(0x120);
+    expect(as.readBytes(0xff0, whole)).toBe(MemTx.DecodeError);
+    const dst = new Uint8Array(0x130).fill(0xee);
+    expect(as.readInto(0xff0, dst, 7, 0x120)).toBe(MemTx.DecodeError);
+    expect(dst.subarray(7, 7 + 0x120)).toEqual(whole);
+    expect(dst.subarray(0, 7).every((b) => b === 0xee)).toBe(true);
+    expect(dst.subarray(7 + 0x120).every((b) => b === 0xee)).toBe(true);
+    expect(whole[0x10]).toBe(1); // first MMIO byte reads (offset + 1)
+  });
+
+  it('writes exactly the span, with the same MMIO calls as writeBytes on a view', () => {
+    const a = mixed();
+    const b = mixed();
+    const src = Uint8Array.from({ length: 0x40 }, (_, i) => i + 1);
+    expect(a.as.writeFrom(0xff8, src, 5, 0x20)).toBe(MemTx.Ok);
+    expect(b.as.writeBytes(0xff8, src.subarray(5, 0x25))).toBe(MemTx.Ok);
+    expect(a.calls).toEqual(b.calls);
+    expect(a.ram.readU32(0xff8)).toBe(b.ram.readU32(0xff8));
+    expect(a.ram.readU32(0xffc)).toBe(0x0d0c_0b0a);
+  });
+
+  it('rejects spans outside the buffer (a host bug)', () => {
+    const { as } = mixed();
+    const buf = new Uint8Array(16);
+    expect(() => as.readInto(0, buf, 10, 8)).toThrow(RangeError);
+    expect(() => as.writeFrom(0, buf, -1, 4)).toThrow(RangeError);
+    expect(() => as.readInto(0, buf, 1.5, 4)).toThrow(RangeError);
+  });
+});

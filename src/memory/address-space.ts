@@ -149,24 +149,34 @@ export class AddressSpace {
 
   /** Reads dst.length bytes at addr in memory order. */
   readBytes(addr: number, dst: Uint8Array): MemTx {
+    return this.readInto(addr, dst, 0, dst.length);
+  }
+
+  /**
+   * Reads `length` bytes at addr into dst[start, start+length), in memory
+   * order.  A part of a buffer needs no view of it (DMA pieces): RAM is one
+   * copy per flat range, MMIO is split as QEMU does.
+   */
+  readInto(addr: number, dst: Uint8Array, start: number, length: number): MemTx {
+    checkSpan(dst, start, length);
     let result = MemTx.Ok;
     let done = 0;
-    while (done < dst.length) {
+    while (done < length) {
       const at = addr + done;
+      const p = start + done;
       const r = this.lookup(at);
       if (!r) {
         const next = this.nextStart(at);
-        const len = Math.min(dst.length - done, next - at);
-        dst.fill(this.unassignedByte, done, done + len);
+        const len = Math.min(length - done, next - at);
+        dst.fill(this.unassignedByte, p, p + len);
         done += len;
         result = MemTx.DecodeError;
         continue;
       }
       const off = at - r.start + r.offset;
-      const room = Math.min(dst.length - done, r.end - at);
+      const room = Math.min(length - done, r.end - at);
       if (r.leaf.kind === 'ram') {
-        // The whole buffer in one RAM range (the usual case) needs no view.
-        r.leaf.ram.copyOut(r.leaf.ramOffset + off, room === dst.length ? dst : dst.subarray(done, done + room));
+        r.leaf.ram.copyOutAt(r.leaf.ramOffset + off, dst, p, room);
         done += room;
         continue;
       }
@@ -175,14 +185,14 @@ export class AddressSpace {
         const v = mmioRead(r.leaf, off, l);
         let bits = v ?? 0n;
         if (v === null) result = MemTx.DecodeError;
-        for (let i = 0; i < l; i++, bits >>= 8n) dst[done + i] = Number(bits & 0xffn);
+        for (let i = 0; i < l; i++, bits >>= 8n) dst[p + i] = Number(bits & 0xffn);
       } else {
         let v = mmioReadSmall(r.leaf, off, l);
         if (v === MMIO_REFUSED) {
           v = 0;
           result = MemTx.DecodeError;
         }
-        for (let i = 0; i < l; i++, v >>>= 8) dst[done + i] = v & 0xff;
+        for (let i = 0; i < l; i++, v >>>= 8) dst[p + i] = v & 0xff;
       }
       done += l;
     }
@@ -191,20 +201,27 @@ export class AddressSpace {
 
   /** Writes src at addr in memory order. */
   writeBytes(addr: number, src: Uint8Array): MemTx {
+    return this.writeFrom(addr, src, 0, src.length);
+  }
+
+  /** Writes src[start, start+length) at addr in memory order (see `readInto`). */
+  writeFrom(addr: number, src: Uint8Array, start: number, length: number): MemTx {
+    checkSpan(src, start, length);
     let result = MemTx.Ok;
     let done = 0;
-    while (done < src.length) {
+    while (done < length) {
       const at = addr + done;
+      const p = start + done;
       const r = this.lookup(at);
       if (!r) {
-        done += Math.min(src.length - done, this.nextStart(at) - at);
+        done += Math.min(length - done, this.nextStart(at) - at);
         result = MemTx.DecodeError;
         continue;
       }
       const off = at - r.start + r.offset;
-      const room = Math.min(src.length - done, r.end - at);
+      const room = Math.min(length - done, r.end - at);
       if (r.leaf.kind === 'ram') {
-        r.leaf.ram.copyIn(r.leaf.ramOffset + off, room === src.length ? src : src.subarray(done, done + room));
+        r.leaf.ram.copyInAt(r.leaf.ramOffset + off, src, p, room);
         done += room;
         continue;
       }
@@ -212,11 +229,11 @@ export class AddressSpace {
       let tx: MemTx;
       if (l === 8) {
         let v = 0n;
-        for (let i = l - 1; i >= 0; i--) v = (v << 8n) | BigInt(src[done + i]!);
+        for (let i = l - 1; i >= 0; i--) v = (v << 8n) | BigInt(src[p + i]!);
         tx = mmioWrite(r.leaf, off, l, v);
       } else {
         let v = 0;
-        for (let i = l - 1; i >= 0; i--) v = v * 256 + src[done + i]!;
+        for (let i = l - 1; i >= 0; i--) v = v * 256 + src[p + i]!;
         tx = mmioWriteSmall(r.leaf, off, l, v);
       }
       if (tx !== MemTx.Ok) result = MemTx.DecodeError;
@@ -264,6 +281,13 @@ export class AddressSpace {
   }
 }
 
+/** Throws unless [start, start+length) is a span of `buf` (a host bug, never guest input). */
+function checkSpan(buf: Uint8Array, start: number, length: number): void {
+  if (!(Math.floor(start) === start && start >= 0 && length >= 0 && start + length <= buf.length)) {
+    throw new RangeError(`address space: span ${start}+${length} outside a buffer of ${buf.length}`);
+  }
+}
+
 /**
  * QEMU's memory_access_size: the largest power of two no bigger than `len`,
  * the region's valid maximum and (unless its implementation takes unaligned
@@ -297,6 +321,12 @@ export function mmioRead(region: MmioRegion, offset: number, size: AccessSize): 
   if (!accessValid(region, offset, size)) return null;
   const impl = region.rules.impl;
   const step = Math.max(Math.min(size, impl.max), impl.min) as AccessSize;
+  // One access of the implemented size (the usual case): no shifting or masking loop.
+  if (step === size) {
+    return step === 8
+      ? BigInt.asUintN(64, region.ops.read64!(offset))
+      : BigInt((region.ops.read(offset, step) & SIZE_MASK[step]!) >>> 0);
+  }
   const mask = step === 8 ? 0xffff_ffff_ffff_ffffn : (1n << BigInt(step * 8)) - 1n;
   let value = 0n;
   for (let i = 0; i < size; i += step) {
@@ -336,6 +366,11 @@ export function mmioWrite(region: MmioRegion, offset: number, size: AccessSize, 
   if (!accessValid(region, offset, size)) return MemTx.DecodeError;
   const impl = region.rules.impl;
   const step = Math.max(Math.min(size, impl.max), impl.min) as AccessSize;
+  if (step === size) {
+    if (step === 8) region.ops.write64!(offset, BigInt.asUintN(64, value));
+    else region.ops.write(offset, step, Number(BigInt.asUintN(step * 8, value)));
+    return MemTx.Ok;
+  }
   const mask = step === 8 ? 0xffff_ffff_ffff_ffffn : (1n << BigInt(step * 8)) - 1n;
   for (let i = 0; i < size; i += step) {
     const part = (value >> BigInt(i * 8)) & mask;

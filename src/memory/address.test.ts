@@ -25,6 +25,15 @@ describe('address helpers', () => {
     expect(inclusiveEnd(2 ** 53, 2 ** 53, 2 ** 53)).toBe(-1);
   });
 
+  it('join64 keeps the page of values above 2^53 (drops the bits a double cannot hold, never rounds up)', () => {
+    for (const [lo, hi] of [[0xffff_fff0, 0xffff_ffff], [0x0000_1ff0, 0x8000_0000], [0xffff_ffff, 0x0020_0000], [0x1234_5fff, 0x0abc_def0]] as const) {
+      const v = join64(lo, hi);
+      const exact = join64n(lo, hi);
+      expect(BigInt(v) <= exact && BigInt(v) >> 12n === exact >> 12n).toBe(true);
+    }
+    expect(join64(0x1234, 0x1f_ffff)).toBe(0x1f_ffff_0000_1234); // below 2^53: exact
+  });
+
   it('knows the access sizes', () => {
     expect([1, 2, 4, 8].every(isAccessSize)).toBe(true);
     expect([0, 3, 16, 1.5].some(isAccessSize)).toBe(false);

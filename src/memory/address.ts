@@ -34,9 +34,21 @@ export function hi32(n: number): number {
   return Math.floor(n / TWO_POW_32) >>> 0;
 }
 
-/** Joins two 32-bit halves into a number (exact while the result is < 2^53). */
+/** Largest high half whose joined value is below 2^53 (every integer exact). */
+const EXACT_HI_LIMIT = 0x20_0000;
+/** Significand bits of a double minus 32: the ulp of hi * 2^32 + lo is 2^(log2(hi) - this). */
+const ULP_SHIFT = 20;
+
+/**
+ * Joins two 32-bit halves into a number: exact below 2^53; above, the low
+ * bits a double cannot hold are dropped (rounded toward zero, never up to
+ * the next page), so the page (any alignment of 4 KiB or more) is exact.
+ */
 export function join64(lo: number, hi: number): number {
-  return hi * TWO_POW_32 + (lo >>> 0);
+  if (hi < EXACT_HI_LIMIT) return hi * TWO_POW_32 + (lo >>> 0);
+  const ulp = 2 ** (31 - Math.clz32(hi) - ULP_SHIFT);
+  const l = lo >>> 0;
+  return hi * TWO_POW_32 + (l - (l % ulp));
 }
 
 /** Joins two 32-bit halves into a bigint (always exact). */

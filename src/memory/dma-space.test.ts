@@ -8,7 +8,7 @@ import { AddressSpace, MemTx } from './address-space.js';
 import { DmaSpace } from './dma-space.js';
 import { DmaAccess, type DmaTranslator, type IotlbEntry, IommuPerm } from './iommu.js';
 import { createTsRam } from './ram-ts.js';
-import { ContainerRegion, RamRegion } from './region.js';
+import { ContainerRegion, MmioRegion, RamRegion } from './region.js';
 
 const PAGE = 4096;
 const RAM_SIZE = 64 * PAGE;
@@ -212,6 +212,133 @@ describe('DmaSpace', () => {
       const { as } = system();
       const dma = new DmaSpace(as, () => true, () => null);
       expect(dma.writeU32(0xfee0_0000, 1)).toBe(MemTx.DecodeError); // nothing mapped in this test system
+    });
+  });
+
+  describe('merging physically contiguous pages (translators with peek)', () => {
+    /** A FakeTranslator whose pages in `peekable` can also be peeked; records peeks. */
+    class PeekingTranslator extends FakeTranslator {
+      readonly peeks: number[] = [];
+      constructor(pages: number[], perm: IommuPerm[] = [], private readonly peekable: boolean[] = []) {
+        super(pages, perm);
+      }
+      peek(iova: number, access: DmaAccess, out: IotlbEntry): boolean {
+        const i = Math.floor((iova - 0x10_0000) / PAGE);
+        if (!(this.peekable[i] ?? true)) return false;
+        this.peeks.push(iova);
+        const before = this.calls.length;
+        const ok = this.translate(iova, access, out);
+        this.calls.length = before; // a peek is not a translation
+        return ok;
+      }
+    }
+    const page = (i: number) => 0x10_0000 + i * PAGE;
+
+    it('contiguous pages are translated once and peeked after', () => {
+      const { as, ram } = system();
+      const image = bytes(RAM_SIZE, 5);
+      ram.copyIn(0, image);
+      const t = new PeekingTranslator([3, 4, 5, 6]);
+      const out = new Uint8Array(4 * PAGE);
+      expect(new DmaSpace(as, () => true, () => t).read(page(0), out)).toBe(MemTx.Ok);
+      expect(out).toEqual(image.subarray(3 * PAGE, 7 * PAGE));
+      expect(t.calls.map(([a]) => a)).toEqual([page(0)]);
+      expect(t.peeks).toEqual([page(1), page(2), page(3)]);
+    });
+
+    it('a cached page that is not contiguous is used as peeked, never looked up twice', () => {
+      const { as, ram } = system();
+      const image = bytes(RAM_SIZE, 6);
+      ram.copyIn(0, image);
+      const t = new PeekingTranslator([3, 4, 9, 10, 2]);
+      const out = new Uint8Array(5 * PAGE);
+      expect(new DmaSpace(as, () => true, () => t).read(page(0), out)).toBe(MemTx.Ok);
+      const want = [3, 4, 9, 10, 2].map((p) => image.subarray(p * PAGE, (p + 1) * PAGE));
+      expect(out).toEqual(Uint8Array.from(want.flatMap((w) => [...w])));
+      expect(t.calls.map(([a]) => a)).toEqual([page(0)]);
+      expect(t.peeks).toEqual([page(1), page(2), page(3), page(4)]);
+    });
+
+    it('pages that cannot be peeked, or lack the permission, go through translate', () => {
+      const { as, ram } = system();
+      ram.fill(0, RAM_SIZE, 0xcc);
+      const rw = IommuPerm.ReadWrite;
+      const t = new PeekingTranslator([3, 4, 5, 6, 7], [rw, rw, IommuPerm.Read], [true, true, true, false, true]);
+      expect(new DmaSpace(as, () => true, () => t).write(page(0), bytes(5 * PAGE, 1))).toBe(MemTx.DecodeError);
+      expect(t.calls.map(([a]) => a)).toEqual([page(0), page(2), page(3)]);
+      expect(ram.compare(3 * PAGE, bytes(5 * PAGE, 1).subarray(0, 2 * PAGE))).toBe(true);
+      expect(ram.readU8(5 * PAGE)).toBe(0xcc); // the read-only page
+      expect(ram.compare(6 * PAGE, bytes(5 * PAGE, 1).subarray(3 * PAGE))).toBe(true);
+    });
+
+    it('a merged run stops at the end of RAM', () => {
+      const { as, ram } = system();
+      ram.fill(0, RAM_SIZE, 0x42);
+      const t = new PeekingTranslator([62, 63, 64]);
+      const out = new Uint8Array(3 * PAGE).fill(1);
+      expect(new DmaSpace(as, () => true, () => t).read(page(0), out)).toBe(MemTx.DecodeError);
+      expect(out.subarray(0, 2 * PAGE).every((b) => b === 0x42)).toBe(true);
+      expect(out.subarray(2 * PAGE).every((b) => b === 0)).toBe(true);
+      expect(t.calls.map(([a]) => a)).toEqual([page(0)]);
+    });
+
+    it('a merged run never includes MMIO, whose side effects may change later translations', () => {
+      const ram = createTsRam(RAM_SIZE);
+      const root = new ContainerRegion('system', 2 ** 40);
+      root.add(new RamRegion('ram', RAM_SIZE, ram), 0);
+      const pages = [62, 63, 64, 1];
+      // A device right after RAM whose register write remaps IOVA page 3 (as a write to an IOMMU could).
+      const writes: number[] = [];
+      const remapper = new MmioRegion('remapper', PAGE, {
+        read: () => 0,
+        write: (offset) => {
+          writes.push(offset);
+          pages[3] = 10;
+        },
+      });
+      root.add(remapper, RAM_SIZE);
+      const t = new PeekingTranslator(pages);
+      const dma = new DmaSpace(new AddressSpace('memory', root), () => true, () => t);
+      expect(dma.write(page(0), bytes(4 * PAGE, 2))).toBe(MemTx.Ok);
+      expect(writes.length).toBeGreaterThan(0);
+      expect(ram.compare(10 * PAGE, bytes(4 * PAGE, 2).subarray(3 * PAGE))).toBe(true);
+      expect(ram.readU8(PAGE)).toBe(0);
+    });
+
+    it('random mappings: merging gives the same bytes and results as page-by-page copies', () => {
+      let x = 99;
+      const rnd = (n: number) => {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        return (x >>> 8) % n;
+      };
+      for (let round = 0; round < 300; round++) {
+        const n = 1 + rnd(8);
+        // Runs of contiguous pages, jumps, faults, read-only pages, pages past the end of RAM.
+        const pages: number[] = [];
+        let p = rnd(70);
+        for (let i = 0; i < n; i++) {
+          pages.push(rnd(6) === 0 ? -1 : p);
+          p = rnd(3) === 0 ? rnd(70) : p + 1;
+        }
+        const perm = pages.map(() => (rnd(8) === 0 ? IommuPerm.Read : IommuPerm.ReadWrite));
+        const peekable = pages.map(() => rnd(5) !== 0);
+        const start = page(0) + rnd(PAGE);
+        const len = 1 + rnd(n * PAGE - (start - page(0)));
+        const isWrite = rnd(2) === 0;
+        const runs = [new PeekingTranslator(pages, perm, peekable), new FakeTranslator(pages, perm)].map((t) => {
+          const { as, ram } = system();
+          ram.copyIn(0, bytes(RAM_SIZE, round));
+          const dma = new DmaSpace(as, () => true, () => t);
+          const buf = bytes(len, round + 1);
+          const r = isWrite ? dma.write(start, buf) : dma.read(start, buf);
+          const mem = new Uint8Array(RAM_SIZE);
+          ram.copyOut(0, mem);
+          return { r, buf, mem };
+        });
+        expect(runs[0]!.r).toBe(runs[1]!.r);
+        expect(Buffer.compare(runs[0]!.buf, runs[1]!.buf)).toBe(0);
+        expect(Buffer.compare(runs[0]!.mem, runs[1]!.mem)).toBe(0);
+      }
     });
   });
 });

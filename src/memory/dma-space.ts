@@ -3,7 +3,9 @@
  * Gated by the device's bus-master enable, then either straight into system
  * memory or through the IOMMU translator of its requester ID.  One IOVA range
  * may become several physical fragments: each piece is translated on its own
- * and a faulting piece reads zeros / drops its bytes, as QEMU does.
+ * and a faulting piece reads zeros / drops its bytes, as QEMU does.  Pages
+ * whose translations are cached and physically contiguous in RAM are copied
+ * as one piece (`merge`), which nothing can tell apart from page-by-page.
  */
 import { AddressSpace, MemTx } from './address-space.js';
 import {
@@ -31,9 +33,25 @@ const INTERRUPT_ACCESS_ALIGN_MASK = INTERRUPT_ACCESS_SIZE - 1;
 /** Granule of a failed translation that gave no page size. */
 const PAGE_SIZE_4K = 4096;
 
+/** Largest page mask whose offsets a 32-bit AND can take. */
+const INT_MASK_LIMIT = 0x7fff_ffff;
+
+/**
+ * `x` modulo `mask + 1` for a page mask (a power of two minus one): a bit
+ * AND for masks below 2^31 (every VT-d leaf up to 1 GiB), so the per-page
+ * loop does no floating-point remainder.
+ */
+function pageOffset(x: number, mask: number): number {
+  return mask <= INT_MASK_LIMIT ? x & mask : x % (mask + 1);
+}
+
 /** Implementation over a system address space and an optional translator. */
 export class DmaSpace implements DmaMemory {
   private readonly entry = newIotlbEntry();
+  /** A translation obtained by `peek` (see `merge`). */
+  private readonly peeked = newIotlbEntry();
+  /** Set by `merge`: `peeked` translates the first byte after the merged run. */
+  private carried = false;
   private readonly word = new Uint8Array(4);
 
   constructor(
@@ -72,7 +90,9 @@ export class DmaSpace implements DmaMemory {
     }
     let result = MemTx.Ok;
     let done = 0;
-    const e = this.entry;
+    const need = access === DmaAccess.Read ? IommuPerm.Read : IommuPerm.Write;
+    // True when `this.peeked` holds the translation of addr + done, from a peek.
+    let carried = false;
     while (done < buf.length) {
       const at = addr + done;
       let len = buf.length - done;
@@ -84,26 +104,66 @@ export class DmaSpace implements DmaMemory {
       }
       // A translated piece never runs into the interrupt window.
       if (at < INTERRUPT_WINDOW_BASE) len = Math.min(len, INTERRUPT_WINDOW_BASE - at);
-      const ok = t.translate(at, access, e);
-      if (!ok || (e.perm & (access === DmaAccess.Read ? IommuPerm.Read : IommuPerm.Write)) === 0) {
+      const e = carried ? this.peeked : this.entry;
+      const ok = carried || t.translate(at, access, e);
+      carried = false;
+      if (!ok || (e.perm & need) === 0) {
         // A fault covers at most the rest of its page (4 KiB when the IOMMU gave none).
-        const page = ok ? e.addrMask + 1 : PAGE_SIZE_4K;
-        len = Math.min(len, page - (at % page));
+        const mask = ok ? e.addrMask : PAGE_SIZE_4K - 1;
+        len = Math.min(len, mask + 1 - pageOffset(at, mask));
         if (access === DmaAccess.Read) buf.fill(0, done, done + len);
         result = MemTx.DecodeError;
         done += len;
         continue;
       }
-      const page = e.addrMask + 1;
-      const pageOff = at % page;
-      len = Math.min(len, page - pageOff);
-      const phys = e.translated - (e.translated % page) + pageOff;
-      const piece = len === buf.length ? buf : buf.subarray(done, done + len);
-      const r = access === DmaAccess.Read ? this.system.readBytes(phys, piece) : this.system.writeBytes(phys, piece);
+      const room = len;
+      const mask = e.addrMask;
+      const pageOff = pageOffset(at, mask);
+      len = Math.min(len, mask + 1 - pageOff);
+      const phys = e.translated - pageOffset(e.translated, mask) + pageOff;
+      if (len < room && t.peek !== undefined) {
+        len = this.merge(t, access, need, at, phys, len, room);
+        carried = this.carried;
+      }
+      // The piece is passed as a span of buf: no view per page.
+      const r =
+        access === DmaAccess.Read ? this.system.readInto(phys, buf, done, len) : this.system.writeFrom(phys, buf, done, len);
       if (r !== MemTx.Ok) result = r;
       done += len;
     }
     return result;
+  }
+
+  /**
+   * Extends a translated piece [at, at+len) -> phys over the following
+   * pages while they are cached translations (`peek`: nothing observable
+   * happens) continuing phys contiguously inside one RAM range, up to
+   * `room` bytes; returns the merged length.  Copying RAM has no effect on
+   * translations and peeking has no effect at all, so one copy of the merged
+   * run is indistinguishable from a copy per page.  When a peeked page is
+   * cached but not contiguous, its translation is kept in `peeked` for the
+   * next piece (`carried`), so no page is looked up twice.
+   */
+  private merge(t: DmaTranslator, access: DmaAccess, need: IommuPerm, at: number, phys: number, len: number, room: number): number {
+    this.carried = false;
+    // Peeking ahead is only invisible when this piece's copy is: RAM, never MMIO.
+    const r = this.system.lookup(phys);
+    if (r === null || r.leaf.kind !== 'ram') return len;
+    const p = this.peeked;
+    let total = len;
+    while (total < room && t.peek!(at + total, access, p)) {
+      if ((p.perm & need) === 0) return total;
+      const next = at + total;
+      const mask = p.addrMask;
+      const off = pageOffset(next, mask);
+      const n = Math.min(room - total, mask + 1 - off);
+      if (p.translated - pageOffset(p.translated, mask) + off !== phys + total || phys + total + n > r.end) {
+        this.carried = true;
+        return total;
+      }
+      total += n;
+    }
+    return total;
   }
 
   /**

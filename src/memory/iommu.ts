@@ -58,6 +58,15 @@ export interface DmaTranslator {
    */
   translate(iova: number, access: DmaAccess, out: IotlbEntry): boolean;
   /**
+   * Optional: fills `out` and returns true only when `translate` would give
+   * this very entry with no effect anyone could observe (a cached
+   * translation or translation off, nothing traced, no listener, no fault);
+   * otherwise returns false having done nothing.  A DMA space uses it to
+   * merge physically contiguous pages into one RAM copy without reordering
+   * anything visible.
+   */
+  peek?(iova: number, access: DmaAccess, out: IotlbEntry): boolean;
+  /**
    * A 4-byte DMA write into the interrupt window 0xFEE00000-0xFEEFFFFF:
    * an MSI to remap (or pass through).  Other sizes and reads are dropped /
    * read 0 by the caller.

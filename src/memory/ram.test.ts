@@ -280,6 +280,49 @@ describe.each(availableRamBackends())('ChunkedRam (%s backend)', (backend) => {
     expect(Buffer.compare(all, model)).toBe(0);
   });
 
+  it('copyOutAt/copyInAt copy spans of a buffer, page-sized pieces from many pages included', () => {
+    const ram = make();
+    // 2048 pages (twice the page-view cache), both sides of a chunk boundary; pages
+    // 1024 apart share a cache slot, so a stale view would show the wrong page.
+    const base = BOUNDARY - 1024 * 4096;
+    const pages = 2048;
+    const image = pattern(pages * 4096, 7);
+    ram.copyIn(base, image);
+    const dst = new Uint8Array(3 * 4096).fill(0xee);
+    let x = 12345;
+    for (let i = 0; i < 6000; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const page = x % pages;
+      const dstStart = (x >>> 16) % (2 * 4096);
+      ram.copyOutAt(base + page * 4096, dst, dstStart, 4096);
+      expect(Buffer.compare(dst.subarray(dstStart, dstStart + 4096), image.subarray(page * 4096, (page + 1) * 4096))).toBe(0);
+    }
+    // A page read through a cached view sees later writes (the view aliases RAM).
+    ram.copyOutAt(base, dst, 0, 4096);
+    const fresh = pattern(3 * 4096, 9);
+    ram.copyInAt(base - 100, fresh, 100, 4096 + 100);
+    ram.copyOutAt(base, dst, 4096, 4096);
+    expect(Buffer.compare(dst.subarray(4096, 8192), fresh.subarray(200, 200 + 4096))).toBe(0);
+    // Spans outside the buffer are caller bugs.
+    expect(() => ram.copyOutAt(base, dst, -1, 16)).toThrow(RangeError);
+    expect(() => ram.copyOutAt(base, dst, dst.length - 8, 16)).toThrow(RangeError);
+    expect(() => ram.copyInAt(base, dst, 0.5, 16)).toThrow(RangeError);
+    expect(() => ram.copyInAt(base, dst, 0, dst.length + 1)).toThrow(RangeError);
+  });
+
+  it('readU32Pair reads two little-endian halves, in a chunk and across a boundary', () => {
+    const ram = make();
+    const out = { lo: 0, hi: 0 };
+    for (const at of [0x1000, BOUNDARY - 8, BOUNDARY - 4, BOUNDARY - 1, SIZE - 8]) {
+      ram.copyIn(at, Uint8Array.from([1, 2, 3, 4, 0xf5, 6, 7, 0x88]));
+      ram.readU32Pair(at, out);
+      expect([out.lo, out.hi]).toEqual([0x0403_0201, 0x8807_06f5]);
+    }
+    expect(() => ram.readU32Pair(SIZE - 4, out)).toThrow(RangeError);
+    expect(() => ram.readU32Pair(-8, out)).toThrow(RangeError);
+    expect(() => ram.readU32Pair(0.5, out)).toThrow(RangeError);
+  });
+
   it('rejects sizes that are not positive multiples of 4 KiB', () => {
     for (const size of [0, -4096, 4095, 4096.5, Number.NaN]) {
       expect(() => createRam(size, backend)).toThrow(RangeError);

@@ -46,6 +46,39 @@ export interface BulkOps {
  */
 const SMALL_COPY = 64;
 
+/** Size of the pieces whose RAM views are cached (a DMA piece per 4 KiB IOMMU page). */
+const VIEW_PAGE = 4096;
+/**
+ * Slots of the page-view cache: direct-mapped by page number, so at most
+ * this many views are alive (a bounded cost; a ring of DMA buffers fits).
+ */
+const VIEW_SLOTS = 1024;
+
+/** Two little-endian 32-bit halves of a 64-bit value (`readU32Pair`). */
+export interface U32Pair {
+  lo: number;
+  hi: number;
+}
+
+/** Throws unless [start, start+length) is a span of `buf` (a caller bug). */
+function checkSpan(buf: Uint8Array, start: number, length: number): void {
+  if (!(Math.floor(start) === start && start >= 0 && start + length <= buf.length)) {
+    throw new RangeError(`guest RAM: span ${start}+${length} outside a buffer of ${buf.length}`);
+  }
+}
+
+/**
+ * Byte loop for small copies (entries, descriptors).  The whole-destination
+ * case bounds the loop by `to.length`, which lets the JIT drop the index checks.
+ */
+function smallCopy(from: Uint8Array, fromStart: number, to: Uint8Array, toStart: number, length: number): void {
+  if (toStart === 0 && length === to.length) {
+    for (let i = 0; i < to.length; i++) to[i] = from[fromStart + i]!;
+  } else {
+    for (let i = 0; i < length; i++) to[toStart + i] = from[fromStart + i]!;
+  }
+}
+
 /** The guest RAM interface the memory layer uses. */
 export class ChunkedRam {
   /** Size in bytes. */
@@ -56,6 +89,9 @@ export class ChunkedRam {
   private readonly chunkSize: number;
   private readonly u8s: (Uint8Array | null)[];
   private readonly dvs: (DataView | null)[];
+  /** Cached views of whole 4 KiB pages and the page number each slot holds (-1: none). */
+  private readonly pageViews: (Uint8Array | null)[] = new Array<Uint8Array | null>(VIEW_SLOTS).fill(null);
+  private readonly pageViewPage = new Float64Array(VIEW_SLOTS).fill(-1);
 
   constructor(
     private readonly source: ChunkSource,
@@ -76,10 +112,26 @@ export class ChunkedRam {
 
   /** Throws unless [offset, offset+length) lies in RAM.  Length 0 is allowed. */
   checkRange(offset: number, length: number): void {
+    if (this.inRange(offset, length)) return;
     if (length === 0 && Number.isInteger(offset) && offset >= 0 && offset <= this.size) return;
     if (inclusiveEnd(offset, length, this.size) < 0) {
       throw new RangeError(`guest RAM: range ${offset}+${length} outside 0..${this.size}`);
     }
+  }
+
+  /**
+   * The hot-path form of `checkRange`: true when offset and length are
+   * non-negative integers and the range ends inside RAM (no function call,
+   * no allocation); anything else goes to `checkRange`, which throws.
+   */
+  private inRange(offset: number, length: number): boolean {
+    return (
+      Math.floor(offset) === offset &&
+      offset >= 0 &&
+      Math.floor(length) === length &&
+      length >= 0 &&
+      offset + length <= this.size
+    );
   }
 
   private view(index: number, create: boolean): DataView | null {
@@ -113,11 +165,29 @@ export class ChunkedRam {
 
   /** Little-endian 32-bit read; the hot path of page walks. */
   readU32(offset: number): number {
-    if ((offset & this.mask) > this.mask - 3) return this.readSlow(offset, 4);
-    this.checkRange(offset, 4);
+    if (!this.inRange(offset, 4) || (offset & this.mask) > this.mask - 3) return this.readSlow(offset, 4);
     const index = Math.floor(offset / this.chunkSize);
     const dv = this.dvs[index] ?? this.view(index, false);
     return dv ? dv.getUint32(offset & this.mask, true) : 0;
+  }
+
+  /**
+   * Reads the 8 bytes at `offset` as two little-endian 32-bit halves into
+   * `out` (page-table, root and context entries): one range check and one
+   * chunk lookup for both halves.
+   */
+  readU32Pair(offset: number, out: U32Pair): void {
+    if (!this.inRange(offset, 8) || (offset & this.mask) > this.mask - 7) {
+      this.checkRange(offset, 8);
+      out.lo = this.readU32(offset);
+      out.hi = this.readU32(offset + 4);
+      return;
+    }
+    const index = Math.floor(offset / this.chunkSize);
+    const dv = this.dvs[index] ?? this.view(index, false);
+    const at = offset & this.mask;
+    out.lo = dv ? dv.getUint32(at, true) : 0;
+    out.hi = dv ? dv.getUint32(at + 4, true) : 0;
   }
 
   writeU8(offset: number, value: number): void {
@@ -157,61 +227,119 @@ export class ChunkedRam {
     return Math.floor(offset / this.chunkSize);
   }
 
-  /**
-   * Copies RAM [offset, offset+dst.length) into dst.  Small copies inside
-   * one chunk are a byte loop (no native call, no allocation: page-table
-   * entries and descriptors); larger ones go to the backend's bulk copy.
-   */
+  /** Copies RAM [offset, offset+dst.length) into dst (see `copyOutAt`). */
   copyOut(offset: number, dst: Uint8Array): void {
-    const len = dst.length;
-    this.checkRange(offset, len);
-    if (len === 0) return;
+    this.copyOutSpan(offset, dst, 0, dst.length);
+  }
+
+  /**
+   * Copies RAM [offset, offset+length) into dst[dstStart, dstStart+length).
+   * Small copies inside one chunk are a byte loop (page-table entries and
+   * descriptors); larger ones inside one chunk are one typed-array set on
+   * every backend (a single view of the chunk, no view of dst: cheaper than
+   * a native call for page-sized DMA pieces); copies across chunks go to the
+   * backend's bulk copy or chunk by chunk.
+   */
+  copyOutAt(offset: number, dst: Uint8Array, dstStart: number, length: number): void {
+    checkSpan(dst, dstStart, length);
+    this.copyOutSpan(offset, dst, dstStart, length);
+  }
+
+  /** `copyOutAt` once the span is known to lie in dst. */
+  private copyOutSpan(offset: number, dst: Uint8Array, dstStart: number, length: number): void {
+    this.checkRange(offset, length);
+    if (length === 0) return;
     const index = this.chunkOf(offset);
     const at = offset - index * this.chunkSize;
-    if (at + len <= this.chunkSize && (len <= SMALL_COPY || !this.bulk)) {
+    if (at + length <= this.chunkSize) {
       const bytes = this.bytes(index, false);
-      if (!bytes) dst.fill(0);
-      else if (len <= SMALL_COPY) for (let i = 0; i < len; i++) dst[i] = bytes[at + i]!;
-      else dst.set(bytes.subarray(at, at + len));
+      if (!bytes) dst.fill(0, dstStart, dstStart + length);
+      else if (length <= SMALL_COPY) smallCopy(bytes, at, dst, dstStart, length);
+      else if (length === VIEW_PAGE && (offset & (VIEW_PAGE - 1)) === 0) dst.set(this.pageView(offset, bytes, at), dstStart);
+      else dst.set(bytes.subarray(at, at + length), dstStart);
       return;
     }
-    if (this.bulk) return this.bulk.copyOut(offset, dst);
+    this.copyOutAcross(offset, dst, dstStart, length);
+  }
+
+  /** `copyOutSpan` across chunks (kept apart so the in-chunk path stays small enough to inline). */
+  private copyOutAcross(offset: number, dst: Uint8Array, dstStart: number, length: number): void {
+    if (this.bulk) {
+      const whole = dstStart === 0 && length === dst.length;
+      return this.bulk.copyOut(offset, whole ? dst : dst.subarray(dstStart, dstStart + length));
+    }
     let done = 0;
-    while (done < len) {
+    while (done < length) {
       const i = this.chunkOf(offset + done);
       const a = offset + done - i * this.chunkSize;
-      const n = Math.min(len - done, this.chunkSize - a);
+      const n = Math.min(length - done, this.chunkSize - a);
       const bytes = this.bytes(i, false);
-      if (bytes) dst.set(bytes.subarray(a, a + n), done);
-      else dst.fill(0, done, done + n);
+      if (bytes) dst.set(bytes.subarray(a, a + n), dstStart + done);
+      else dst.fill(0, dstStart + done, dstStart + done + n);
       done += n;
     }
   }
 
   /**
-   * Copies src into RAM at offset.  Inside one chunk this is a typed-array
-   * set (a memmove, no allocation) on every backend.
+   * A view of the whole 4 KiB page at RAM `offset` (at `at` in the chunk
+   * `bytes`), from the direct-mapped cache: a page-sized DMA piece copies
+   * without creating a view each time.  Chunk buffers never move, so a
+   * cached view stays valid.
    */
+  private pageView(offset: number, bytes: Uint8Array, at: number): Uint8Array {
+    const page = offset / VIEW_PAGE;
+    const slot = page & (VIEW_SLOTS - 1);
+    if (this.pageViewPage[slot] === page) return this.pageViews[slot]!;
+    const view = bytes.subarray(at, at + VIEW_PAGE);
+    this.pageViews[slot] = view;
+    this.pageViewPage[slot] = page;
+    return view;
+  }
+
+  /** Copies src into RAM at offset (see `copyInAt`). */
   copyIn(offset: number, src: Uint8Array): void {
-    const len = src.length;
-    this.checkRange(offset, len);
-    if (len === 0) return;
+    this.copyInSpan(offset, src, 0, src.length);
+  }
+
+  /**
+   * Copies src[srcStart, srcStart+length) into RAM at offset.  Inside one
+   * chunk this is a byte loop for small copies and a typed-array set (a
+   * memmove; a view of src only when it is a part of src) otherwise.
+   */
+  copyInAt(offset: number, src: Uint8Array, srcStart: number, length: number): void {
+    checkSpan(src, srcStart, length);
+    this.copyInSpan(offset, src, srcStart, length);
+  }
+
+  /** `copyInAt` once the span is known to lie in src. */
+  private copyInSpan(offset: number, src: Uint8Array, srcStart: number, length: number): void {
+    this.checkRange(offset, length);
+    if (length === 0) return;
     const index = this.chunkOf(offset);
     const at = offset - index * this.chunkSize;
-    if (at + len <= this.chunkSize) {
+    if (at + length <= this.chunkSize) {
       const bytes = this.bytes(index, true)!;
       // (a view of this very chunk goes through set(), which handles overlap)
-      if (len <= SMALL_COPY && src.buffer !== bytes.buffer) for (let i = 0; i < len; i++) bytes[at + i] = src[i]!;
-      else bytes.set(src, at);
+      if (length <= SMALL_COPY && src.buffer !== bytes.buffer) {
+        smallCopy(src, srcStart, bytes, at, length);
+      } else {
+        bytes.set(srcStart === 0 && length === src.length ? src : src.subarray(srcStart, srcStart + length), at);
+      }
       return;
     }
-    if (this.bulk) return this.bulk.copyIn(offset, src);
+    this.copyInAcross(offset, src, srcStart, length);
+  }
+
+  /** `copyInSpan` across chunks. */
+  private copyInAcross(offset: number, src: Uint8Array, srcStart: number, length: number): void {
+    const whole = srcStart === 0 && length === src.length;
+    if (this.bulk) return this.bulk.copyIn(offset, whole ? src : src.subarray(srcStart, srcStart + length));
     let done = 0;
-    while (done < len) {
+    while (done < length) {
       const i = this.chunkOf(offset + done);
       const a = offset + done - i * this.chunkSize;
-      const n = Math.min(len - done, this.chunkSize - a);
-      this.bytes(i, true)!.set(src.subarray(done, done + n), a);
+      const n = Math.min(length - done, this.chunkSize - a);
+      this.bytes(i, true)!.set(src.subarray(srcStart + done, srcStart + done + n), a);
       done += n;
     }
   }

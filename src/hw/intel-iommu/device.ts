@@ -32,6 +32,7 @@ import { invalidateContext, invalidateIotlb } from './invalidation.js';
 import { Iotlb } from './iotlb.js';
 import { VtdMmio } from './mmio.js';
 import { WalkRules } from './page-walk.js';
+import { PassThroughSwitch } from './pass-through.js';
 import { INTEL_IOMMU_PROPS, resolveIommuConfig, type IommuConfig } from './props.js';
 import { DMAR_BASE, Gsts, Reg } from './reg-layout.js';
 import { defineVtdRegisters, RegisterFile, registerFileSize } from './registers.js';
@@ -80,6 +81,8 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
   readonly haw: number;
   /** Installed extensions' hooks. */
   readonly hooks: readonly IommuHooks[];
+  /** Per-requester pass-through decisions (QEMU's address-space switch). */
+  readonly passThrough: PassThroughSwitch;
   /** GSTS.TES, as a field for the translation hot path. */
   dmarEnabled = false;
   /** Root table address latched by SRTP. */
@@ -113,6 +116,7 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
       deviceIotlb: config.deviceIotlb,
       passThrough: config.pt,
     };
+    this.passThrough = new PassThroughSwitch(this);
     this.region = new MmioRegion('intel_iommu', this.regs.size, new VtdMmio(this), {
       valid: { min: 4, max: 8 },
       impl: { min: 4, max: 8 },
@@ -146,10 +150,20 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
     this.ccGen++;
   }
 
-  /** Flushes the IOTLB and the context cache (TE, SRTP, reset). */
+  /** Flushes the IOTLB and the context cache, then refreshes the address spaces (TE, SRTP, reset). */
   resetCaches(): void {
     this.iotlb.clear();
     this.bumpContextGeneration();
+    this.refreshAddressSpaces();
+  }
+
+  /**
+   * Re-decides every requester's pass-through switch from the context
+   * entries in memory (QEMU vtd_address_space_refresh_all).
+   */
+  refreshAddressSpaces(): void {
+    this.passThrough.decideAll();
+    for (const t of this.byKey.values()) t.refreshBypass();
   }
 
   /** The translators created so far. */

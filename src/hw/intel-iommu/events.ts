@@ -2,8 +2,9 @@
  * Observable events of the VT-d unit (typed-emitter over Node's
  * EventEmitter) and the QEMU-like trace names emitted through the tracer.
  *
- * Events are only built when someone listens (`listenerCount`), so the
- * translation hot path stays allocation-free without listeners.
+ * Events are only built when someone listens (`translateListened` on the
+ * translation hot path, `listenerCount` elsewhere), so the translation hot
+ * path stays allocation-free without listeners.
  */
 import { EventEmitter } from 'node:events';
 import type TypedEmitterModule from 'typed-emitter';
@@ -64,11 +65,54 @@ export type IommuEventMap = {
 };
 
 /** The unit's emitter type. */
-export type IommuEmitter = TypedEmitter<IommuEventMap>;
+export type IommuEmitter = TypedEmitter<IommuEventMap> & {
+  /**
+   * True while 'translate' has a listener: what the translation hot path
+   * checks instead of `listenerCount` (a field read, not a call per DMA page).
+   */
+  readonly translateListened: boolean;
+};
+
+type Listener = (...args: unknown[]) => void;
+
+/** An EventEmitter that keeps `translateListened` current on every add and remove. */
+class UnitEmitter extends EventEmitter {
+  translateListened = false;
+
+  override on(name: string | symbol, listener: Listener): this {
+    return this.track(super.on(name, listener));
+  }
+  override addListener(name: string | symbol, listener: Listener): this {
+    return this.track(super.addListener(name, listener));
+  }
+  override prependListener(name: string | symbol, listener: Listener): this {
+    return this.track(super.prependListener(name, listener));
+  }
+  override once(name: string | symbol, listener: Listener): this {
+    return this.track(super.once(name, listener));
+  }
+  override prependOnceListener(name: string | symbol, listener: Listener): this {
+    return this.track(super.prependOnceListener(name, listener));
+  }
+  override off(name: string | symbol, listener: Listener): this {
+    return this.track(super.off(name, listener));
+  }
+  override removeListener(name: string | symbol, listener: Listener): this {
+    return this.track(super.removeListener(name, listener));
+  }
+  override removeAllListeners(name?: string | symbol): this {
+    return this.track(name === undefined ? super.removeAllListeners() : super.removeAllListeners(name));
+  }
+
+  private track(self: this): this {
+    this.translateListened = super.listenerCount('translate') > 0;
+    return self;
+  }
+}
 
 /** Creates an emitter for one unit. */
 export function createIommuEmitter(): IommuEmitter {
-  return new EventEmitter() as unknown as IommuEmitter;
+  return new UnitEmitter() as unknown as IommuEmitter;
 }
 
 /** Trace event names, as QEMU's hw/i386/trace-events spells them. */

@@ -48,7 +48,7 @@ function setTranslation(u: IntelIommu, on: boolean): void {
 }
 
 function setRootTablePointer(u: IntelIommu): void {
-  const lo = u.regs.get32(Reg.RTADDR) & RTADDR_LO_MASK;
+  const lo = (u.regs.get32(Reg.RTADDR) & RTADDR_LO_MASK) >>> 0;
   const hi = u.regs.get32(Reg.RTADDR + 4) & u.walkRules.hawHiMask;
   u.rootTable = lo + hi * 2 ** 32;
   if (u.tracer.enabled(Trace.rootPointer)) u.tracer.trace(Trace.rootPointer, { root: u.rootTable, scalable: false });
@@ -66,7 +66,7 @@ function setQueuedInvalidation(u: IntelIommu, enable: boolean): void {
   if (enable && !accepted) u.regs.setClear32(Reg.GSTS, 0, Gsts.QIES);
   if (enable && accepted) {
     // IQA reads return the base latched here (QEMU s->iq), masked to the host address width.
-    u.iqBase = (u.regs.get32(Reg.IQA) & RTADDR_LO_MASK) + (u.regs.get32(Reg.IQA + 4) & u.walkRules.hawHiMask) * 2 ** 32;
+    u.iqBase = ((u.regs.get32(Reg.IQA) & RTADDR_LO_MASK) >>> 0) + (u.regs.get32(Reg.IQA + 4) & u.walkRules.hawHiMask) * 2 ** 32;
   }
   if (!enable && accepted) u.regs.setClear32(Reg.GSTS, 0, Gsts.QIES);
 }

@@ -25,9 +25,7 @@ const scratchView = new DataView(scratch.buffer);
 export function readQword(mem: AddressSpace, addr: number, out: Qword): boolean {
   const r = mem.lookup(addr);
   if (r !== null && r.leaf.kind === 'ram' && addr + 8 <= r.end) {
-    const at = r.leaf.ramOffset + (addr - r.start + r.offset);
-    out.lo = r.leaf.ram.readU32(at);
-    out.hi = r.leaf.ram.readU32(at + 4);
+    r.leaf.ram.readU32Pair(r.leaf.ramOffset + (addr - r.start + r.offset), out);
     return true;
   }
   if (mem.readBytes(addr, scratch) !== MemTx.Ok) return false;

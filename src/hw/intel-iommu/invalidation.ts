@@ -25,12 +25,18 @@ export function invalidateContext(u: IntelIommu, inv: ContextInvalidation, sourc
     const ignore = FM_DEVFN_MASK[inv.fm & 3]!;
     const bus = (inv.sid >>> 8) & 0xff;
     const devfn = inv.sid & 0xff & ~ignore;
+    // QEMU also re-decides the pass-through switch of each matching device.
+    u.passThrough.decideMatching(bus, devfn, ignore);
     for (const t of u.translators()) {
-      if (t.requester.busNumber() === bus && (t.requester.devfn & ~ignore) === devfn) t.invalidateContextCache();
+      if (t.requester.busNumber() === bus && (t.requester.devfn & ~ignore) === devfn) {
+        t.invalidateContextCache();
+        t.refreshBypass();
+      }
     }
   } else {
     if (u.tracer.enabled(Trace.ccGlobal)) u.tracer.trace(Trace.ccGlobal, {});
     u.bumpContextGeneration();
+    u.refreshAddressSpaces();
   }
   if (u.events.listenerCount('invalidate') > 0) {
     u.events.emit('invalidate', {
@@ -123,7 +129,8 @@ export function handleIotlbWrite(u: IntelIommu): void {
       const am = ivaLo & Iva.AM_MASK;
       if (am > MAMV) break;
       iaig = IotlbGranularity.Page;
-      const addr = (ivaLo & PAGE_LO_MASK) + u.regs.get32(Reg.IVA + 4) * 2 ** 32;
+      // Unsigned: IVA bit 31 set must not make the address negative.
+      const addr = ((ivaLo & PAGE_LO_MASK) >>> 0) + u.regs.get32(Reg.IVA + 4) * 2 ** 32;
       invalidateIotlb(u, { kind: 'page', did, addr, am, ih: (ivaLo & Iva.IH) !== 0 }, 'register');
       break;
     }

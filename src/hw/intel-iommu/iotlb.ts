@@ -4,9 +4,12 @@
  * domain ID; at most 1024 entries, then everything is flushed; pass-through
  * translations are never cached.  Lookups try 4 KiB, 2 MiB then 1 GiB keys.
  *
- * Keys avoid string building and the 2^53 limit: one map per source ID,
- * keyed by pageNumber * 4 + level (page numbers stay below 2^45).
- * Entries are pooled, so steady-state misses do not allocate.
+ * The hash is an open-addressing table (linear probing, at least 4 slots per
+ * entry, backward-shift deletion) whose keys are integers: the page number as
+ * two 32-bit halves (page numbers reach 2^45), the source ID and the level.
+ * No strings, no bigint, no Map of boxed numbers.  Entries are pooled and
+ * also kept in a dense list, so steady-state misses allocate nothing and a
+ * flush touches only the live entries.
  */
 import { IommuPerm } from '../../memory/iommu.js';
 import { Geometry, LEVEL_SIZE } from './page-walk.js';
@@ -15,8 +18,19 @@ import { Geometry, LEVEL_SIZE } from './page-walk.js';
 export const IOTLB_MAX_ENTRIES = 1024;
 /** Leaf levels that can be cached (4 KiB, 2 MiB, 1 GiB). */
 const MAX_CACHED_LEVEL = 3;
-const LEVEL_KEYS = 4;
 const PAGE_4K = 2 ** Geometry.PAGE_SHIFT;
+const TWO_POW_32 = 2 ** 32;
+/** log2 of the hash table size: 4096 slots, at most a quarter of them used. */
+const SLOT_BITS = 12;
+const SLOTS = 1 << SLOT_BITS;
+const SLOT_MASK = SLOTS - 1;
+/** Multipliers of the slot hash (odd 32-bit constants: golden ratio, Murmur3). */
+const HASH_MUL_A = 0x9e37_79b1;
+const HASH_MUL_B = 0x85eb_ca6b;
+/** Bits of the level in the hashed (sid, level) word. */
+const LEVEL_BITS = 2;
+/** IOVA bits below the page number of each cacheable level (index = level). */
+const PAGE_SHIFT_OF_LEVEL: readonly number[] = [0, 12, 21, 30];
 
 /** One cached translation. */
 export interface VtdIotlbEntry {
@@ -32,16 +46,57 @@ export interface VtdIotlbEntry {
   /** Output page base. */
   translated: number;
   perm: IommuPerm;
-  key: number;
+  /** Page number at the leaf level, low and high 32 bits (the key, with sid and level). */
+  pageLo: number;
+  pageHi: number;
+  /** The slot the key hashes to. */
+  home: number;
+  /** The slot the entry sits in. */
+  slot: number;
+  /** Position in the dense list of live entries. */
+  index: number;
 }
 
 function newEntry(): VtdIotlbEntry {
-  return { sid: 0, did: 0, gfn: 0, level: 0, size: 0, iova: 0, translated: 0, perm: IommuPerm.None, key: 0 };
+  return {
+    sid: 0,
+    did: 0,
+    gfn: 0,
+    level: 0,
+    size: 0,
+    iova: 0,
+    translated: 0,
+    perm: IommuPerm.None,
+    pageLo: 0,
+    pageHi: 0,
+    home: 0,
+    slot: 0,
+    index: 0,
+  };
+}
+
+/** Low 32 bits of the page number at `level` of an IOVA given as halves. */
+function pageLoOf(lo: number, hi: number, level: number): number {
+  const shift = PAGE_SHIFT_OF_LEVEL[level]!;
+  return ((lo >>> shift) | (hi << (32 - shift))) >>> 0;
+}
+
+/** Bits 63:32 of the page number at `level` of an IOVA given as halves. */
+function pageHiOf(hi: number, level: number): number {
+  return hi >>> PAGE_SHIFT_OF_LEVEL[level]!;
+}
+
+/** The home slot of a key. */
+function slotOf(sid: number, level: number, pageLo: number, pageHi: number): number {
+  const h = Math.imul(pageLo, HASH_MUL_A) ^ Math.imul(pageHi ^ ((sid << LEVEL_BITS) | level), HASH_MUL_B);
+  return Math.imul(h ^ (h >>> 16), HASH_MUL_A) >>> (32 - SLOT_BITS);
 }
 
 /** The IOTLB of one unit. */
 export class Iotlb {
-  private readonly bySid = new Map<number, Map<number, VtdIotlbEntry>>();
+  private readonly slots: (VtdIotlbEntry | null)[] = new Array<VtdIotlbEntry | null>(SLOTS).fill(null);
+  /** Live entries in [0, count), in no particular order. */
+  private readonly live: VtdIotlbEntry[] = [];
   private readonly pool: VtdIotlbEntry[] = [];
   private count = 0;
 
@@ -52,13 +107,23 @@ export class Iotlb {
 
   /** The entry translating `iova` for `sid`, if cached. */
   lookup(sid: number, iova: number): VtdIotlbEntry | undefined {
-    const m = this.bySid.get(sid);
-    if (m === undefined) return undefined;
+    const lo = iova >>> 0;
+    const hi = Math.floor(iova / TWO_POW_32);
     for (let level = 1; level <= MAX_CACHED_LEVEL; level++) {
-      const e = m.get(Math.floor(iova / LEVEL_SIZE[level]!) * LEVEL_KEYS + level);
-      if (e !== undefined) return e;
+      const e = this.find(sid, level, pageLoOf(lo, hi, level), pageHiOf(hi, level));
+      if (e !== null) return e;
     }
     return undefined;
+  }
+
+  /** The entry of one key, or null (the table always has a free slot, so probing ends). */
+  private find(sid: number, level: number, pageLo: number, pageHi: number): VtdIotlbEntry | null {
+    const slots = this.slots;
+    for (let i = slotOf(sid, level, pageLo, pageHi); ; i = (i + 1) & SLOT_MASK) {
+      const e = slots[i]!;
+      if (e === null) return null;
+      if (e.pageLo === pageLo && e.sid === sid && e.level === level && e.pageHi === pageHi) return e;
+    }
   }
 
   /**
@@ -71,37 +136,40 @@ export class Iotlb {
       this.clear();
       flushed = true;
     }
-    let m = this.bySid.get(sid);
-    if (m === undefined) {
-      m = new Map();
-      this.bySid.set(sid, m);
+    const hi = Math.floor(iova / TWO_POW_32);
+    const pageLo = pageLoOf(iova >>> 0, hi, level);
+    const pageHi = pageHiOf(hi, level);
+    let e = this.find(sid, level, pageLo, pageHi);
+    if (e === null) {
+      e = this.pool.pop() ?? newEntry();
+      e.sid = sid;
+      e.level = level;
+      e.pageLo = pageLo;
+      e.pageHi = pageHi;
+      e.home = slotOf(sid, level, pageLo, pageHi);
+      let i = e.home;
+      while (this.slots[i] !== null) i = (i + 1) & SLOT_MASK;
+      this.slots[i] = e;
+      e.slot = i;
+      e.index = this.count;
+      this.live[this.count++] = e;
     }
     const size = LEVEL_SIZE[level]!;
-    const page = Math.floor(iova / size);
-    const key = page * LEVEL_KEYS + level;
-    let e = m.get(key);
-    if (e === undefined) {
-      e = this.pool.pop() ?? newEntry();
-      m.set(key, e);
-      this.count++;
-    }
-    e.sid = sid;
     e.did = did;
-    e.level = level;
     e.size = size;
-    e.iova = page * size;
+    e.iova = (pageHi * TWO_POW_32 + pageLo) * size;
     e.gfn = e.iova / PAGE_4K;
     e.translated = translated;
     e.perm = perm;
-    e.key = key;
     return flushed;
   }
 
   /** Removes every entry (global invalidation, TE/SRTP side effects). */
   clear(): void {
-    for (const m of this.bySid.values()) {
-      for (const e of m.values()) this.pool.push(e);
-      m.clear();
+    for (let k = 0; k < this.count; k++) {
+      const e = this.live[k]!;
+      this.slots[e.slot] = null;
+      this.pool.push(e);
     }
     this.count = 0;
   }
@@ -129,21 +197,42 @@ export class Iotlb {
 
   private removeWhere(pred: (e: VtdIotlbEntry) => boolean): number {
     let removed = 0;
-    for (const m of this.bySid.values()) {
-      for (const [k, e] of m) {
-        if (pred(e)) {
-          m.delete(k);
-          this.pool.push(e);
-          removed++;
-        }
+    // Backwards: a removal moves the last live entry (already tested) into k.
+    for (let k = this.count - 1; k >= 0; k--) {
+      const e = this.live[k]!;
+      if (pred(e)) {
+        this.remove(e);
+        removed++;
       }
     }
-    this.count -= removed;
     return removed;
+  }
+
+  /** Unlinks one entry: backward-shift deletion in the table, swap-remove in the list. */
+  private remove(e: VtdIotlbEntry): void {
+    const slots = this.slots;
+    let hole = e.slot;
+    slots[hole] = null;
+    for (let j = (hole + 1) & SLOT_MASK; ; j = (j + 1) & SLOT_MASK) {
+      const f = slots[j]!;
+      if (f === null) break;
+      const home = f.home;
+      // f stays when its home lies cyclically in (hole, j]; otherwise it moves into the hole.
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j;
+      if (stays) continue;
+      slots[hole] = f;
+      f.slot = hole;
+      slots[j] = null;
+      hole = j;
+    }
+    const last = this.live[--this.count]!;
+    this.live[e.index] = last;
+    last.index = e.index;
+    this.pool.push(e);
   }
 
   /** Every cached entry (tests, dumps). */
   *entries(): IterableIterator<VtdIotlbEntry> {
-    for (const m of this.bySid.values()) yield* m.values();
+    for (let k = 0; k < this.count; k++) yield this.live[k]!;
   }
 }

@@ -47,6 +47,8 @@ export const Geometry = {
 /** Bytes mapped by one entry at each level (index = level, 1..5). */
 export const LEVEL_SIZE: readonly number[] = [0, 2 ** 12, 2 ** 21, 2 ** 30, 2 ** 39, 2 ** 48];
 
+/** Address bits 51:32 of a PTE (high dword). */
+const PTE_ADDR_HI = 0x000f_ffff;
 /** Reserved-bit masks (low dword) per level, before SNP relaxation. */
 const RSVD_LO = [0, 0x800, 0x800, 0x800, 0x880, 0x880];
 /** Reserved-bit masks (low dword) of large leaves at levels 2 and 3. */
@@ -59,8 +61,13 @@ export class WalkRules {
   readonly rsvdHi = new Uint32Array(Geometry.MAX_LEVELS + 1);
   readonly largeLo = new Uint32Array(4);
   readonly largeHi = new Uint32Array(4);
-  /** Mask of the high dword of an output address. */
+  /** Mask of the high dword of an address below the host address width. */
   readonly hawHiMask: number;
+  /**
+   * Mask of the high dword of a PTE's address field: bits (HAW-1):32, never
+   * above bit 51 (bits 61:52 are ignored, spec 9.8; matters for aw-bits=57).
+   */
+  readonly addrHiMask: number;
 
   constructor(
     readonly awBits: number,
@@ -70,6 +77,7 @@ export class WalkRules {
     tm: boolean,
   ) {
     this.hawHiMask = (2 ** (awBits - 32) - 1) >>> 0;
+    this.addrHiMask = (this.hawHiMask & PTE_ADDR_HI) >>> 0;
     const above = ~(this.hawHiMask | PteHi.IGNORED) >>> 0;
     const aboveTm = tm ? (above & ~PteHi.TM) >>> 0 : above;
     for (let l = 1; l <= Geometry.MAX_LEVELS; l++) {
@@ -105,6 +113,22 @@ export function newWalkResult(): WalkResult {
 
 const pte = newQword();
 const ALL_ONES = 0xffff_ffff;
+const TWO_POW_32 = 2 ** 32;
+/** Bits of an IOVA below each level's index field (index = level, 1..5). */
+const LEVEL_SHIFT: readonly number[] = [0, 12, 21, 30, 39, 48];
+/** 2^n for every address width a walk can check against (no Math.pow per walk). */
+const POW2: readonly number[] = Array.from({ length: 64 }, (_, n) => 2 ** n);
+const INDEX_MASK = Geometry.ENTRIES - 1;
+
+/**
+ * Index of an IOVA, given as 32-bit halves, in a table at `level`: IOVA
+ * bits [shift+8:shift] with shift = 12 + 9 * (level - 1), in integer
+ * arithmetic (no floating-point division or remainder per level).
+ */
+function tableIndex(lo: number, hi: number, level: number): number {
+  const shift = LEVEL_SHIFT[level]!;
+  return (shift < 32 ? (lo >>> shift) | (hi << (32 - shift)) : hi >>> (shift - 32)) & INDEX_MASK;
+}
 
 /**
  * Walks from the table at `base` with `levels` levels for `iova`.  `agaw` is
@@ -121,14 +145,17 @@ export function walkSecondStage(
   isWrite: boolean,
   out: WalkResult,
 ): number {
-  if (iova >= 2 ** Math.min(agaw, rules.awBits)) return VtdFault.ADDR_BEYOND_MGAW;
+  const widthBits = Math.min(agaw, rules.awBits);
+  if (iova >= (POW2[widthBits] ?? 2 ** widthBits)) return VtdFault.ADDR_BEYOND_MGAW;
+  const iovaLo = iova >>> 0;
+  const iovaHi = Math.floor(iova / TWO_POW_32);
   const need = isWrite ? Pte.W : Pte.R;
   let reads = true;
   let writes = true;
   let table = base;
   let level = levels;
   for (;;) {
-    const index = Math.floor(iova / LEVEL_SIZE[level]!) % Geometry.ENTRIES;
+    const index = tableIndex(iovaLo, iovaHi, level);
     // QEMU reads a failed fetch as all-ones and treats an all-ones entry the same way.
     const ok = readQword(mem, table + index * Geometry.PTE_SIZE, pte);
     if (!ok || (pte.lo === ALL_ONES && pte.hi === ALL_ONES)) {
@@ -142,7 +169,7 @@ export function walkSecondStage(
     const rLo = large ? rules.largeLo[level]! : rules.rsvdLo[level]!;
     const rHi = large ? rules.largeHi[level]! : rules.rsvdHi[level]!;
     if ((lo & rLo) !== 0 || (pte.hi & rHi) !== 0) return VtdFault.PAGING_ENTRY_RSVD;
-    const next = join64(lo & Pte.ADDR_LO, pte.hi & rules.hawHiMask);
+    const next = join64(lo & Pte.ADDR_LO, pte.hi & rules.addrHiMask);
     if (level === 1 || (lo & Pte.PS) !== 0) {
       const size = LEVEL_SIZE[level]!;
       if (!(next > INTERRUPT_WINDOW_LAST || next + size - 1 < INTERRUPT_WINDOW_BASE)) return VtdFault.INTERRUPT_ADDR;

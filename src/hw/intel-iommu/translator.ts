@@ -11,6 +11,7 @@
  */
 import { DmaAccess, type DmaRequester, type DmaTranslator, type IotlbEntry, IommuPerm } from '../../memory/iommu.js';
 import type { IntelIommu } from './device.js';
+import type { VtdIotlbEntry } from './iotlb.js';
 import { Trace } from './events.js';
 import { LEVEL_SIZE, newWalkResult, walkSecondStage } from './page-walk.js';
 import {
@@ -40,11 +41,24 @@ export function sourceId(req: DmaRequester): number {
   return ((req.busNumber() & BYTE) << BUS_SHIFT) | (req.devfn & BYTE);
 }
 
+/** Base of the page of `size` bytes (a power of two up to 1 GiB) holding `addr`: integer AND, no float remainder. */
+function pageBase(addr: number, size: number): number {
+  return addr - (addr & (size - 1));
+}
+
 function identity(iova: number, out: IotlbEntry): void {
-  out.iova = iova - (iova % PAGE_4K);
+  out.iova = pageBase(iova, PAGE_4K);
   out.translated = out.iova;
   out.addrMask = PAGE_4K - 1;
   out.perm = IommuPerm.ReadWrite;
+}
+
+/** Fills `out` from an IOTLB entry. */
+function fromIotlb(hit: VtdIotlbEntry, out: IotlbEntry): void {
+  out.iova = hit.iova;
+  out.translated = hit.translated;
+  out.addrMask = hit.size - 1;
+  out.perm = hit.perm;
 }
 
 function fail(out: IotlbEntry): void {
@@ -60,16 +74,25 @@ export class VtdTranslator implements DmaTranslator {
   private ccGen = 0;
   private readonly ce = newContextEntry();
   private readonly walk = newWalkResult();
+  /** QEMU's pass-through switch: DMA bypasses the IOMMU (pass-through.ts). */
+  private bypass: boolean;
 
   constructor(
     private readonly u: IntelIommu,
     /** The requester this translator serves. */
     readonly requester: DmaRequester,
-  ) {}
+  ) {
+    this.bypass = u.passThrough.isPassThrough(sourceId(requester));
+  }
 
   /** Drops the cached context entry (device-selective context invalidation). */
   invalidateContextCache(): void {
     this.ccGen = 0;
+  }
+
+  /** Takes the unit's recorded pass-through decision for this requester's source ID. */
+  refreshBypass(): void {
+    this.bypass = this.u.passThrough.isPassThrough(sourceId(this.requester));
   }
 
   /** True while a context entry is cached (tests). */
@@ -77,9 +100,28 @@ export class VtdTranslator implements DmaTranslator {
     return this.ccGen !== 0 && this.ccGen === this.u.contextGeneration;
   }
 
+  /**
+   * The part of `translate` nobody can observe (DmaTranslator.peek): the
+   * identity while translation is off or bypassed, else an IOTLB hit while
+   * hits are neither traced nor listened to.  Keep in step with the first
+   * branches of `translate`.
+   */
+  peek(iova: number, _access: DmaAccess, out: IotlbEntry): boolean {
+    const u = this.u;
+    if (!u.dmarEnabled || this.bypass) {
+      identity(iova, out);
+      return true;
+    }
+    if (u.traceHits || u.events.translateListened) return false;
+    const hit = u.iotlb.lookup(sourceId(this.requester), iova);
+    if (hit === undefined) return false;
+    fromIotlb(hit, out);
+    return true;
+  }
+
   translate(iova: number, access: DmaAccess, out: IotlbEntry): boolean {
     const u = this.u;
-    if (!u.dmarEnabled) {
+    if (!u.dmarEnabled || this.bypass) {
       identity(iova, out);
       return true;
     }
@@ -87,12 +129,9 @@ export class VtdTranslator implements DmaTranslator {
     const isWrite = access === DmaAccess.Write;
     const hit = u.iotlb.lookup(sid, iova);
     if (hit !== undefined) {
-      out.iova = hit.iova;
-      out.translated = hit.translated;
-      out.addrMask = hit.size - 1;
-      out.perm = hit.perm;
+      fromIotlb(hit, out);
       if (u.traceHits) u.tracer.trace(Trace.iotlbHit, { sid, addr: iova, did: hit.did });
-      if (u.events.listenerCount('translate') > 0) this.emit(sid, iova, out, true, false);
+      if (u.events.translateListened) this.emit(sid, iova, out, true, false);
       return true;
     }
     const ce = this.ce;
@@ -109,7 +148,9 @@ export class VtdTranslator implements DmaTranslator {
     }
     if (ctxType(ce) === TranslationType.PassThrough) {
       identity(iova, out);
-      if (u.events.listenerCount('translate') > 0) this.emit(sid, iova, out, false, true);
+      // QEMU vtd_pt_enable_fast_path: re-decide from memory, usually switching to the bypass.
+      this.bypass = u.passThrough.decide(sid);
+      if (u.events.translateListened) this.emit(sid, iova, out, false, true);
       return true;
     }
     const w = this.walk;
@@ -125,11 +166,11 @@ export class VtdTranslator implements DmaTranslator {
     }
     if (u.tracer.enabled(Trace.iotlbUpdate)) u.tracer.trace(Trace.iotlbUpdate, { sid, addr: iova, did });
     const size = LEVEL_SIZE[w.level]!;
-    out.iova = iova - (iova % size);
+    out.iova = pageBase(iova, size);
     out.translated = w.translated;
     out.addrMask = size - 1;
     out.perm = w.perm;
-    if (u.events.listenerCount('translate') > 0) this.emit(sid, iova, out, false, false);
+    if (u.events.translateListened) this.emit(sid, iova, out, false, false);
     return true;
   }
 
