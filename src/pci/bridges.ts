@@ -257,18 +257,24 @@ export class PciPciBridge extends PciBridge {
 
 const num = (props: PropValues, k: string): number => Number(props[k] ?? 0);
 
+/** Properties of a PCIe downstream port (root port or switch downstream port): QEMU's chassis/slot/port. */
+const DOWNSTREAM_PORT_PROPS = {
+  chassis: { kind: 'uint8', default: 0 },
+  slot: { kind: 'uint16', default: 0 },
+  port: { kind: 'uint8', default: 0 },
+} as const;
+
+/** Chassis, slot and port numbers from parsed properties. */
+const portNumbers = (props: PropValues) => ({ chassis: num(props, 'chassis'), slot: num(props, 'slot'), port: num(props, 'port') });
+
 /** `-device pcie-root-port,chassis=N,slot=N,port=N`. */
 export const pcieRootPortType: DeviceType<PcieRootPort> = {
   name: 'pcie-root-port',
   description: 'PCI Express root port (QEMU generic, 1b36:000c)',
   bus: 'pci',
-  props: {
-    chassis: { kind: 'uint8', default: 0 },
-    slot: { kind: 'uint16', default: 0 },
-    port: { kind: 'uint8', default: 0 },
-  },
+  props: DOWNSTREAM_PORT_PROPS,
   create: (ctx, props) =>
-    new PcieRootPort({ chassis: num(props, 'chassis'), slot: num(props, 'slot'), port: num(props, 'port'), busName: ctx.id }),
+    new PcieRootPort({ ...portNumbers(props), busName: ctx.id }),
 };
 
 /** `-device x3130-upstream,port=N`. */
@@ -285,13 +291,9 @@ export const xio3130DownstreamType: DeviceType<Xio3130Downstream> = {
   name: 'xio3130-downstream',
   description: 'TI X3130 Downstream Port of PCI Express Switch',
   bus: 'pci',
-  props: {
-    chassis: { kind: 'uint8', default: 0 },
-    slot: { kind: 'uint16', default: 0 },
-    port: { kind: 'uint8', default: 0 },
-  },
+  props: DOWNSTREAM_PORT_PROPS,
   create: (ctx, props) =>
-    new Xio3130Downstream({ chassis: num(props, 'chassis'), slot: num(props, 'slot'), port: num(props, 'port'), busName: ctx.id }),
+    new Xio3130Downstream({ ...portNumbers(props), busName: ctx.id }),
 };
 
 /** `-device pcie-pci-bridge`. */
