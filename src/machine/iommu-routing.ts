@@ -12,6 +12,14 @@ import type { PciDevice } from '../pci/device.js';
 /** 4 KiB page offset mask of identity entries. */
 const PAGE_MASK = 0xfff;
 
+/** The translation of a requester no unit claims: identity, full access. */
+function identity(iova: number, out: IotlbEntry): void {
+  out.iova = iova;
+  out.translated = iova;
+  out.addrMask = PAGE_MASK;
+  out.perm = IommuPerm.ReadWrite;
+}
+
 /** One unit and what it claims. */
 export interface RoutedUnit {
   readonly iommu: DmaIommu;
@@ -64,12 +72,17 @@ export class RoutedIommu implements DmaIommu {
       translate(iova: number, access: DmaAccess, out: IotlbEntry): boolean {
         const t = pick();
         if (t) return t.translate(iova, access, out);
-        // Not claimed by any unit: identity, full access.
-        out.iova = iova;
-        out.translated = iova;
-        out.addrMask = PAGE_MASK;
-        out.perm = IommuPerm.ReadWrite;
+        identity(iova, out);
         return true;
+      },
+      // The chosen unit's peek (contiguous pages merge into one copy); choosing a unit is unobservable.
+      peek(iova: number, access: DmaAccess, out: IotlbEntry): boolean {
+        const t = pick();
+        if (!t) {
+          identity(iova, out);
+          return true;
+        }
+        return t.peek !== undefined && t.peek(iova, access, out);
       },
       interruptWrite(addr: number, data: number): void {
         const t = pick();

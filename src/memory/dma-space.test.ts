@@ -342,3 +342,174 @@ describe('DmaSpace', () => {
     });
   });
 });
+
+describe('DmaSpace at 64-bit addresses (readWide / writeWide, and numbers from 2^53)', () => {
+  const P53 = 2 ** 53;
+  const P56 = 2 ** 56;
+  const P57 = 2 ** 57;
+  const P64 = 2 ** 64;
+
+  /**
+   * IOVA 4 KiB pages -> physical pages from a table (keys are exact page
+   * bases, any size up to 2^64); unmapped pages fault.  Records
+   * translations, peeks and faults.
+   */
+  class PageTableTranslator implements DmaTranslator {
+    readonly calls: number[] = [];
+    readonly peeks: number[] = [];
+    readonly faults: number[] = [];
+    readonly interrupts: [addr: number, data: number][] = [];
+    constructor(private readonly pages: ReadonlyMap<number, number>) {}
+    translate(iova: number, _access: DmaAccess, out: IotlbEntry): boolean {
+      this.calls.push(iova);
+      return this.lookup(iova, out, true);
+    }
+    peek(iova: number, _access: DmaAccess, out: IotlbEntry): boolean {
+      this.peeks.push(iova);
+      return this.lookup(iova, out, false);
+    }
+    interruptWrite(addr: number, data: number): void {
+      this.interrupts.push([addr, data]);
+    }
+    private lookup(iova: number, out: IotlbEntry, record: boolean): boolean {
+      const page = iova - (iova % PAGE);
+      const phys = this.pages.get(page);
+      if (phys === undefined) {
+        if (record) this.faults.push(page);
+        return false;
+      }
+      out.iova = page;
+      out.translated = phys * PAGE;
+      out.addrMask = PAGE - 1;
+      out.perm = IommuPerm.ReadWrite;
+      return true;
+    }
+  }
+
+  function make(pages: [iovaPage: number, physPage: number][]) {
+    const { as, ram } = system();
+    ram.fill(0, RAM_SIZE, 0xee);
+    const t = new PageTableTranslator(new Map(pages));
+    return { t, ram, dma: new DmaSpace(as, () => true, () => t) };
+  }
+
+  it('IOVA 2^56 + 0x1234 reaches offset 0x234 of its page (a number would have lost the low bits)', () => {
+    const { t, ram, dma } = make([[P56 + PAGE, 7]]);
+    ram.copyIn(7 * PAGE, bytes(PAGE, 4));
+    const out = new Uint8Array(4);
+    expect(dma.readWide(2n ** 56n + 0x1234n, out)).toBe(MemTx.Ok);
+    expect(out).toEqual(bytes(PAGE, 4).subarray(0x234, 0x238));
+    expect(t.calls).toEqual([P56 + PAGE]);
+    // The same address as a number is already 2^56 + 0x1230: the number API cannot do better.
+    expect(P56 + 0x1234).toBe(P56 + 0x1230);
+    expect(dma.read(P56 + 0x1234, out)).toBe(MemTx.Ok);
+    expect(out).toEqual(bytes(PAGE, 4).subarray(0x230, 0x234));
+  });
+
+  it('a page crossing above 2^53 translates each exact page once and keeps the byte offsets', () => {
+    const { t, ram, dma } = make([
+      [P56 + 0xabc_d000, 5],
+      [P56 + 0xabc_e000, 2],
+    ]);
+    const data = bytes(0x30, 9);
+    expect(dma.writeWide(2n ** 56n + 0xabc_dff3n, data)).toBe(MemTx.Ok);
+    expect(ram.compare(5 * PAGE + 0xff3, data.subarray(0, 13))).toBe(true);
+    expect(ram.compare(2 * PAGE, data.subarray(13))).toBe(true);
+    expect(ram.readU8(5 * PAGE + 0xff2)).toBe(0xee);
+    expect(ram.readU8(2 * PAGE + 0x30 - 13)).toBe(0xee);
+    expect(t.calls).toEqual([P56 + 0xabc_d000, P56 + 0xabc_e000]);
+    const back = new Uint8Array(data.length);
+    expect(dma.readWide(2n ** 56n + 0xabc_dff3n, back)).toBe(MemTx.Ok);
+    expect(back).toEqual(data);
+    // Pages above 2^53 are copied one by one: nothing was peeked.
+    expect(t.peeks).toEqual([]);
+  });
+
+  it('at 2^57 and above every page faults on its own exact page base and reads zeros', () => {
+    const { t, ram, dma } = make([[P57 - PAGE, 3]]);
+    ram.copyIn(3 * PAGE, bytes(PAGE, 2));
+    const out = new Uint8Array(2 * PAGE + 16).fill(0x11);
+    // The last 8 bytes below 2^57 translate; everything from 2^57 on faults.
+    expect(dma.readWide(2n ** 57n - 8n, out)).toBe(MemTx.DecodeError);
+    expect(out.subarray(0, 8)).toEqual(bytes(PAGE, 2).subarray(PAGE - 8));
+    expect(out.subarray(8).every((b) => b === 0)).toBe(true);
+    expect(t.calls).toEqual([P57 - PAGE, P57, P57 + PAGE, P57 + 2 * PAGE]);
+    expect(t.faults).toEqual([P57, P57 + PAGE, P57 + 2 * PAGE]);
+    // Writes there are dropped; so is one at the top of the 64-bit space.
+    expect(dma.writeWide(0xffff_ffff_ffff_f004n, bytes(8))).toBe(MemTx.DecodeError);
+    expect(t.faults.at(-1)).toBe(P64 - PAGE);
+    expect(ram.compare(3 * PAGE, bytes(PAGE, 2))).toBe(true);
+  });
+
+  it('an access running past 2^64 - 1 wraps around to address 0, as 64-bit address arithmetic does', () => {
+    const { t, ram, dma } = make([
+      [P64 - PAGE, 3],
+      [0, 4],
+    ]);
+    const data = bytes(16, 3);
+    expect(dma.writeWide(0xffff_ffff_ffff_fff8n, data)).toBe(MemTx.Ok);
+    expect(t.calls).toEqual([P64 - PAGE, 0]);
+    expect(ram.compare(3 * PAGE + 0xff8, data.subarray(0, 8))).toBe(true);
+    expect(ram.compare(4 * PAGE, data.subarray(8))).toBe(true);
+    // A negative bigint is taken modulo 2^64 (guest values never throw).
+    const out = new Uint8Array(16);
+    expect(dma.readWide(-8n, out)).toBe(MemTx.Ok);
+    expect(out).toEqual(data);
+  });
+
+  it('the interrupt window is where it was: 0xFEE00000 remaps, 2^56 + 0xFEE00000 translates', () => {
+    const { t, ram, dma } = make([[P56 + 0xfee0_0000, 6]]);
+    expect(dma.writeWide(0xfee0_1000n, Uint8Array.of(0x41, 0x40, 0, 0))).toBe(MemTx.Ok);
+    expect(t.interrupts).toEqual([[0xfee0_1000, 0x4041]]);
+    expect(t.calls).toEqual([]);
+    const zeros = new Uint8Array(4).fill(0x55);
+    expect(dma.readWide(0xfee0_0000n, zeros)).toBe(MemTx.Ok);
+    expect(Array.from(zeros)).toEqual([0, 0, 0, 0]);
+    expect(dma.writeWide(2n ** 56n + 0xfee0_0010n, Uint8Array.of(1, 2, 3, 4))).toBe(MemTx.Ok);
+    expect(t.interrupts.length).toBe(1);
+    expect(t.calls).toEqual([P56 + 0xfee0_0000]);
+    expect(ram.readU32(6 * PAGE + 0x10)).toBe(0x0403_0201);
+  });
+
+  it('an access crossing 2^53 is exact on both sides, from a number or a bigint', () => {
+    for (const wide of [false, true]) {
+      const { t, ram, dma } = make([
+        [P53 - PAGE, 1],
+        [P53, 2],
+      ]);
+      const data = bytes(24, 7);
+      expect(wide ? dma.writeWide(2n ** 53n - 8n, data) : dma.write(P53 - 8, data)).toBe(MemTx.Ok);
+      expect(ram.compare(PAGE + 0xff8, data.subarray(0, 8))).toBe(true);
+      expect(ram.compare(2 * PAGE, data.subarray(8))).toBe(true);
+      expect(t.calls).toEqual([P53 - 8]); // the page at 2^53 was merged after a peek
+      expect(t.peeks).toEqual([P53]);
+    }
+  });
+
+  it('a number at 2^53 or above that holds its address exactly works like the bigint', () => {
+    const P55 = 2 ** 55; // spacing of doubles 8 here: 2^55 + 0xff8 is exact
+    const { t, ram, dma } = make([
+      [P55, 1],
+      [P55 + PAGE, 2],
+    ]);
+    const data = bytes(16, 5);
+    expect(dma.write(P55 + 0xff8, data)).toBe(MemTx.Ok);
+    expect(t.calls).toEqual([P55, P55 + PAGE]);
+    expect(ram.compare(PAGE + 0xff8, data.subarray(0, 8))).toBe(true);
+    expect(ram.compare(2 * PAGE, data.subarray(8))).toBe(true);
+  });
+
+  it('small bigints take the number path; bus mastering and no IOMMU behave as for numbers', () => {
+    const { as, ram } = system();
+    let master = true;
+    const dma = new DmaSpace(as, () => master, () => null);
+    expect(dma.writeWide(0x2000n, bytes(64))).toBe(MemTx.Ok);
+    expect(ram.compare(0x2000, bytes(64))).toBe(true);
+    master = false;
+    const out = new Uint8Array(8).fill(1);
+    expect(dma.readWide(2n ** 56n, out)).toBe(MemTx.DecodeError);
+    expect(out.every((b) => b === 0)).toBe(true);
+    expect(dma.writeWide(0x2000n, new Uint8Array(8))).toBe(MemTx.DecodeError);
+    expect(ram.compare(0x2000, bytes(64))).toBe(true);
+  });
+});

@@ -6,6 +6,16 @@
  * and a faulting piece reads zeros / drops its bytes, as QEMU does.  Pages
  * whose translations are cached and physically contiguous in RAM are copied
  * as one piece (`merge`), which nothing can tell apart from page-by-page.
+ *
+ * Device addresses are 64-bit.  The number entry points are exact below
+ * 2^53, which is every address a device uses in practice; `readWide` /
+ * `writeWide` take a bigint for the rest (VT-d with aw-bits=57 translates
+ * IOVAs up to 2^57).  Inside, an access is a 4 KiB-aligned page base (exact
+ * as a double up to 2^64) plus an offset: from 2^53 on the translator is
+ * asked about the page base only and the in-page offset is added after
+ * translation (physical addresses are below 2^52), so base + offset is never
+ * formed as an inexact double.  Like QEMU's 64-bit address arithmetic, an
+ * access running past 2^64 - 1 wraps around to address 0.
  */
 import { AddressSpace, MemTx } from './address-space.js';
 import {
@@ -25,6 +35,10 @@ export interface DmaMemory {
   write(addr: number, src: Uint8Array): MemTx;
   /** A 4-byte little-endian write (MSI messages use this). */
   writeU32(addr: number, value: number): MemTx;
+  /** `read` at any 64-bit device address (exact above 2^53, where a number is not). */
+  readWide(addr: bigint, dst: Uint8Array): MemTx;
+  /** `write` at any 64-bit device address (exact above 2^53, where a number is not). */
+  writeWide(addr: bigint, src: Uint8Array): MemTx;
 }
 
 /** The only access size the interrupt window accepts (QEMU vtd_mem_ir_ops). */
@@ -35,6 +49,15 @@ const PAGE_SIZE_4K = 4096;
 
 /** Largest page mask whose offsets a 32-bit AND can take. */
 const INT_MASK_LIMIT = 0x7fff_ffff;
+/** Offset bits of a 4 KiB page. */
+const PAGE_OFFSET_MASK_4K = PAGE_SIZE_4K - 1;
+const PAGE_OFFSET_MASK_4K_N = BigInt(PAGE_OFFSET_MASK_4K);
+/** 2^53: from here on a number no longer holds every integer. */
+const EXACT_LIMIT = 2 ** 53;
+const EXACT_LIMIT_N = BigInt(EXACT_LIMIT);
+/** Device addresses are 64-bit and wrap around past the top. */
+const ADDRESS_SPAN = 2 ** 64;
+const ADDRESS_BITS = 64;
 
 /**
  * `x` modulo `mask + 1` for a page mask (a power of two minus one): a bit
@@ -63,11 +86,11 @@ export class DmaSpace implements DmaMemory {
   ) {}
 
   read(addr: number, dst: Uint8Array): MemTx {
-    return this.access(addr, dst, DmaAccess.Read);
+    return this.number(addr, dst, DmaAccess.Read);
   }
 
   write(addr: number, src: Uint8Array): MemTx {
-    return this.access(addr, src, DmaAccess.Write);
+    return this.number(addr, src, DmaAccess.Write);
   }
 
   writeU32(addr: number, value: number): MemTx {
@@ -76,25 +99,73 @@ export class DmaSpace implements DmaMemory {
     w[1] = (value >>> 8) & 0xff;
     w[2] = (value >>> 16) & 0xff;
     w[3] = (value >>> 24) & 0xff;
-    return this.access(addr, w, DmaAccess.Write);
+    return this.number(addr, w, DmaAccess.Write);
   }
 
-  private access(addr: number, buf: Uint8Array, access: DmaAccess): MemTx {
+  readWide(addr: bigint, dst: Uint8Array): MemTx {
+    return this.wide(addr, dst, DmaAccess.Read);
+  }
+
+  writeWide(addr: bigint, src: Uint8Array): MemTx {
+    return this.wide(addr, src, DmaAccess.Write);
+  }
+
+  /**
+   * A number address: as it is while the whole access stays below 2^53;
+   * otherwise split into its page and offset like a bigint one (an address
+   * of 2^53 or more may already have lost low bits in whoever computed it).
+   */
+  private number(addr: number, buf: Uint8Array, access: DmaAccess): MemTx {
+    if (addr + buf.length <= EXACT_LIMIT) return this.access(0, addr, buf, access);
+    const off = addr % PAGE_SIZE_4K;
+    return this.access(addr - off, off, buf, access);
+  }
+
+  /** A bigint address (the API edge): split into an exact page base and the offset in it. */
+  private wide(addr: bigint, buf: Uint8Array, access: DmaAccess): MemTx {
+    const a = BigInt.asUintN(ADDRESS_BITS, addr);
+    if (a + BigInt(buf.length) <= EXACT_LIMIT_N) return this.access(0, Number(a), buf, access);
+    const off = Number(a & PAGE_OFFSET_MASK_4K_N);
+    return this.access(Number(a - BigInt(off)), off, buf, access);
+  }
+
+  /**
+   * The access at device address base + offset, where `base` is 0 or 4 KiB
+   * aligned and `offset` a safe integer.  While the current address is below
+   * 2^53 it is one exact number `at`; from 2^53 on `at` is its 4 KiB page
+   * (what the translator sees) and `inPage` the offset into that page.
+   */
+  private access(base: number, offset: number, buf: Uint8Array, access: DmaAccess): MemTx {
     if (!this.masterEnabled()) {
       if (access === DmaAccess.Read) buf.fill(0);
       return MemTx.DecodeError;
     }
     const t = this.translator();
     if (!t) {
+      // No IOMMU: the system address space takes numbers.  Nothing is mapped at 2^53 and above
+      // (past every host address width; BARs there stay unmapped), so nothing is there to be exact about.
+      const addr = base + offset;
       return access === DmaAccess.Read ? this.system.readBytes(addr, buf) : this.system.writeBytes(addr, buf);
     }
     let result = MemTx.Ok;
     let done = 0;
     const need = access === DmaAccess.Read ? IommuPerm.Read : IommuPerm.Write;
-    // True when `this.peeked` holds the translation of addr + done, from a peek.
+    // True when `this.peeked` holds the translation of the current address, from a peek.
     let carried = false;
     while (done < buf.length) {
-      const at = addr + done;
+      const rel = offset + done;
+      let at = base + rel;
+      let inPage = 0;
+      if (at >= EXACT_LIMIT) {
+        // Page and offset apart: both parts and their sum below are exact multiples of 4 KiB.
+        inPage = rel & PAGE_OFFSET_MASK_4K;
+        at = base + (rel - inPage);
+        if (at >= ADDRESS_SPAN) at -= ADDRESS_SPAN;
+        if (at < EXACT_LIMIT) {
+          at += inPage;
+          inPage = 0;
+        }
+      }
       let len = buf.length - done;
       if (at >= INTERRUPT_WINDOW_BASE && at <= INTERRUPT_WINDOW_LAST) {
         len = Math.min(len, INTERRUPT_WINDOW_LAST + 1 - at);
@@ -109,8 +180,8 @@ export class DmaSpace implements DmaMemory {
       carried = false;
       if (!ok || (e.perm & need) === 0) {
         // A fault covers at most the rest of its page (4 KiB when the IOMMU gave none).
-        const mask = ok ? e.addrMask : PAGE_SIZE_4K - 1;
-        len = Math.min(len, mask + 1 - pageOffset(at, mask));
+        const mask = ok ? e.addrMask : PAGE_OFFSET_MASK_4K;
+        len = Math.min(len, mask + 1 - (pageOffset(at, mask) + inPage));
         if (access === DmaAccess.Read) buf.fill(0, done, done + len);
         result = MemTx.DecodeError;
         done += len;
@@ -118,10 +189,11 @@ export class DmaSpace implements DmaMemory {
       }
       const room = len;
       const mask = e.addrMask;
-      const pageOff = pageOffset(at, mask);
+      const pageOff = pageOffset(at, mask) + inPage;
       len = Math.min(len, mask + 1 - pageOff);
       const phys = e.translated - pageOffset(e.translated, mask) + pageOff;
-      if (len < room && t.peek !== undefined) {
+      // Above 2^53 (rare) pages are copied one by one: no merging, so no peek can pass 2^64.
+      if (len < room && t.peek !== undefined && at < EXACT_LIMIT) {
         len = this.merge(t, access, need, at, phys, len, room);
         carried = this.carried;
       }

@@ -55,6 +55,13 @@ export interface DmaTranslator {
   /**
    * Translates one access at `iova`; fills `out` and returns true when
    * allowed.  Returns false (and records the fault) when not.
+   *
+   * Below 2^53 `iova` is the exact address of the access.  From 2^53 on
+   * (where a number cannot hold every integer) it is the exact base of the
+   * 4 KiB page holding it: the DMA space adds the offset into the page after
+   * translation, so a translator must only ever need the page (table
+   * indices, range checks, cache keys, fault addresses) and must never take
+   * an address at or above 2^53 for anything but a page base.
    */
   translate(iova: number, access: DmaAccess, out: IotlbEntry): boolean;
   /**
@@ -63,7 +70,7 @@ export interface DmaTranslator {
    * translation or translation off, nothing traced, no listener, no fault);
    * otherwise returns false having done nothing.  A DMA space uses it to
    * merge physically contiguous pages into one RAM copy without reordering
-   * anything visible.
+   * anything visible.  Only called below 2^53.
    */
   peek?(iova: number, access: DmaAccess, out: IotlbEntry): boolean;
   /**

@@ -63,6 +63,14 @@ class DeviceDma implements DmaMemory {
   writeU32(addr: number, value: number): MemTx {
     return this.space ? this.space.writeU32(addr, value) : MemTx.DecodeError;
   }
+  readWide(addr: bigint, dst: Uint8Array): MemTx {
+    if (this.space) return this.space.readWide(addr, dst);
+    dst.fill(0);
+    return MemTx.DecodeError;
+  }
+  writeWide(addr: bigint, src: Uint8Array): MemTx {
+    return this.space ? this.space.writeWide(addr, src) : MemTx.DecodeError;
+  }
 }
 
 /** Base class of every PCI function. */

@@ -375,6 +375,44 @@ describe('edu DMA', () => {
     expect(ram.readU32(0x50_0100)).toBe(0x3c3c_3c3c);
   });
 
+  it('a RAM-side address of 2^53 or more reaches the IOMMU exactly (after the dma_mask clamp)', () => {
+    const seen: number[] = [];
+    const translator: DmaTranslator = {
+      translate(iova: number, _access: DmaAccess, out: IotlbEntry): boolean {
+        seen.push(iova);
+        out.iova = iova;
+        out.translated = 0x50_0000 + seen.length * 0x1000;
+        out.addrMask = 0xfff;
+        out.perm = IommuPerm.ReadWrite;
+        return true;
+      },
+      interruptWrite() {},
+    };
+    const run = (dmaMask: bigint, ramAddr: bigint, toRam: boolean) => {
+      seen.length = 0;
+      const { ram, edu, wrq, clock } = setup({ translator, dmaMask });
+      for (let i = 0; i < 0x3000; i++) ram.writeU8(0x50_0000 + i, i & 0xff);
+      edu.buffer.fill(0xa5);
+      wrq(EduReg.DmaSrc, toRam ? 0x40000n : ramAddr);
+      wrq(EduReg.DmaDst, toRam ? ramAddr : 0x40000n);
+      wrq(EduReg.DmaCount, 8n);
+      wrq(EduReg.DmaCmd, toRam ? 3n : 1n);
+      clock.step(100 * MS);
+      return { ram, buf: Array.from(edu.buffer.subarray(0, 8)) };
+    };
+    // All-ones mask: 2^56 + 0x1234 is read at offset 0x234 of its page (as a number it would be 0x230).
+    const all = 0xffff_ffff_ffff_ffffn;
+    expect(run(all, 2n ** 56n + 0x1234n, false).buf).toEqual([0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b]);
+    expect(seen).toEqual([2 ** 56 + 0x1000]);
+    // A page crossing up there: two exact pages, the bytes split 4 / 4.
+    const { ram } = run(all, 2n ** 60n + 0xffcn, true);
+    expect(seen).toEqual([2 ** 60, 2 ** 60 + 0x1000]);
+    expect([ram.readU32(0x50_1ffc), ram.readU32(0x50_2000)]).toEqual([0xa5a5_a5a5, 0xa5a5_a5a5]);
+    // The mask applies first: with 2^56 - 1 the same address is 0x1234, on the number path.
+    expect(run(2n ** 56n - 1n, 2n ** 56n + 0x1234n, false).buf[0]).toBe(0x34);
+    expect(seen).toEqual([0x1234]);
+  });
+
   it('reset keeps edu registers (QEMU edu has no reset handler) but resets PCI state', () => {
     // Checked on QEMU 7.2 with QMP system_reset: liveness, factorial and IRQ status survive,
     // the command register clears and INTx is deasserted (status bit 3 clear).

@@ -18,7 +18,9 @@
  *    dropped: no bytes move, the run bit clears, no interrupt is raised.
  *
  * DMA goes through `this.dma`, the device's PCI DMA address space, so it is
- * gated by bus mastering and translated by the IOMMU when there is one.
+ * gated by bus mastering and translated by the IOMMU when there is one.  A
+ * RAM-side address of 2^53 or more (dma_mask permitting) takes the bigint
+ * entry point, so every bit of the 64-bit register reaches the IOMMU.
  */
 import type { Timer, VirtualClock } from '../../core/clock.js';
 import type { Tracer } from '../../machine/device-type.js';
@@ -42,6 +44,8 @@ import {
 } from './regs.js';
 
 const ALL_ONES_32 = 0xffff_ffff;
+/** High halves from here on make addresses of 2^53 and above, inexact as numbers. */
+const EXACT_HI_LIMIT = 0x20_0000;
 const ALL_ONES_64 = 0xffff_ffff_ffff_ffffn;
 
 /** Indices of the 64-bit DMA registers in the halves array (lo at 2i, hi at 2i+1). */
@@ -272,12 +276,19 @@ export class EduDevice extends PciDevice {
         this.tracer!.trace('edu_dma_clamp', { addr: join64n(r[ram]!, r[ram + 1]!), clamped: join64n(ramLo, ramHi) });
       }
     }
-    const addr = join64(ramLo, ramHi);
     const start = bufLo - EduDmaBuffer.Base;
     if (countLo > 0) {
       const piece = this.buffer.subarray(start, start + countLo);
-      if (toRam) this.dma.write(addr, piece);
-      else this.dma.read(addr, piece);
+      if (ramHi < EXACT_HI_LIMIT) {
+        const addr = join64(ramLo, ramHi);
+        if (toRam) this.dma.write(addr, piece);
+        else this.dma.read(addr, piece);
+      } else {
+        // At 2^53 and above a number would drop the low bits: the bigint entry point keeps them.
+        const addr = join64n(ramLo, ramHi);
+        if (toRam) this.dma.writeWide(addr, piece);
+        else this.dma.readWide(addr, piece);
+      }
     }
     r[Dma.Cmd] = cmd & ~EduDmaCmd.Run;
     if (cmd & EduDmaCmd.Irq) this.raiseIrq(EduIrq.Dma);
