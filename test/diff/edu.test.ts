@@ -100,10 +100,11 @@ function registerLines(): string[] {
   // liveness
   for (const v of [0, 1, 0x12345678, 0xffffffff, 0x80000000]) t.w(4, v).r(4);
   t.push(`writeb ${hex(BAR + 4)} 0x55`, `writew ${hex(BAR + 4)} 0x5555`).r(4);
-  t.wq(0, '0x1234').r(4).r(8);
-  t.wq(4, '0x300000005').r(4).r(8).r(0x20); // unaligned 8-byte write: split into 0x04 and 0x08
-  t.push(`write ${hex(BAR + 4)} 8 0x0100000002000000`).r(4).r(8);
-  t.push(`write ${hex(BAR + 1)} 4 0x11223344`).r(4);
+  // Writes that may reach the factorial register (0x08) start QEMU's thread: settle before reading 0x08.
+  t.wq(0, '0x1234').push(SETTLE).r(4).r(8);
+  t.wq(4, '0x300000005').push(SETTLE).r(4).r(8).r(0x20); // unaligned 8-byte write: split into 0x04 and 0x08
+  t.push(`write ${hex(BAR + 4)} 8 0x0100000002000000`).push(SETTLE).r(4).r(8);
+  t.push(`write ${hex(BAR + 1)} 4 0x11223344`).push(SETTLE).r(4);
   // factorial (operands QEMU's thread finishes before the next command)
   for (const n of [0, 1, 2, 5, 10, 12, 13, 20, 33, 34, 100, 65535]) t.w(8, n).push(SETTLE).r(0x20).r(8);
   // status: only bit 7 writable
