@@ -1,10 +1,11 @@
 /**
  * The DMAR the machine publishes: QEMU's build_dmar_q35 from the first
  * intel-iommu and the root bus, plus extras a machine file may add beyond
- * QEMU (RMRRs naming devices by id).
+ * QEMU: RMRRs naming devices by id, several DRHD units, and RHSA, ANDD and
+ * SATC structures (types real firmware emits).
  */
 import { q35DmarOptions } from '../hw/acpi/dmar.js';
-import type { DeviceScope, DmarOptions, DrhdUnit, Rmrr } from '../hw/acpi/dmar-types.js';
+import type { Andd, DeviceScope, DmarOptions, DrhdUnit, Rhsa, Rmrr, Satc } from '../hw/acpi/dmar-types.js';
 import type { IntelIommu } from '../hw/intel-iommu/device.js';
 import type { PciDevice } from '../pci/device.js';
 import type { Device } from './device-type.js';
@@ -30,10 +31,33 @@ export interface DrhdExtra {
   readonly includePciAll?: boolean;
 }
 
+/** An RHSA from a machine file: the NUMA proximity domain of the DRHD at `base`. */
+export interface RhsaExtra {
+  readonly base: string | number;
+  readonly proximityDomain: number;
+}
+
+/** An ANDD from a machine file: an ACPI namespace device and its device number. */
+export interface AnddExtra {
+  readonly deviceNumber: number;
+  /** Fully qualified ACPI object name, e.g. "\\_SB.PCI0.DMA0". */
+  readonly name: string;
+}
+
+/** A SATC from a machine file: devices (ids) with an address translation cache. */
+export interface SatcExtra {
+  readonly devices: readonly string[];
+  /** Flags bit 0 (ATC_REQUIRED): software must enable ATS on these devices. */
+  readonly atcRequired?: boolean;
+}
+
 /** DMAR contents beyond QEMU's. */
 export interface DmarExtras {
   readonly rmrr?: readonly RmrrExtra[];
   readonly units?: readonly DrhdExtra[];
+  readonly rhsa?: readonly RhsaExtra[];
+  readonly andd?: readonly AnddExtra[];
+  readonly satc?: readonly SatcExtra[];
 }
 
 /** What the DMAR wiring reads from the machine. */
@@ -92,5 +116,24 @@ export function buildMachineDmar(m: DmarMachineSide, extras?: DmarExtras): DmarO
     limit: num(r.limit, 'RMRR limit'),
     scopes: r.devices.map((id) => scopeOf(pciById(m, id, 'RMRR'))),
   }));
-  return rmrr.length ? { ...base, rmrr } : base;
+  if (rmrr.length) base = { ...base, rmrr };
+  const rhsa: Rhsa[] = (extras?.rhsa ?? []).map((r) => {
+    const at = num(r.base, 'RHSA base');
+    if (!base.units.some((u) => u.base === at)) {
+      throw new ConfigError(`machine file: RHSA base 0x${at.toString(16)} names no DRHD unit`);
+    }
+    return { base: at, proximityDomain: num(r.proximityDomain, 'RHSA proximity domain') };
+  });
+  if (rhsa.length) base = { ...base, rhsa };
+  const andd: Andd[] = (extras?.andd ?? []).map((a) => {
+    if (!a.name.startsWith('\\')) throw new ConfigError(`machine file: ANDD name '${a.name}' must be a fully qualified ACPI path`);
+    return { deviceNumber: num(a.deviceNumber, 'ANDD device number'), name: a.name };
+  });
+  if (andd.length) base = { ...base, andd };
+  const satc: Satc[] = (extras?.satc ?? []).map((x) => ({
+    segment: 0,
+    atcRequired: x.atcRequired === true,
+    scopes: x.devices.map((id) => scopeOf(pciById(m, id, 'SATC'))),
+  }));
+  return satc.length ? { ...base, satc } : base;
 }

@@ -7,7 +7,10 @@
  *       "devices": ["intel-iommu,intremap=on", "edu,id=edu0"],
  *       "dmar": { "rmrr": [ { "base": "0x7800000", "limit": "0x780ffff", "devices": ["edu0"] } ],
  *                 "units": [ { "iommu": "vtd0", "base": "0xfed90000", "devices": ["rp1"] },
- *                            { "iommu": "vtd1", "base": "0xfed91000", "includePciAll": true } ] } }
+ *                            { "iommu": "vtd1", "base": "0xfed91000", "includePciAll": true } ],
+ *                 "rhsa": [ { "base": "0xfed90000", "proximityDomain": 0 } ],
+ *                 "andd": [ { "deviceNumber": 1, "name": "\\_SB.PCI0.DMA0" } ],
+ *                 "satc": [ { "devices": ["edu0"], "atcRequired": false } ] } }
  *
  * The file is applied first; `-machine`/`-m`/`-device` on the command line
  * come on top (later `-machine` keys win, devices are appended).
@@ -61,6 +64,21 @@ export function checkMachineFile(v: unknown): string | null {
         if (e['devices'] !== undefined && !isStringArray(e['devices'])) return "'dmar.units[].devices' must be an array of ids";
       }
     }
+    const entries = (key: string, ok: (e: Record<string, unknown>) => boolean, need: string): string | null => {
+      const list = (dmar as Record<string, unknown>)[key];
+      if (list === undefined) return null;
+      if (!Array.isArray(list)) return `'dmar.${key}' must be an array`;
+      for (const x of list as unknown[]) {
+        if (typeof x !== 'object' || x === null || !ok(x as Record<string, unknown>)) return `'dmar.${key}' entries need ${need}`;
+      }
+      return null;
+    };
+    const isNum = (x: unknown): boolean => typeof x === 'number' || typeof x === 'string';
+    const extraError =
+      entries('rhsa', (e) => isNum(e['base']) && typeof e['proximityDomain'] === 'number', 'base and proximityDomain') ??
+      entries('andd', (e) => typeof e['deviceNumber'] === 'number' && typeof e['name'] === 'string', 'deviceNumber and name') ??
+      entries('satc', (e) => isStringArray(e['devices']) && (e['atcRequired'] === undefined || typeof e['atcRequired'] === 'boolean'), 'devices (ids) and an optional atcRequired');
+    if (extraError) return extraError;
   }
   return null;
 }
