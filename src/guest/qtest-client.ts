@@ -37,6 +37,19 @@ const HALT_CODE = [0xfa, 0xf4, 0xeb, 0xfd];
 /** MSI data bits holding the vector. */
 const MSI_DATA_VECTOR_MASK = 0xff;
 
+/**
+ * Writes the halt firmware (HALT_CODE at the reset vector of a 64 KiB image)
+ * into a fresh temp dir; returns [dir, file].  The caller removes `dir`.
+ */
+export function makeHaltFirmware(): [string, string] {
+  const dir = mkdtempSync(join(tmpdir(), 'vtemu-halt-'));
+  const image = new Uint8Array(HALT_BIOS_SIZE);
+  image.set(HALT_CODE, RESET_VECTOR_OFFSET);
+  const file = join(dir, 'halt.bin');
+  writeFileSync(file, image);
+  return [dir, file];
+}
+
 /** Raised when a target answers FAIL/ERR or goes away. */
 export class QtestError extends Error {}
 
@@ -100,11 +113,7 @@ export class QtestClient implements GuestPlatform {
    * firmware and `-qtest stdio`; `extra` are machine/device arguments.
    */
   static async spawnQemu(extra: readonly string[], binary = 'qemu-system-x86_64'): Promise<QtestClient> {
-    const dir = mkdtempSync(join(tmpdir(), 'vtemu-halt-'));
-    const bios = join(dir, 'halt.bin');
-    const image = new Uint8Array(HALT_BIOS_SIZE);
-    image.set(HALT_CODE, RESET_VECTOR_OFFSET);
-    writeFileSync(bios, image);
+    const [dir, bios] = makeHaltFirmware();
     const args = ['-bios', bios, '-qtest', 'stdio', '-display', 'none', '-nodefaults', ...extra];
     try {
       const client = await QtestClient.spawn('qtest QEMU', binary, args);

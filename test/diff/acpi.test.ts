@@ -9,13 +9,7 @@
  * recorded QEMU bytes in src/hw/acpi/dmar.test.ts keep the builder honest
  * offline.
  */
-import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import type { FirmwareBus } from '../../src/hw/fw-cfg/client.js';
+import { describe, expect, it } from 'vitest';
 import { FwCfgClient, addressSpaceBus } from '../../src/hw/fw-cfg/client.js';
 import { createFwCfg } from '../../src/hw/fw-cfg/ports.js';
 import { addQ35Items } from '../../src/hw/fw-cfg/q35-items.js';
@@ -28,93 +22,46 @@ import { parseDmar } from '../../src/hw/acpi/dmar-parse.js';
 import { buildAcpi, indexBlob, installAcpi } from '../../src/hw/acpi/build.js';
 import { decodeLoader, type LoaderCommand } from '../../src/hw/acpi/linker.js';
 import { ACPI_TABLES_FILE } from '../../src/hw/acpi/tables.js';
+import { hex, noteQemuSkip, qemuAvailable, QemuRunner, qtestBus, type QtestRunner } from '../harness/index.js';
 
-const QEMU = 'qemu-system-x86_64';
-const haveQemu = spawnSync(QEMU, ['--version'], { stdio: 'ignore' }).status === 0;
-if (!haveQemu) console.warn(`${QEMU} not found: SKIPPING the live ACPI/DMAR differential test`);
+const haveQemu = qemuAvailable();
+noteQemuSkip('test/diff/acpi.test.ts');
 
-/** The 64 KiB halt firmware (cli; hlt; jmp back at the reset vector), made at test time. */
-const dir = mkdtempSync(join(tmpdir(), 'vtemu-acpi-diff-'));
-const BIOS = join(dir, 'halt.bin');
-const HALT_AT = 0xfff0;
-{
-  const fw = new Uint8Array(0x10000);
-  fw.set([0xfa, 0xf4, 0xeb, 0xfd], HALT_AT);
-  writeFileSync(BIOS, fw);
+/** QEMU 7.2 q35 with the harness's halt firmware under qtest, plus `args`. */
+const startQemu = (args: readonly string[]): QemuRunner => QemuRunner.start(['-machine', 'q35', ...args]);
+
+/** Sends `c`; returns the text after `OK` (throws on any other reply). */
+async function cmd(q: QtestRunner, c: string): Promise<string> {
+  const line = await q.command(c);
+  if (!line.startsWith('OK')) throw new Error(`qtest: ${c} -> ${line}`);
+  return line.slice(2).trim();
 }
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A qtest connection to a QEMU child (QTEST_LOG=1 prints the traffic). */
-class Qtest {
-  private buf = '';
-  private waiters: ((line: string) => void)[] = [];
-  private constructor(private readonly p: ChildProcessByStdio<Writable, Readable, null>) {
-    p.stdout.setEncoding('utf8');
-    p.stdout.on('data', (d: string) => {
-      this.buf += d;
-      for (let i = this.buf.indexOf('\n'); i >= 0; i = this.buf.indexOf('\n')) {
-        const line = this.buf.slice(0, i);
-        this.buf = this.buf.slice(i + 1);
-        if (process.env['QTEST_LOG']) console.error('<<', line.slice(0, 100));
-        if (!line.startsWith('IRQ')) this.waiters.shift()?.(line);
-      }
-    });
-  }
-  static start(args: string[]): Qtest {
-    // qtest logs every command on stderr: not reading it would fill the pipe and stall QEMU.
-    const p = spawn(QEMU, ['-bios', BIOS, '-machine', 'q35', '-qtest', 'stdio', '-display', 'none', '-nodefaults', ...args], {
-      stdio: ['pipe', 'pipe', 'ignore'],
-    });
-    return new Qtest(p);
-  }
-  cmd(c: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`qtest: no reply to ${c}`)), 20_000);
-      this.waiters.push((line) => {
-        clearTimeout(t);
-        if (!line.startsWith('OK')) reject(new Error(`qtest: ${c} -> ${line}`));
-        else resolve(line.slice(2).trim());
-      });
-      if (process.env['QTEST_LOG']) console.error('>>', c.slice(0, 100));
-      this.p.stdin.write(`${c}\n`);
-    });
-  }
-  close(): void {
-    this.p.kill();
-  }
-  bus(): FirmwareBus {
-    return {
-      outw: async (port, v) => void (await this.cmd(`outw 0x${port.toString(16)} 0x${v.toString(16)}`)),
-      outl: async (port, v) => void (await this.cmd(`outl 0x${port.toString(16)} 0x${(v >>> 0).toString(16)}`)),
-      inb: async (port) => Number(await this.cmd(`inb 0x${port.toString(16)}`)),
-      memRead: async (addr, len) => Uint8Array.from(Buffer.from((await this.cmd(`read 0x${addr.toString(16)} ${len}`)).slice(2), 'hex')),
-      memWrite: async (addr, bytes) => void (await this.cmd(`write 0x${addr.toString(16)} ${bytes.length} 0x${Buffer.from(bytes).toString('hex')}`)),
-    };
-  }
-  /** CF8/CFC config read of bus 0. */
-  async cfg32(devfn: number, reg: number): Promise<number> {
-    await this.cmd(`outl 0xcf8 0x${((0x8000_0000 | (devfn << 8) | reg) >>> 0).toString(16)}`);
-    return Number(await this.cmd('inl 0xcfc'));
-  }
-  async cfgWrite32(devfn: number, reg: number, v: number): Promise<void> {
-    await this.cmd(`outl 0xcf8 0x${((0x8000_0000 | (devfn << 8) | reg) >>> 0).toString(16)}`);
-    await this.cmd(`outl 0xcfc 0x${(v >>> 0).toString(16)}`);
-  }
-  /** Root-bus devices (function 0 and, for multi-function devices, the others) with bridge flags. */
-  async rootBus(): Promise<RootBusDevice[]> {
-    const out: RootBusDevice[] = [];
-    for (let devfn = 0; devfn < 256; devfn++) {
-      const id = await this.cfg32(devfn, 0);
-      if (id === 0xffff_ffff || id === 0) {
-        if ((devfn & 7) === 0) devfn += 7;
-        continue;
-      }
-      const headerType = ((await this.cfg32(devfn, 0x0c)) >>> 16) & 0xff;
-      out.push({ devfn, bridge: (headerType & 0x7f) === 1 });
-      if ((devfn & 7) === 0 && !(headerType & 0x80)) devfn += 7;
+/** CF8/CFC config read of bus 0. */
+async function cfg32(q: QtestRunner, devfn: number, reg: number): Promise<number> {
+  await cmd(q, `outl 0xcf8 ${hex((0x8000_0000 | (devfn << 8) | reg) >>> 0)}`);
+  return Number(await cmd(q, 'inl 0xcfc'));
+}
+
+async function cfgWrite32(q: QtestRunner, devfn: number, reg: number, v: number): Promise<void> {
+  await cmd(q, `outl 0xcf8 ${hex((0x8000_0000 | (devfn << 8) | reg) >>> 0)}`);
+  await cmd(q, `outl 0xcfc ${hex(v >>> 0)}`);
+}
+
+/** Root-bus devices (function 0 and, for multi-function devices, the others) with bridge flags. */
+async function rootBus(q: QtestRunner): Promise<RootBusDevice[]> {
+  const out: RootBusDevice[] = [];
+  for (let devfn = 0; devfn < 256; devfn++) {
+    const id = await cfg32(q, devfn, 0);
+    if (id === 0xffff_ffff || id === 0) {
+      if ((devfn & 7) === 0) devfn += 7;
+      continue;
     }
-    return out;
+    const headerType = ((await cfg32(q, devfn, 0x0c)) >>> 16) & 0xff;
+    out.push({ devfn, bridge: (headerType & 0x7f) === 1 });
+    if ((devfn & 7) === 0 && !(headerType & 0x80)) devfn += 7;
   }
+  return out;
 }
 
 const BUILTINS: RootBusDevice[] = [0x00, 0xf8, 0xfa, 0xfb].map((devfn) => ({ devfn, bridge: false }));
@@ -157,19 +104,19 @@ const CASES: Case[] = [
 describe.skipIf(!haveQemu)('DMAR: ours vs live QEMU 7.2 (through fw_cfg DMA + table-loader)', () => {
   for (const c of CASES) {
     it(c.name, async () => {
-      const q = Qtest.start(['-machine', 'kernel-irqchip=split', ...c.args]);
+      const q = startQemu(['-machine', 'kernel-irqchip=split', ...c.args]);
       try {
-        const rootBus = await q.rootBus();
-        expect(rootBus).toEqual([...BUILTINS, ...c.extra].sort((a, b) => a.devfn - b.devfn));
-        const r = await readAcpiTables(q.bus());
+        const bus = await rootBus(q);
+        expect(bus).toEqual([...BUILTINS, ...c.extra].sort((a, b) => a.devfn - b.devfn));
+        const r = await readAcpiTables(qtestBus(q));
         expect(r.errors).toEqual([]);
         const theirs = r.tables.find((t) => t.signature === 'DMAR');
         expect(theirs, 'QEMU lists a DMAR').toBeDefined();
-        const ours = buildDmar(q35DmarOptions({ hostAddressWidth: 39, intremap: c.intremap, deviceIotlb: c.deviceIotlb, rootBus }));
+        const ours = buildDmar(q35DmarOptions({ hostAddressWidth: 39, intremap: c.intremap, deviceIotlb: c.deviceIotlb, rootBus: bus }));
         expect(Buffer.from(ours).toString('hex')).toBe(Buffer.from(theirs!.bytes).toString('hex'));
         expect(parseDmar(theirs!.bytes).errors).toEqual([]);
       } finally {
-        q.close();
+        await q.close();
       }
     });
   }
@@ -200,12 +147,12 @@ function normalize(cmds: readonly LoaderCommand[], blob: Uint8Array): string[] {
 
 describe.skipIf(!haveQemu)('the other tables and the loader script vs live QEMU 7.2', () => {
   it('same tables, same order, same bytes except the DSDT; same loader commands', async () => {
-    const q = Qtest.start(['-machine', 'kernel-irqchip=split', '-device', 'intel-iommu']);
+    const q = startQemu(['-machine', 'kernel-irqchip=split', '-device', 'intel-iommu']);
     try {
       // Program PCIEXBAR (MCH 00:00.0 reg 0x60) at 0xB0000000, 256 buses, as SeaBIOS does, so QEMU lists an MCFG.
-      await q.cfgWrite32(0, 0x64, 0);
-      await q.cfgWrite32(0, 0x60, 0xb000_0001);
-      const client = new FwCfgClient(q.bus());
+      await cfgWrite32(q, 0, 0x64, 0);
+      await cfgWrite32(q, 0, 0x60, 0xb000_0001);
+      const client = new FwCfgClient(qtestBus(q));
       const dirList = await client.directory();
       const theirsBlob = (await client.readFile(ACPI_TABLES_FILE, dirList))!;
       const theirsLoader = (await client.readFile('etc/table-loader', dirList))!;
@@ -231,7 +178,7 @@ describe.skipIf(!haveQemu)('the other tables and the loader script vs live QEMU 
         expect(dirList.find((f) => f.name === name)!.select, name).toBe({ 'etc/acpi/rsdp': 0x22, 'etc/acpi/tables': 0x23, 'etc/table-loader': 0x2c }[name]);
       }
     } finally {
-      q.close();
+      await q.close();
     }
   });
 });
@@ -269,21 +216,21 @@ function runOurs(io: AddressSpace, cmd: string): string {
 
 describe.skipIf(!haveQemu)('fw_cfg vs live QEMU 7.2', () => {
   it('port accesses of every width at 0x510-0x51F answer the same', async () => {
-    const q = Qtest.start(['-device', 'intel-iommu']);
+    const q = startQemu(['-device', 'intel-iommu']);
     try {
       const ours = ourFwCfg();
       for (const c of PORT_SCRIPT) {
-        const theirs = await q.cmd(c);
+        const theirs = await cmd(q, c);
         expect(runOurs(ours.io, c), c).toBe(theirs);
       }
     } finally {
-      q.close();
+      await q.close();
     }
   });
   it('directory selectors and item contents by DMA', async () => {
-    const q = Qtest.start(['-device', 'intel-iommu']);
+    const q = startQemu(['-device', 'intel-iommu']);
     try {
-      const theirs = new FwCfgClient(q.bus());
+      const theirs = new FwCfgClient(qtestBus(q));
       const ours = new FwCfgClient(ourFwCfg().bus);
       const [td, od] = [await theirs.directory(), await ours.directory()];
       // Every file we publish sits at QEMU's selector (we omit only genroms/kvmvapic.bin, QEMU's last entry).
@@ -309,7 +256,7 @@ describe.skipIf(!haveQemu)('fw_cfg vs live QEMU 7.2', () => {
         expect(await client.writeFileDma(0x25, Uint8Array.of(1, 2, 3)), 'write e820').toBe(1);
       }
     } finally {
-      q.close();
+      await q.close();
     }
   });
 });

@@ -7,7 +7,7 @@
  * faults beyond the address width.
  */
 import { describe, expect, it } from 'vitest';
-import { diffTranscripts, noteQemuSkip, qemuAvailable, type Step } from '../harness/index.js';
+import { hex, diffTranscripts, noteQemuSkip, qemuAvailable, type Step } from '../harness/index.js';
 
 const haveQemu = qemuAvailable();
 noteQemuSkip('test/diff/dma-wrap.test.ts');
@@ -35,7 +35,6 @@ const OUT = 0x210_0000;
 const RUN = 1;
 const TO_RAM = 2;
 
-const hex = (n: number | bigint) => '0x' + n.toString(16);
 const cfg = (reg: number) => hex((0x8000_0000 | (EDU_DEVFN << 8) | reg) >>> 0);
 
 /** One edu DMA of `count` bytes, then poll until done (QEMU runs it in real time). */

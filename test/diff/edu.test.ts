@@ -23,7 +23,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { IOAPIC_BASE } from '../../src/hw/intc/ioapic.js';
-import { diffTranscripts, noteQemuSkip, qemuAvailable, VtemuRunner, type Step } from '../harness/index.js';
+import { hex, diffTranscripts, noteQemuSkip, qemuAvailable, VtemuRunner, type Step } from '../harness/index.js';
 
 const haveQemu = qemuAvailable();
 noteQemuSkip('test/diff/edu.test.ts');
@@ -49,7 +49,6 @@ const FACT_IRQ = 'poll-factorial-irq';
 
 const BAR = 0xe000_0000;
 const EDU_DEVFN = 0x08;
-const hex = (n: number) => '0x' + n.toString(16);
 const cfgAddr = (devfn: number, reg: number) => hex((0x8000_0000 | (devfn << 8) | reg) >>> 0);
 
 /** BAR0 at 0xE0000000, then command = `cmd`. */

@@ -9,7 +9,7 @@
  * (SID 0x0010).  QEMU 7.2 has no qtest clock: DMA waits are real time there.
  */
 import { describe, expect, it } from 'vitest';
-import { QemuRunner, qemuAvailable, VtemuRunner, type QtestRunner } from '../harness/index.js';
+import { hex, QemuRunner, qemuAvailable, VtemuRunner, type QtestRunner } from '../harness/index.js';
 
 const qemu = qemuAvailable();
 if (!qemu) console.warn('SKIPPED: qemu-system-x86_64 not found (intel-iommu DMA differential tests)');
@@ -29,8 +29,6 @@ const DMA_WAIT_NS = 250_000_000;
 
 type Obs = string[];
 type Scenario = (g: Guest) => Promise<Obs>;
-
-const hex = (v: number | bigint) => '0x' + v.toString(16);
 
 /** The qtest commands the scenarios use, over a harness runner. */
 class Wire {

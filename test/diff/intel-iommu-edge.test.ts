@@ -21,7 +21,7 @@
  * table so the edu buffer can always be written out to RAM 0x7000 and read.
  */
 import { describe, expect, it } from 'vitest';
-import { diffTranscripts, qemuAvailable, type Step, type TranscriptLine } from '../harness/index.js';
+import { hex, diffTranscripts, qemuAvailable, type Step, type TranscriptLine } from '../harness/index.js';
 
 const qemu = qemuAvailable();
 if (!qemu) console.warn('SKIPPED: qemu-system-x86_64 not found (intel-iommu edge-case differential tests)');
@@ -47,7 +47,6 @@ const BAR = 0xe000_0000;
 const EDU_BUF = 0x4_0000;
 const SID = 0x0008;
 
-const hex = (n: number | bigint) => '0x' + n.toString(16);
 const q16 = (v: number | bigint) => `OK 0x${BigInt(v).toString(16).padStart(16, '0')}`;
 
 /** FRCD high qword: F, T (read), reason, SID, PV=0xFFFF for page-walk faults (as QEMU records requests without PASID). */

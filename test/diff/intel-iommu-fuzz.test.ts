@@ -24,7 +24,7 @@
  * The regressions at the end are fixed transcripts of what the fuzzer found.
  */
 import { describe, expect, it } from 'vitest';
-import { diffTranscripts, noteQemuSkip, qemuAvailable, type Step } from '../harness/index.js';
+import { hex, diffTranscripts, noteQemuSkip, qemuAvailable, type Step } from '../harness/index.js';
 import { generateCase } from './vtd-fuzz-gen.js';
 
 const haveQemu = qemuAvailable();
@@ -58,7 +58,6 @@ describe.skipIf(!haveQemu || indices.length === 0)(`VT-d translation fuzz vs QEM
 // Regressions: what the fuzzer found, as fixed transcripts.
 
 const EDU_ARGS = ['-device', 'intel-iommu,aw-bits=39', '-device', 'edu,dma_mask=0xffffffffffffffff'];
-const hex = (v: bigint | number) => '0x' + v.toString(16);
 const PCI: Step[] = ['outl 0xcf8 0x80000810', 'outl 0xcfc 0xe0000000', 'outl 0xcf8 0x80000804', 'outw 0xcfc 0x6'];
 const VTD = 0xfed9_0000n;
 

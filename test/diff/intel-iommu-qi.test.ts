@@ -14,16 +14,13 @@
  * silently accepts PASID-cache / PASID-IOTLB descriptors (types 7, 6) in a
  * 128-bit queue, which current QEMU (and vtemu) refuse with IQE.
  */
-import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { QtestClient } from '../../src/guest/qtest-client.js';
-import { VtemuRunner } from '../harness/vtemu.js';
+import { hex, noteQemuSkip, qemuAvailable, QemuRunner, VtemuRunner, type QtestRunner } from '../harness/index.js';
 import { VtdBench } from '../../src/hw/intel-iommu/test-support.js';
 import { qiIrExtension } from '../../src/hw/intel-iommu/queue-ir-extension.js';
 
-const QEMU = '/usr/bin/qemu-system-x86_64';
-const haveQemu = existsSync(QEMU);
-if (!haveQemu) console.warn('SKIPPED: qemu-system-x86_64 not found (intel-iommu QI differential tests)');
+const haveQemu = qemuAvailable();
+noteQemuSkip('intel-iommu QI differential tests');
 
 /** Machine arguments with extra intel-iommu properties (`k=v,...`). */
 const devices = (iommuProps: string) =>
@@ -66,7 +63,6 @@ interface Step {
   readonly expect?: string;
 }
 
-const hex = (n: number | bigint) => `0x${n.toString(16)}`;
 const okVal = (v: number | bigint) => `OK 0x${BigInt(v).toString(16).padStart(16, '0')}`;
 const step = (line: string, expectValue?: number | bigint): Step =>
   expectValue === undefined ? { line } : { line, expect: okVal(expectValue) };
@@ -148,28 +144,21 @@ function tables(): Step[] {
 
 // ---- targets ----------------------------------------------------------------
 
-/** A qtest connection (QtestClient, or the in-process interpreter below). */
-interface Conn {
-  command(line: string): Promise<string>;
-  close(): Promise<void>;
-  /** Lets one edu DMA complete (targets that keep their own clock). */
-  wait?(): Promise<void>;
-}
-
 interface Target {
   readonly name: string;
   /** Whether the target can run these steps (the in-process unit has no PCI / edu). */
   supports(steps: readonly Step[]): boolean;
-  start(args: readonly string[], iommuProps: string): Promise<Conn>;
-  wait(c: Conn): Promise<void>;
+  start(args: readonly string[], iommuProps: string): QtestRunner;
+  /** Lets one edu DMA complete. */
+  wait(r: QtestRunner): Promise<void>;
 }
 
 /**
  * The VT-d unit in-process (registers + guest RAM, no machine): interprets
- * the memory commands of a transcript.  Runs every scenario that needs no
- * PCI device, until the whole machine's qtest front door is available.
+ * the memory commands of a transcript, so every scenario that needs no PCI
+ * device also runs on the bare unit.
  */
-function inProcessConn(iommuProps: string): Conn {
+function inProcessRunner(iommuProps: string): QtestRunner {
   const props: Record<string, string | number> = { 'aw-bits': 39 };
   for (const kv of iommuProps.split(',').filter(Boolean)) {
     const [k, v] = kv.split('=');
@@ -179,6 +168,7 @@ function inProcessConn(iommuProps: string): Conn {
   const m = b.memory;
   const num = (t: string) => Number(BigInt(t));
   return {
+    name: 'vtemu unit',
     command: async (line) => {
       const [cmd, a, v, data] = line.split(' ');
       switch (cmd) {
@@ -190,55 +180,41 @@ function inProcessConn(iommuProps: string): Conn {
         default: return `FAIL Unknown command '${cmd}'`;
       }
     },
+    takeAsync: () => [],
+    wait: async () => {},
     close: async () => {},
   };
 }
 
 const MEMORY_ONLY = /^(readl|readq|writel|writeq|write) /;
 const TARGETS: Target[] = [
-  { name: 'vtemu unit (in-process)', supports: (steps) => steps.every((s) => MEMORY_ONLY.test(s.line)), start: async (_args, props) => inProcessConn(props), wait: async () => {} },
+  { name: 'vtemu unit (in-process)', supports: (steps) => steps.every((s) => MEMORY_ONLY.test(s.line)), start: (_args, props) => inProcessRunner(props), wait: async () => {} },
 ];
 if (haveQemu) {
   TARGETS.push({
     name: 'QEMU 7.2',
     supports: () => true,
-    start: (args) => QtestClient.spawnQemu(args),
-    wait: async (c) => {
-      await new Promise((r) => setTimeout(r, DMA_WAIT_MS));
+    start: (args) => QemuRunner.start(args),
+    wait: async (r) => {
+      await r.wait(DMA_WAIT_MS, DMA_WAIT_NS);
       // Real time on a possibly loaded host: also poll until edu's run bit is clear.
       const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline && (Number(BigInt((await c.command(`readl ${hex(EDU_BAR + 0x98)}`)).slice(3))) & 1) !== 0) {
-        await new Promise((r) => setTimeout(r, 5));
+      while (Date.now() < deadline && (Number(BigInt((await r.command(`readl ${hex(EDU_BAR + 0x98)}`)).slice(3))) & 1) !== 0) {
+        await new Promise((res) => setTimeout(res, 5));
       }
     },
   });
 }
-/** True when vtemu's machine answers PCI configuration cycles (edu scenarios need them). */
-async function vtemuHasPci(): Promise<boolean> {
-  const r = VtemuRunner.start(devices(''));
-  try {
-    await r.command(`outl 0xcf8 ${hex((0x8000_0000 | (EDU_DEVFN << 8)) >>> 0)}`);
-    return (await r.command('inl 0xcfc')) !== 'OK 0xffffffff';
-  } finally {
-    await r.close();
-  }
-}
-const vtemuPci = await vtemuHasPci();
-if (!vtemuPci) console.warn('SKIPPED on vtemu: edu not reachable over PCI yet (QI scenarios with edu DMA ran on QEMU only)');
-
 TARGETS.push({
   name: 'vtemu',
-  supports: (steps) => vtemuPci || steps.every((s) => MEMORY_ONLY.test(s.line)),
-  start: async (args) => {
-    const r = VtemuRunner.start(args);
-    return { command: (line) => r.command(line), close: () => r.close(), wait: () => r.wait(DMA_WAIT_MS, DMA_WAIT_NS) };
-  },
-  wait: (c) => c.wait?.() ?? Promise.resolve(),
+  supports: () => true,
+  start: (args) => VtemuRunner.start(args),
+  wait: (r) => r.wait(DMA_WAIT_MS, DMA_WAIT_NS),
 });
 
 /** Runs the steps; returns the transcript ("line -> reply") and the mismatches. */
 async function run(t: Target, steps: Step[], iommuProps: string): Promise<{ transcript: string[]; mismatches: string[] }> {
-  const c = await t.start(devices(iommuProps), iommuProps);
+  const c = t.start(devices(iommuProps), iommuProps);
   const transcript: string[] = [];
   const mismatches: string[] = [];
   try {

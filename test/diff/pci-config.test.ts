@@ -12,7 +12,7 @@
  * Both sides run through the shared harness (test/harness).
  */
 import { describe, expect, it } from 'vitest';
-import { diffTranscripts, noteQemuSkip, qemuAvailable } from '../harness/index.js';
+import { hex, diffTranscripts, noteQemuSkip, qemuAvailable } from '../harness/index.js';
 
 const haveQemu = qemuAvailable();
 noteQemuSkip('test/diff/pci-config.test.ts');
@@ -29,7 +29,6 @@ const FUNCTIONS: readonly { devfn: number; name: string }[] = [
 ];
 const EDU_DEVFNS = [0x08, 0x10];
 
-const hex = (n: number) => '0x' + n.toString(16);
 const cfgAddr = (devfn: number, reg: number) => hex((0x8000_0000 | (devfn << 8) | (reg & 0xfc)) >>> 0);
 
 type Width = 'b' | 'w' | 'l';

@@ -25,6 +25,7 @@
  * off and read.
  */
 import type { Step } from '../harness/index.js';
+import { hex } from '../harness/transcript.js';
 
 // ---------------------------------------------------------------------------
 // PRNG
@@ -150,8 +151,6 @@ const PTE_W = 2n;
 const PTE_PS = 1n << 7n;
 const PTE_SNP = 1n << 11n;
 const PTE_TM = 1n << 62n;
-
-const hex = (v: bigint | number) => '0x' + v.toString(16);
 
 // ---------------------------------------------------------------------------
 // The case

@@ -3,21 +3,20 @@
  * guests program VT-d the way real hardware models accept.
  */
 import { describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { QtestClient } from '../../src/guest/qtest-client.js';
 import { runKvmUnitTests } from '../../src/guest/kvm-unit-tests/intel-iommu.js';
 import { domainSwitchProbe, runLinuxGuest } from '../../src/guest/linux-guest.js';
 import { loadMachineFile, qemuArgs } from '../../src/demo/machine-file.js';
 import { runDemo } from '../../src/demo/report.js';
+import { noteQemuSkip, qemuAvailable, QEMU_BINARY } from '../harness/qemu.js';
 
-const QEMU = 'qemu-system-x86_64';
-const qemu = spawnSync(QEMU, ['--version'], { encoding: 'utf8' }).status === 0;
-if (!qemu) console.warn(`SKIPPED: ${QEMU} not found — QEMU oracle tests for the guests did not run`);
+const qemu = qemuAvailable();
+noteQemuSkip('QEMU oracle tests for the guests');
 const MACHINES = join(import.meta.dirname, '../../machines');
 
 async function withQemu<T>(args: string[], fn: (c: QtestClient) => Promise<T>): Promise<T> {
-  const c = await QtestClient.spawnQemu(args, QEMU);
+  const c = await QtestClient.spawnQemu(args, QEMU_BINARY);
   try {
     return await fn(c);
   } finally {

@@ -4,7 +4,8 @@
  * difference (null when the transcripts are identical).
  */
 import { rmSync } from 'node:fs';
-import { makeHaltFirmware, QemuRunner } from './qemu.js';
+import { makeHaltFirmware } from '../../src/guest/qtest-client.js';
+import { QemuRunner } from './qemu.js';
 import { VtemuRunner } from './vtemu.js';
 import { firstDifference, runTranscript, type Step, type TranscriptLine, type TranscriptOptions } from './transcript.js';
 

@@ -5,18 +5,14 @@
  * runs in real time (7.2 has no qtest accelerator).
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createConnection, type Socket } from 'node:net';
+import { makeHaltFirmware } from '../../src/guest/qtest-client.js';
 import { LineSplitter, type QtestRunner } from './runner.js';
 
 /** The QEMU binary used as the oracle. */
 export const QEMU_BINARY = process.env['VTEMU_QEMU'] ?? 'qemu-system-x86_64';
-const FIRMWARE_SIZE = 0x10000;
-const RESET_VECTOR = 0xfff0;
-/** cli; hlt; jmp $-3 */
-const HALT_CODE = [0xfa, 0xf4, 0xeb, 0xfd];
 
 let available: boolean | undefined;
 
@@ -35,16 +31,6 @@ export function qemuAvailable(): boolean {
 /** Prints the loud skip notice differential tests show without QEMU. */
 export function noteQemuSkip(suite: string): void {
   if (!qemuAvailable()) console.warn(`SKIPPED: qemu-system-x86_64 not found (${suite})`);
-}
-
-/** Writes the halt firmware into a fresh temp dir; returns [dir, file]. */
-export function makeHaltFirmware(): [string, string] {
-  const dir = mkdtempSync(join(tmpdir(), 'vtemu-halt-'));
-  const img = new Uint8Array(FIRMWARE_SIZE);
-  img.set(HALT_CODE, RESET_VECTOR);
-  const file = join(dir, 'halt.bin');
-  writeFileSync(file, img);
-  return [dir, file];
 }
 
 /** A QEMU 7.2 qtest session. */

@@ -7,6 +7,9 @@
  */
 import type { QtestRunner } from './runner.js';
 
+/** A qtest number argument: `0x` and lower-case hex. */
+export const hex = (n: number | bigint): string => '0x' + n.toString(16);
+
 /** One transcript step. */
 export type Step =
   | string
