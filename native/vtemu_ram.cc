@@ -151,6 +151,13 @@ class Ram : public Napi::ObjectWrap<Ram> {
     return false;
   }
 
+  // Reads the (offset, Uint8Array) arguments of copyOut/copyIn/compare and
+  // checks that [offset, offset + array length) lies inside the mapping.
+  bool OffsetAndBytes(const Napi::CallbackInfo& info, uint64_t* offset, uint8_t** data, uint64_t* length) {
+    return Ready(info) && ToU64(info, 0, "offset", offset) && ToBytes(info, 1, data, length) &&
+           InRange(info, *offset, *length);
+  }
+
   Napi::Value Size(const Napi::CallbackInfo& info) {
     if (!Ready(info)) return info.Env().Undefined();
     return Napi::Number::New(info.Env(), static_cast<double>(mapping_->size));
@@ -195,10 +202,7 @@ class Ram : public Napi::ObjectWrap<Ram> {
     Napi::Env env = info.Env();
     uint64_t offset = 0, length = 0;
     uint8_t* data = nullptr;
-    if (!Ready(info) || !ToU64(info, 0, "offset", &offset) || !ToBytes(info, 1, &data, &length) ||
-        !InRange(info, offset, length)) {
-      return env.Undefined();
-    }
+    if (!OffsetAndBytes(info, &offset, &data, &length)) return env.Undefined();
     if (length) std::memmove(data, mapping_->base + offset, length);
     return env.Undefined();
   }
@@ -208,10 +212,7 @@ class Ram : public Napi::ObjectWrap<Ram> {
     Napi::Env env = info.Env();
     uint64_t offset = 0, length = 0;
     uint8_t* data = nullptr;
-    if (!Ready(info) || !ToU64(info, 0, "offset", &offset) || !ToBytes(info, 1, &data, &length) ||
-        !InRange(info, offset, length)) {
-      return env.Undefined();
-    }
+    if (!OffsetAndBytes(info, &offset, &data, &length)) return env.Undefined();
     if (length) std::memmove(mapping_->base + offset, data, length);
     return env.Undefined();
   }
@@ -264,10 +265,7 @@ class Ram : public Napi::ObjectWrap<Ram> {
     Napi::Env env = info.Env();
     uint64_t offset = 0, length = 0;
     uint8_t* data = nullptr;
-    if (!Ready(info) || !ToU64(info, 0, "offset", &offset) || !ToBytes(info, 1, &data, &length) ||
-        !InRange(info, offset, length)) {
-      return env.Undefined();
-    }
+    if (!OffsetAndBytes(info, &offset, &data, &length)) return env.Undefined();
     const bool same = length == 0 || std::memcmp(mapping_->base + offset, data, length) == 0;
     return Napi::Boolean::New(env, same);
   }

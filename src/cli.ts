@@ -47,6 +47,11 @@ function exit(code: number, stdout: string, stderr = ''): CliParse {
   return { kind: 'exit', code, stdout, stderr };
 }
 
+/** `k=v` elements as a record (no escapes; an element without `=` maps to ''). */
+function keyValues(parts: readonly string[]): Record<string, string> {
+  return Object.fromEntries(parts.map((kv) => [kv.split('=')[0], kv.split('=').slice(1).join('=')]));
+}
+
 /** Parses argv (without node and script); never throws. */
 export function parseCli(argv: readonly string[]): CliParse {
   const machineArgs: string[] = [];
@@ -63,6 +68,13 @@ export function parseCli(argv: readonly string[]): CliParse {
   const fileDevices: string[] = [];
   const fileMachine: string[] = [];
   let fileMemory: string | undefined;
+  const addMachineFile = (path: string): void => {
+    const f = loadMachineFile(path);
+    fileMachine.push(f.machine);
+    if (f.m !== undefined) fileMemory = f.m;
+    fileDevices.push(...f.devices);
+    if (f.dmar) dmar = f.dmar;
+  };
   try {
     for (let i = 0; i < argv.length; i++) {
       const raw = argv[i]!;
@@ -84,24 +96,15 @@ export function parseCli(argv: readonly string[]): CliParse {
         case 'machine':
         case 'M':
           if (raw === '--machine' && arg.endsWith('.json')) {
-            const f = loadMachineFile(arg);
-            fileMachine.push(f.machine);
-            if (f.m !== undefined) fileMemory = f.m;
-            fileDevices.push(...f.devices);
-            if (f.dmar) dmar = f.dmar;
+            addMachineFile(arg);
             break;
           }
           if (arg === 'help' || arg.split(',').includes('help')) return exit(0, `Supported machines are:\nq35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)\npc-q35-7.2           Standard PC (Q35 + ICH9, 2009)\n`);
           machineArgs.push(arg);
           break;
-        case 'machine-file': {
-          const f = loadMachineFile(arg);
-          fileMachine.push(f.machine);
-          if (f.m !== undefined) fileMemory = f.m;
-          fileDevices.push(...f.devices);
-          if (f.dmar) dmar = f.dmar;
+        case 'machine-file':
+          addMachineFile(arg);
           break;
-        }
         case 'accel':
           try {
             parseAccel(arg);
@@ -134,7 +137,7 @@ export function parseCli(argv: readonly string[]): CliParse {
           break;
         case 'chardev': {
           // libqtest: -chardev socket,path=P,id=ID[,server=on,wait=off] with -mon chardev=ID,mode=control
-          const o = Object.fromEntries(arg.split(',').slice(1).map((kv) => [kv.split('=')[0], kv.split('=').slice(1).join('=')]));
+          const o = keyValues(arg.split(',').slice(1));
           const id = o['id'];
           if (!arg.startsWith('socket,') || !o['path'] || !id) throw new ConfigError(`only '-chardev socket,path=PATH,id=ID' is supported`, where);
           const server = o['server'] === '' || o['server'] === 'on';
@@ -142,7 +145,7 @@ export function parseCli(argv: readonly string[]): CliParse {
           break;
         }
         case 'mon': {
-          const o = Object.fromEntries(arg.split(',').map((kv) => [kv.split('=')[0], kv.split('=').slice(1).join('=')]));
+          const o = keyValues(arg.split(','));
           const spec = chardevs.get(o['chardev'] ?? '');
           if (!spec) throw new ConfigError(`chardev '${o['chardev'] ?? ''}' not found`, where);
           if (o['mode'] !== 'control') throw new ConfigError(`only mode=control (QMP) monitors are supported`, where);

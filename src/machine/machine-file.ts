@@ -42,28 +42,6 @@ export function checkMachineFile(v: unknown): string | null {
   const dmar = o['dmar'];
   if (dmar !== undefined) {
     if (typeof dmar !== 'object' || dmar === null) return "'dmar' must be an object";
-    const rmrr = (dmar as Record<string, unknown>)['rmrr'];
-    if (rmrr !== undefined) {
-      if (!Array.isArray(rmrr)) return "'dmar.rmrr' must be an array";
-      for (const r of rmrr as unknown[]) {
-        const e = r as Record<string, unknown>;
-        const okNum = (x: unknown): boolean => typeof x === 'number' || typeof x === 'string';
-        if (typeof r !== 'object' || r === null || !okNum(e['base']) || !okNum(e['limit']) || !isStringArray(e['devices'])) {
-          return "'dmar.rmrr' entries need base, limit and devices (ids)";
-        }
-      }
-    }
-    const units = (dmar as Record<string, unknown>)['units'];
-    if (units !== undefined) {
-      if (!Array.isArray(units)) return "'dmar.units' must be an array";
-      for (const u of units as unknown[]) {
-        const e = u as Record<string, unknown>;
-        if (typeof u !== 'object' || u === null || typeof e['iommu'] !== 'string' || (typeof e['base'] !== 'string' && typeof e['base'] !== 'number')) {
-          return "'dmar.units' entries need iommu (an intel-iommu id) and base";
-        }
-        if (e['devices'] !== undefined && !isStringArray(e['devices'])) return "'dmar.units[].devices' must be an array of ids";
-      }
-    }
     const entries = (key: string, ok: (e: Record<string, unknown>) => boolean, need: string): string | null => {
       const list = (dmar as Record<string, unknown>)[key];
       if (list === undefined) return null;
@@ -74,6 +52,19 @@ export function checkMachineFile(v: unknown): string | null {
       return null;
     };
     const isNum = (x: unknown): boolean => typeof x === 'number' || typeof x === 'string';
+    const rmrrError = entries('rmrr', (e) => isNum(e['base']) && isNum(e['limit']) && isStringArray(e['devices']), 'base, limit and devices (ids)');
+    if (rmrrError) return rmrrError;
+    const units = (dmar as Record<string, unknown>)['units'];
+    if (units !== undefined) {
+      if (!Array.isArray(units)) return "'dmar.units' must be an array";
+      for (const u of units as unknown[]) {
+        const e = u as Record<string, unknown>;
+        if (typeof u !== 'object' || u === null || typeof e['iommu'] !== 'string' || !isNum(e['base'])) {
+          return "'dmar.units' entries need iommu (an intel-iommu id) and base";
+        }
+        if (e['devices'] !== undefined && !isStringArray(e['devices'])) return "'dmar.units[].devices' must be an array of ids";
+      }
+    }
     const extraError =
       entries('rhsa', (e) => isNum(e['base']) && typeof e['proximityDomain'] === 'number', 'base and proximityDomain') ??
       entries('andd', (e) => typeof e['deviceNumber'] === 'number' && typeof e['name'] === 'string', 'deviceNumber and name') ??

@@ -4,7 +4,7 @@
  * address a BAR decodes at given the command register.
  */
 import type { ContainerRegion, MmioRegion } from '../memory/region.js';
-import { join64 } from '../memory/address.js';
+import { join64, TWO_POW_32 } from '../memory/address.js';
 import { PciCommand, PciReg, type PciConfig } from './config.js';
 
 /** Kinds of BAR. */
@@ -25,7 +25,6 @@ export const BAR_UNMAPPED = -1;
 /** Number of BARs of a type-0 header; a type-1 header has 2. */
 export const PCI_NUM_BARS = 6;
 
-const TWO_POW_32 = 0x1_0000_0000;
 const U32_MAX = 0xffff_ffff;
 /** Smallest BARs: 16 bytes of memory, 4 bytes of I/O. */
 const MIN_MEM_BAR = 16;

@@ -5,8 +5,9 @@
  * accesses from the parent bus to the secondary bus, bridge control with
  * secondary bus reset, and the secondary PciBus itself.
  */
+import { TWO_POW_32 } from '../memory/address.js';
 import { AliasRegion, type ContainerRegion } from '../memory/region.js';
-import { BridgeReg, PciCommand, PciHeaderType, PciReg, PciStatus } from './config.js';
+import { BridgeReg, PciCommand, PciHeaderType, PciReg, PciStatus, rangesOverlap } from './config.js';
 import { PciBus } from './bus.js';
 import { PciDevice, type PciDeviceInit } from './device.js';
 
@@ -63,8 +64,6 @@ export const PCIE_PORT_BRIDGE_CONTROL_RO =
   BridgeControl.SecDiscard |
   BridgeControl.DiscardStatus |
   BridgeControl.DiscardSerr;
-
-const TWO_POW_32 = 0x1_0000_0000;
 
 /** What a bridge is created with. */
 export interface PciBridgeInit extends Omit<PciDeviceInit, 'headerType' | 'classCode'> {
@@ -223,13 +222,11 @@ export abstract class PciBridge extends PciDevice {
   override configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     const oldCtl = this.config.getWord(BridgeReg.BridgeControl);
     super.configWrite(offset, size, value);
-    const end = offset + size;
-    const touches = (reg: number, len: number): boolean => offset < reg + len && end > reg;
     if (
-      touches(PciReg.Command, 2) ||
-      touches(BridgeReg.IoBase, 2) ||
-      touches(BridgeReg.MemoryBase, 20) ||
-      touches(BridgeReg.BridgeControl, 2)
+      rangesOverlap(offset, size, PciReg.Command, 2) ||
+      rangesOverlap(offset, size, BridgeReg.IoBase, 2) ||
+      rangesOverlap(offset, size, BridgeReg.MemoryBase, 20) ||
+      rangesOverlap(offset, size, BridgeReg.BridgeControl, 2)
     ) {
       this.updateWindows();
     }

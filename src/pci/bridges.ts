@@ -16,6 +16,7 @@
 import { MmioRegion, type MmioOps } from '../memory/region.js';
 import type { DeviceType, PropValues } from '../machine/device-type.js';
 import { PciBridge } from './bridge.js';
+import { rangesOverlap } from './config.js';
 import {
   addAcsCap,
   addAerCap,
@@ -63,9 +64,33 @@ const LINKCAP_DOWNSTREAM = 0x0000_0400;
 /** Root control: system error on correctable/non-fatal/fatal error enables. */
 const ROOTCTL_SERR_ENABLES = 0x0007;
 
+/**
+ * A downstream port with a hot-plug slot (root port, switch downstream port;
+ * QEMU pcie_cap_slot_*): slot control writes complete at once, and the slot
+ * is powered while populated.
+ */
+abstract class SlotPort extends PciBridge {
+  /** Offset of the PCIe capability (set by the subclass constructor). */
+  protected abstract readonly expCap: number;
+
+  override configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
+    super.configWrite(offset, size, value);
+    slotControlWritten(this, this.expCap, offset, size, value);
+  }
+
+  override secondaryDevicePlugged(): void {
+    resetSlotPower(this, this.expCap, true);
+  }
+
+  protected override deviceReset(): void {
+    super.deviceReset();
+    resetSlotPower(this, this.expCap, this.secondaryBus.devices().length > 0);
+  }
+}
+
 /** pcie-root-port (QEMU 7.2 gen root port). */
-export class PcieRootPort extends PciBridge {
-  private readonly expCap: number;
+export class PcieRootPort extends SlotPort {
+  protected readonly expCap: number;
 
   constructor(opts: { chassis?: number; slot?: number; port?: number; busName?: string } = {}) {
     super({
@@ -101,12 +126,6 @@ export class PcieRootPort extends PciBridge {
     this.disableBaseLimit();
   }
 
-  /** Slot control writes complete at once (hot-plug slot). */
-  override configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
-    super.configWrite(offset, size, value);
-    slotControlWritten(this, this.expCap, offset, size, value);
-  }
-
   /**
    * Link status is synchronised with the device below before it is read
    * (QEMU 7.2 does this for its root ports; the XIO3130 downstream port keeps
@@ -114,18 +133,8 @@ export class PcieRootPort extends PciBridge {
    */
   override configRead(offset: number, size: 1 | 2 | 4): number {
     const sta = this.expCap + ExpReg.LinkSta;
-    if (offset < sta + 2 && offset + size > sta && this.plugged) syncLinkStatus(this, this.expCap, this.secondaryBus.device(0));
+    if (rangesOverlap(offset, size, sta, 2) && this.plugged) syncLinkStatus(this, this.expCap, this.secondaryBus.device(0));
     return super.configRead(offset, size);
-  }
-
-  /** A populated slot is powered. */
-  override secondaryDevicePlugged(): void {
-    resetSlotPower(this, this.expCap, true);
-  }
-
-  protected override deviceReset(): void {
-    super.deviceReset();
-    resetSlotPower(this, this.expCap, this.secondaryBus.devices().length > 0);
   }
 }
 
@@ -159,8 +168,8 @@ export class X3130Upstream extends PciBridge {
 }
 
 /** xio3130-downstream: a downstream port of a TI XIO3130 switch. */
-export class Xio3130Downstream extends PciBridge {
-  private readonly expCap: number;
+export class Xio3130Downstream extends SlotPort {
+  protected readonly expCap: number;
 
   constructor(opts: { chassis?: number; slot?: number; port?: number; busName?: string } = {}) {
     super({
@@ -187,22 +196,6 @@ export class Xio3130Downstream extends PciBridge {
     });
     addAerCap(this, 0x100, { multiHeader: true, root: false });
     this.initPcieBridgeRegs();
-  }
-
-  /** Slot control writes complete at once (hot-plug slot). */
-  override configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
-    super.configWrite(offset, size, value);
-    slotControlWritten(this, this.expCap, offset, size, value);
-  }
-
-  /** A populated slot is powered. */
-  override secondaryDevicePlugged(): void {
-    resetSlotPower(this, this.expCap, true);
-  }
-
-  protected override deviceReset(): void {
-    super.deviceReset();
-    resetSlotPower(this, this.expCap, this.secondaryBus.devices().length > 0);
   }
 }
 

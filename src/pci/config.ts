@@ -102,6 +102,11 @@ export const PciHeaderType = {
   MultiFunction: 0x80,
 } as const;
 
+/** True when a `size`-byte access at `offset` touches any byte of [reg, reg + len) (QEMU ranges_overlap). */
+export function rangesOverlap(offset: number, size: number, reg: number, len: number): boolean {
+  return offset < reg + len && offset + size > reg;
+}
+
 /** A configuration space: values, writable bits, write-1-to-clear bits. */
 export class PciConfig {
   /** Current values. */

@@ -18,6 +18,7 @@ import {
   PciStatus,
   PCI_CONFIG_SPACE_SIZE,
   PCIE_CONFIG_SPACE_SIZE,
+  rangesOverlap,
 } from './config.js';
 import { BAR_UNMAPPED, PCI_NUM_BARS, barAddress, barOffset, declareBar, type BarType, type PciBar } from './bar.js';
 import { MSI_CAP_ID, MsiCap } from './msi.js';
@@ -375,10 +376,9 @@ export abstract class PciDevice implements Device {
   configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     const wasIntxDisabled = this.intxDisabled();
     this.config.guestWrite(offset, size, value);
-    const end = offset + size;
-    const coversCommand = offset <= PciReg.Command && end > PciReg.Command;
-    const barEnd = PciReg.Bar0 + 4 * (this.isBridge ? 2 : PCI_NUM_BARS);
-    if (coversCommand || (offset < barEnd && end > PciReg.Bar0)) this.updateMappings();
+    // Like QEMU (range_covers_byte), only a write covering the command register's first byte counts.
+    const coversCommand = rangesOverlap(offset, size, PciReg.Command, 1);
+    if (coversCommand || rangesOverlap(offset, size, PciReg.Bar0, 4 * (this.isBridge ? 2 : PCI_NUM_BARS))) this.updateMappings();
     if (coversCommand) {
       const disabled = this.intxDisabled();
       if (disabled !== wasIntxDisabled && this.intxLevel) this.routeIntx(disabled ? -1 : 1);

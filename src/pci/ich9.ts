@@ -13,6 +13,7 @@
  * AHCI and SMBus BARs map empty register windows.
  */
 import { MmioRegion, type MmioOps } from '../memory/region.js';
+import { rangesOverlap } from './config.js';
 import { PciDevice } from './device.js';
 
 /** QEMU's subsystem IDs for its chipset functions (Red Hat, Inc. / QEMU). */
@@ -142,14 +143,12 @@ export class MchDevice extends PciDevice {
 
   override configWrite(offset: number, size: 1 | 2 | 4, value: number): void {
     super.configWrite(offset, size, value);
-    const end = offset + size;
-    const touches = (reg: number, len: number): boolean => offset < reg + len && end > reg;
-    if (touches(MchReg.PciexBar, 8)) this.updatePciexBar();
-    if (touches(MchReg.Smram, 2)) this.updateSmram();
-    if (touches(MchReg.ExtTsegMbytes, 2) && this.config.getWord(MchReg.ExtTsegMbytes) === ExtTseg.Query) {
+    if (rangesOverlap(offset, size, MchReg.PciexBar, 8)) this.updatePciexBar();
+    if (rangesOverlap(offset, size, MchReg.Smram, 2)) this.updateSmram();
+    if (rangesOverlap(offset, size, MchReg.ExtTsegMbytes, 2) && this.config.getWord(MchReg.ExtTsegMbytes) === ExtTseg.Query) {
       this.config.setWord(MchReg.ExtTsegMbytes, ExtTseg.Mbytes);
     }
-    if (touches(MchReg.FSmbase, 1)) this.updateFSmbase();
+    if (rangesOverlap(offset, size, MchReg.FSmbase, 1)) this.updateFSmbase();
   }
 
   private updatePciexBar(): void {

@@ -10,7 +10,7 @@
  *   +0x10 / +0x14 pending bits   (per-vector masking only)
  */
 import { TWO_POW_32 } from '../memory/address.js';
-import type { PciConfig } from './config.js';
+import { rangesOverlap, type PciConfig } from './config.js';
 
 /** Capability ID of MSI. */
 export const MSI_CAP_ID = 0x05;
@@ -130,8 +130,7 @@ export class MsiCap {
 
   /** True when a config write of `size` bytes at `off` touches the capability. */
   overlaps(off: number, size: number): boolean {
-    const capSize = MsiCap.capSize(this.is64, this.perVectorMask);
-    return off < this.offset + capSize && off + size > this.offset;
+    return rangesOverlap(off, size, this.offset, MsiCap.capSize(this.is64, this.perVectorMask));
   }
 
   /**

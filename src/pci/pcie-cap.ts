@@ -4,17 +4,18 @@
  * management and a config-only MSI-X capability.  Values and write masks
  * follow what QEMU 7.2 shows for its ports (probed over CF8/CFC).
  */
+import { rangesOverlap } from './config.js';
 import type { PciDevice } from './device.js';
-import { PCI_CAP_ID_EXP } from './requester.js';
+import { MSI_CAP_ID } from './msi.js';
 
 /** Capability IDs (PCI Code and ID Assignment 1.11 §2). */
 export const CapId = {
   PowerManagement: 0x01,
   SlotId: 0x04,
-  Msi: 0x05,
+  Msi: MSI_CAP_ID,
   Ssvid: 0x0d,
   Shpc: 0x0c,
-  Express: PCI_CAP_ID_EXP,
+  Express: 0x10,
   Msix: 0x11,
 } as const;
 
@@ -50,6 +51,8 @@ export const ExpReg = {
 export const PCIE_CAP_V2_SIZE = 0x3c;
 /** Capability version 2 in the flags register. */
 const EXP_FLAGS_VERSION2 = 0x0002;
+/** Device/port type field of the flags register (bits 7:4). */
+const EXP_FLAGS_TYPE_MASK = 0x00f0;
 const EXP_FLAGS_TYPE_SHIFT = 4;
 /** Slot implemented (flags bit 8). */
 const EXP_FLAGS_SLOT = 0x0100;
@@ -100,6 +103,14 @@ export interface PcieCapSpec {
   readonly linkCtl2?: number;
 }
 
+/** PCIe device/port type of `dev` from its PCIe capability (a `PcieType`), or -1 without one. */
+export function pcieType(dev: PciDevice): number {
+  if (!dev.isExpress) return -1;
+  const cap = dev.findCapability(CapId.Express);
+  if (!cap) return -1;
+  return (dev.config.getWord(cap + ExpReg.Flags) & EXP_FLAGS_TYPE_MASK) >>> EXP_FLAGS_TYPE_SHIFT;
+}
+
 /** Adds a version-2 PCIe capability at `offset`; returns the offset. */
 export function addPcieCap(dev: PciDevice, offset: number, spec: PcieCapSpec): number {
   const at = dev.addCapability(CapId.Express, offset, PCIE_CAP_V2_SIZE);
@@ -131,7 +142,7 @@ export function addPcieCap(dev: PciDevice, offset: number, spec: PcieCapSpec): n
  */
 export function slotControlWritten(dev: PciDevice, cap: number, offset: number, size: number, value: number): void {
   const ctl = cap + ExpReg.SlotCtl;
-  if (offset >= ctl + 2 || offset + size <= ctl) return;
+  if (!rangesOverlap(offset, size, ctl, 2)) return;
   const c = dev.config;
   let sta = c.getWord(cap + ExpReg.SlotSta) | SlotSta.CommandCompleted;
   // Bits of the written value that land in slot control.

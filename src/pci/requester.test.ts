@@ -3,7 +3,8 @@ import { IommuPerm, type DmaIommu, type DmaRequester } from '../memory/iommu.js'
 import { BridgeReg, PciCommand, PciReg } from './config.js';
 import { PcieRootPort, PciePciBridge, PciPciBridge, X3130Upstream, Xio3130Downstream } from './bridges.js';
 import type { PciBridge } from './bridge.js';
-import { PCI_EXP_TYPE_PCI_BRIDGE, pcieType, requesterOf } from './requester.js';
+import { PcieType, pcieType } from './pcie-cap.js';
+import { requesterOf } from './requester.js';
 import { TestEndpoint, makeTestHost } from './testing.js';
 
 /** Source ID as the IOMMU computes it at translation time. */
@@ -61,7 +62,7 @@ describe('requester IDs (QEMU pci_device_get_iommu_bus_devfn)', () => {
     host.rootBus.plug(rp, { devfn: 0x08 });
     const pb = new PciePciBridge();
     rp.secondaryBus.plug(pb);
-    expect(pcieType(pb)).toBe(PCI_EXP_TYPE_PCI_BRIDGE);
+    expect(pcieType(pb)).toBe(PcieType.PcieToPciBridge);
     const a = new TestEndpoint({ express: false });
     const b = new TestEndpoint({ express: false });
     pb.secondaryBus.plug(a, { devfn: 0x08 });

@@ -15,27 +15,10 @@
 import type { DmaRequester } from '../memory/iommu.js';
 import type { PciBus } from './bus.js';
 import type { PciDevice } from './device.js';
-
-/** Capability ID of the PCI Express capability. */
-export const PCI_CAP_ID_EXP = 0x10;
-/** Offset of the PCIe capabilities register inside the capability. */
-const EXP_FLAGS = 0x02;
-/** Device/port type field of the PCIe capabilities register (bits 7:4). */
-const EXP_FLAGS_TYPE_MASK = 0x00f0;
-const EXP_FLAGS_TYPE_SHIFT = 4;
-/** Device/port type of a PCI Express to PCI/PCI-X bridge. */
-export const PCI_EXP_TYPE_PCI_BRIDGE = 0x7;
-
-/** PCIe device/port type of `dev` from its PCIe capability, or -1 without one. */
-export function pcieType(dev: PciDevice): number {
-  if (!dev.isExpress) return -1;
-  const cap = dev.findCapability(PCI_CAP_ID_EXP);
-  if (!cap) return -1;
-  return (dev.config.getWord(cap + EXP_FLAGS) & EXP_FLAGS_TYPE_MASK) >>> EXP_FLAGS_TYPE_SHIFT;
-}
+import { PcieType, pcieType } from './pcie-cap.js';
 
 /** The (bus, devfn) a device's DMA is tagged with at the root complex. */
-export function requesterBusDevfn(dev: PciDevice): { bus: PciBus; devfn: number } {
+function requesterBusDevfn(dev: PciDevice): { bus: PciBus; devfn: number } {
   let bus = dev.bus;
   let devfn = dev.devfn;
   let iommuBus: PciBus = bus;
@@ -43,7 +26,7 @@ export function requesterBusDevfn(dev: PciDevice): { bus: PciBus; devfn: number 
     const bridge = iommuBus.parent;
     const parentBus = bridge.bus;
     if (!iommuBus.isExpress) {
-      if (pcieType(bridge) === PCI_EXP_TYPE_PCI_BRIDGE) {
+      if (pcieType(bridge) === PcieType.PcieToPciBridge) {
         devfn = 0;
         bus = iommuBus;
       } else {

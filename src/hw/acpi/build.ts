@@ -6,7 +6,7 @@
  * pointers and checksums.  `installAcpi` publishes the three files through
  * fw_cfg.
  */
-import { AcpiHeader, ByteWriter, beginTable, QEMU_OEM } from './table.js';
+import { AcpiHeader, ByteWriter, beginTable, QEMU_OEM, readU32, tableSignature } from './table.js';
 import { BiosLinker, LoaderZone } from './linker.js';
 import {
   ACPI_RSDP_FILE,
@@ -163,14 +163,11 @@ export function buildAcpi(cfg: AcpiConfig = {}): AcpiBuild {
 /** Lists the tables in a blob laid out like ours/QEMU's (FACS at 0, then back-to-back tables). */
 export function indexBlob(blob: Uint8Array): TableLocation[] {
   const out: TableLocation[] = [];
-  const v = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
   let at = 0;
   while (at + 8 <= blob.length) {
-    const len = v.getUint32(at + AcpiHeader.LENGTH, true);
+    const len = readU32(blob, at + AcpiHeader.LENGTH);
     if (len < 8 || at + len > blob.length || blob[at] === 0) break;
-    let sig = '';
-    for (let i = 0; i < 4; i++) sig += String.fromCharCode(blob[at + i]!);
-    out.push({ signature: sig, offset: at, length: len });
+    out.push({ signature: tableSignature(blob, at), offset: at, length: len });
     at += len;
   }
   return out;

@@ -4,7 +4,7 @@
  * as far as the bytes allow (a guest firmware or OS driver reads the same
  * table and must cope with a bad one).
  */
-import { AcpiHeader, byteSum, readU16, readU32, readU64, tableSignature } from './table.js';
+import { AcpiHeader, byteSum, readAscii, readU16, readU32, readU64, tableSignature } from './table.js';
 import {
   DmarFixedLen,
   DmarFlag,
@@ -69,12 +69,6 @@ const SCOPE_TYPES = new Map<number, DeviceScopeType>(
 
 const STRUCT_HEADER_LEN = 4;
 
-function ascii(bytes: Uint8Array, at: number, n: number): string {
-  let s = '';
-  for (let i = 0; i < n && at + i < bytes.length; i++) s += String.fromCharCode(bytes[at + i]!);
-  return s;
-}
-
 function parseScopes(bytes: Uint8Array, start: number, end: number, where: string, errors: string[]): DeviceScope[] {
   const scopes: DeviceScope[] = [];
   let at = start;
@@ -131,10 +125,10 @@ export function parseDmar(bytes: Uint8Array): DmarParseResult {
     revision: bytes[AcpiHeader.REVISION]!,
     length,
     checksumOk,
-    oemId: ascii(bytes, AcpiHeader.OEM_ID, 6),
-    oemTableId: ascii(bytes, AcpiHeader.OEM_TABLE_ID, 8),
+    oemId: readAscii(bytes, AcpiHeader.OEM_ID, 6),
+    oemTableId: readAscii(bytes, AcpiHeader.OEM_TABLE_ID, 8),
     oemRevision: readU32(bytes, AcpiHeader.OEM_REVISION),
-    creatorId: ascii(bytes, AcpiHeader.CREATOR_ID, 4),
+    creatorId: readAscii(bytes, AcpiHeader.CREATOR_ID, 4),
     creatorRevision: readU32(bytes, AcpiHeader.CREATOR_REVISION),
     hostAddressWidth: bytes[DmarOff.HAW]! + 1,
     flags,

@@ -180,11 +180,16 @@ export function finishTable(w: ByteWriter, at = 0): Uint8Array {
   return bytes.subarray(at);
 }
 
+/** Reads up to `n` bytes at `at` as Latin-1 characters (stops at the end of `bytes`). */
+export function readAscii(bytes: Uint8Array, at: number, n: number): string {
+  let s = '';
+  for (let i = 0; i < n && at + i < bytes.length; i++) s += String.fromCharCode(bytes[at + i]!);
+  return s;
+}
+
 /** Reads the signature of the table at `at`. */
 export function tableSignature(bytes: Uint8Array, at = 0): string {
-  let s = '';
-  for (let i = 0; i < 4 && at + i < bytes.length; i++) s += String.fromCharCode(bytes[at + i]!);
-  return s;
+  return readAscii(bytes, at, 4);
 }
 
 /** Reads a little-endian unsigned 32-bit value (0 past the end). */

@@ -6,7 +6,7 @@
  * reader, the guest firmware and the differential tests.
  */
 import { FwCfgDir, FwCfgDmaCtl, FwCfgDmaDesc, FwCfgFeature, FwCfgKey, FW_CFG_SIGNATURE } from './fw-cfg.js';
-import { FwCfgPort } from './ports.js';
+import { bswap32, FwCfgPort } from './ports.js';
 import type { AddressSpace } from '../../memory/address-space.js';
 
 /** Port I/O and memory access, as a CPU or a qtest client sees them. */
@@ -54,10 +54,6 @@ export interface FwCfgClientOptions {
 const DEFAULT_DESC = 0x7000;
 const DEFAULT_BUF = 0x10_0000;
 const DEFAULT_CHUNK = 0x1_0000;
-
-function bswap32(v: number): number {
-  return (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
-}
 
 /** Thrown when the device reports a DMA error (a firmware-side failure, not device input). */
 export class FwCfgDmaError extends Error {}

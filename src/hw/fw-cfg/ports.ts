@@ -50,13 +50,13 @@ const DMA_REG_WIDTH = 4;
 
 const SIGNATURE_BYTES = Uint8Array.from(FW_CFG_DMA_SIGNATURE, (c) => c.charCodeAt(0));
 
-/** Byte-swaps a 32-bit value (the registers are big-endian; the bus is little-endian). */
-function bswap32(v: number): number {
+/** Byte-swaps a 32-bit value (the DMA address registers are big-endian; the bus is little-endian). */
+export function bswap32(v: number): number {
   return (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
 }
 
 /** The 0x510-0x513 window's handlers. */
-export function combOps(fw: FwCfg): MmioOps {
+function combOps(fw: FwCfg): MmioOps {
   return {
     read(offset, size) {
       if (offset === Comb.SELECTOR) return size === 1 ? fw.readData(1) : 0;
@@ -72,7 +72,7 @@ export function combOps(fw: FwCfg): MmioOps {
 }
 
 /** The 0x514-0x51B DMA window's handlers. */
-export function dmaOps(fw: FwCfg): MmioOps {
+function dmaOps(fw: FwCfg): MmioOps {
   return {
     read(offset, size) {
       let value = 0;
