@@ -13,6 +13,7 @@ import { DmaAccess, newIotlbEntry } from '../src/memory/iommu.js';
 import { Gcmd } from '../src/hw/intel-iommu/reg-layout.js';
 import { ctxEntry, VtdBench } from '../src/hw/intel-iommu/test-support.js';
 import { type Bench, type Figures, perSecond, round3 } from './bench.js';
+import { iova as iovaOf } from '../src/memory/address.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -65,19 +66,19 @@ export const iommuBench: Bench = {
     const four = unit(2);
     const hit = perSecond(() => {
       let s = 0;
-      for (let i = 0; i < CALLS; i++) s += three.t.translate((i & (SMALL_PAGES - 1)) * 0x1000, DmaAccess.Read, e) ? 1 : 0;
+      for (let i = 0; i < CALLS; i++) s += three.t.translate(iovaOf((i & (SMALL_PAGES - 1)) * 0x1000), DmaAccess.Read, e) ? 1 : 0;
       return s;
     }, CALLS);
     const miss = (u: ReturnType<typeof unit>, iova: number) =>
       perSecond(() => {
         u.b.iommu.iotlb.clear();
-        return u.t.translate(iova, DmaAccess.Read, e) ? 1 : 0;
+        return u.t.translate(iovaOf(iova), DmaAccess.Read, e) ? 1 : 0;
       }, 1);
     const plain = new DmaSpace(three.b.memory, () => true, () => null);
     const mops = (n: number) => ({ value: round3(n / 1e6), unit: 'Mops/s' });
     const mbps = (n: number) => ({ value: n, unit: 'MB/s' });
     // The 2 MiB figures must measure a 2 MiB leaf.
-    if (!three.t.translate(LARGE_IOVA, DmaAccess.Read, e) || e.addrMask !== LARGE_PAGE - 1) {
+    if (!three.t.translate(iovaOf(LARGE_IOVA), DmaAccess.Read, e) || e.addrMask !== LARGE_PAGE - 1) {
       throw new Error('bench: the 2 MiB mapping did not translate as a 2 MiB page');
     }
     return {

@@ -5,6 +5,7 @@
  * requesters nobody claims untranslated.
  */
 import { describe, expect, it } from 'vitest';
+import { iova } from '../memory/address.js';
 import { AddressSpace, MemTx } from '../memory/address-space.js';
 import { DmaSpace } from '../memory/dma-space.js';
 import { DmaAccess, IommuPerm, type DmaIommu, type DmaRequester, type DmaTranslator, type IotlbEntry } from '../memory/iommu.js';
@@ -112,7 +113,7 @@ describe('RoutedIommu', () => {
     const routed = new RoutedIommu([a.routed], () => {});
     const t = routed.translatorFor(requester(8));
     const e = { iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None };
-    expect(t.peek!(IOVA, DmaAccess.Read, e)).toBe(false);
+    expect(t.peek!(iova(IOVA), DmaAccess.Read, e)).toBe(false);
     expect(e.perm).toBe(IommuPerm.None);
     const { as } = memory();
     expect(new DmaSpace(as, () => true, () => t).write(IOVA, new Uint8Array(3 * PAGE))).toBe(MemTx.Ok);
@@ -125,7 +126,7 @@ describe('RoutedIommu', () => {
     const routed = new RoutedIommu([a.routed], (addr) => msis.push(addr));
     const t = routed.translatorFor(requester(0x18));
     const e = { iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None };
-    expect(t.peek!(0x3000, DmaAccess.Write, e)).toBe(true);
+    expect(t.peek!(iova(0x3000), DmaAccess.Write, e)).toBe(true);
     expect(e).toEqual({ iova: 0x3000, translated: 0x3000, addrMask: PAGE - 1, perm: IommuPerm.ReadWrite });
     const { as, ram } = memory();
     const out = new Uint8Array(3 * PAGE);

@@ -8,6 +8,7 @@
 import { IommuPerm, type DmaAccess, type DmaIommu, type DmaRequester, type DmaTranslator, type IotlbEntry } from '../memory/iommu.js';
 import { BridgeReg } from '../pci/config.js';
 import type { PciDevice } from '../pci/device.js';
+import type { Iova } from '../memory/address.js';
 
 /** 4 KiB page offset mask of identity entries. */
 const PAGE_MASK = 0xfff;
@@ -69,14 +70,14 @@ export class RoutedIommu implements DmaIommu {
       return t;
     };
     return {
-      translate(iova: number, access: DmaAccess, out: IotlbEntry): boolean {
+      translate(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean {
         const t = pick();
         if (t) return t.translate(iova, access, out);
         identity(iova, out);
         return true;
       },
       // The chosen unit's peek (contiguous pages merge into one copy); choosing a unit is unobservable.
-      peek(iova: number, access: DmaAccess, out: IotlbEntry): boolean {
+      peek(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean {
         const t = pick();
         if (!t) {
           identity(iova, out);

@@ -1,8 +1,8 @@
 /**
- * Address kinds.  A guest-physical address, an I/O virtual address and an
- * offset inside a memory region are all plain numbers at run time, but the
- * type system keeps them apart so that an IOVA can never be used where a
- * guest-physical address is expected without an explicit translation.
+ * Address kinds.  Addresses are plain numbers at run time; an I/O virtual
+ * address has its own branded type so that the IOMMU contract
+ * (`DmaTranslator.translate(iova: Iova, ...)`) cannot be handed a
+ * guest-physical number without an explicit `iova(...)`.
  *
  * Addresses are non-negative integers.  Below 2^53 every value is exact;
  * above it only values with their low bits clear are (page-aligned IOVAs up
@@ -10,16 +10,11 @@
  * operations are only ever applied to the low 32 bits (see `lo32`/`hi32`).
  */
 
-/** A guest-physical address (CPU view, or a translated DMA address). */
-export type Gpa = number & { readonly __kind: 'gpa' };
 /** An I/O virtual address: what a device puts on the bus before the IOMMU. */
 export type Iova = number & { readonly __kind: 'iova' };
-/** An offset relative to the start of a memory region. */
-export type RegionOffset = number & { readonly __kind: 'region-offset' };
 
-export const gpa = (n: number): Gpa => n as Gpa;
+/** Marks a number as an IOVA. */
 export const iova = (n: number): Iova => n as Iova;
-export const regionOffset = (n: number): RegionOffset => n as RegionOffset;
 
 /** 2^32 as a number, for splitting 64-bit values into halves. */
 export const TWO_POW_32 = 0x1_0000_0000;

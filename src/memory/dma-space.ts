@@ -18,6 +18,7 @@
  * access running past 2^64 - 1 wraps around to address 0.
  */
 import { AddressSpace, MemTx } from './address-space.js';
+import type { Iova } from './address.js';
 import {
   DmaAccess,
   type DmaTranslator,
@@ -176,7 +177,7 @@ export class DmaSpace implements DmaMemory {
       // A translated piece never runs into the interrupt window.
       if (at < INTERRUPT_WINDOW_BASE) len = Math.min(len, INTERRUPT_WINDOW_BASE - at);
       const e = carried ? this.peeked : this.entry;
-      const ok = carried || t.translate(at, access, e);
+      const ok = carried || t.translate(at as Iova, access, e);
       carried = false;
       if (!ok || (e.perm & need) === 0) {
         // A fault covers at most the rest of its page (4 KiB when the IOMMU gave none).
@@ -223,7 +224,7 @@ export class DmaSpace implements DmaMemory {
     if (r === null || r.leaf.kind !== 'ram') return len;
     const p = this.peeked;
     let total = len;
-    while (total < room && t.peek!(at + total, access, p)) {
+    while (total < room && t.peek!((at + total) as Iova, access, p)) {
       if ((p.perm & need) === 0) return total;
       const next = at + total;
       const mask = p.addrMask;

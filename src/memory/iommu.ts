@@ -9,6 +9,7 @@
  * hot path) and returns false when the access faults; the IOMMU has then
  * already recorded the fault.
  */
+import type { Iova } from './address.js';
 
 /** Access kind of a DMA transaction. */
 export const enum DmaAccess {
@@ -63,7 +64,7 @@ export interface DmaTranslator {
    * indices, range checks, cache keys, fault addresses) and must never take
    * an address at or above 2^53 for anything but a page base.
    */
-  translate(iova: number, access: DmaAccess, out: IotlbEntry): boolean;
+  translate(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean;
   /**
    * Optional: fills `out` and returns true only when `translate` would give
    * this very entry with no effect anyone could observe (a cached
@@ -72,7 +73,7 @@ export interface DmaTranslator {
    * merge physically contiguous pages into one RAM copy without reordering
    * anything visible.  Only called below 2^53.
    */
-  peek?(iova: number, access: DmaAccess, out: IotlbEntry): boolean;
+  peek?(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean;
   /**
    * A 4-byte DMA write into the interrupt window 0xFEE00000-0xFEEFFFFF:
    * an MSI to remap (or pass through).  Other sizes and reads are dropped /

@@ -38,12 +38,11 @@ export const Cap = {
   DRD: 1n << 55n,
   /** First-stage 1 GiB pages, bit 56. */
   FS1GP: 1n << 56n,
+  /** Posted interrupts, bit 59 (queue-ir-extension.ts, beyond QEMU). */
+  PI: 1n << 59n,
   /** Enhanced set root table pointer support (SRTP flushes caches), bit 63. */
   ESRTPS: 1n << 63n,
 } as const;
-
-/** CAP.PI, bit 59: posted interrupts supported. */
-export const CAP_PI = 1n << 59n;
 
 /** ECAP fields (spec 11.4.3). */
 export const Ecap = {
@@ -86,6 +85,11 @@ export const Ecap = {
   FSTS: 1n << 47n,
 } as const;
 
+/** CAP.PI: posted interrupts (x-pi) are offered, which needs interrupt remapping. */
+export function postedInterrupts(cfg: IommuConfig): boolean {
+  return cfg.intremap && cfg.raw['x-pi'] === true;
+}
+
 /** Supported adjusted guest address widths (SAGAW) for a host address width. */
 export function sagawFor(cfg: IommuConfig): bigint {
   if (!cfg.dmaTranslation) return 0n;
@@ -111,8 +115,7 @@ export function capValue(cfg: IommuConfig): bigint {
   if (cfg.dmaDrain) cap |= Cap.DWD | Cap.DRD;
   if (cfg.cachingMode) cap |= Cap.CM;
   if (cfg.flts && cfg.fs1gp) cap |= Cap.FS1GP;
-  // Posted interrupts (queue-ir-extension.ts, beyond QEMU): x-pi with intremap.
-  if (cfg.intremap && cfg.raw['x-pi'] === true) cap |= CAP_PI;
+  if (postedInterrupts(cfg)) cap |= Cap.PI;
   return cap;
 }
 

@@ -19,6 +19,7 @@
  * Types 6-9 are 256-bit (scalable-mode) descriptors; a 128-bit queue refuses
  * them, as QEMU does.
  */
+import { TWO_POW_32 } from '../../memory/address.js';
 
 /** Descriptor type codes (6.5.2). */
 export const DescType = {
@@ -201,7 +202,6 @@ export interface DecodeOptions {
   readonly mamv: number;
 }
 
-const TWO_POW_32 = 0x1_0000_0000;
 const CC_GRANULARITY = [null, 'global', 'domain', 'device'] as const;
 const IOTLB_GRANULARITY = [null, 'global', 'domain', 'page'] as const;
 

@@ -8,6 +8,7 @@ import { DmaAccess, newIotlbEntry } from '../../memory/iommu.js';
 import { createIommuEmitter, type TranslateEvent } from './events.js';
 import { Gcmd } from './reg-layout.js';
 import { ctxEntry, VtdBench } from './test-support.js';
+import { iova } from '../../memory/address.js';
 
 describe('IommuEmitter.translateListened', () => {
   it('follows on/off, prepend, once and removeAll', () => {
@@ -52,13 +53,13 @@ describe('IommuEmitter.translateListened', () => {
     const e = newIotlbEntry();
     const seen: boolean[] = [];
     const listener = (ev: TranslateEvent) => seen.push(ev.cached);
-    expect(t.translate(0x5000, DmaAccess.Read, e)).toBe(true); // miss, unheard
+    expect(t.translate(iova(0x5000), DmaAccess.Read, e)).toBe(true); // miss, unheard
     b.iommu.events.on('translate', listener);
-    t.translate(0x5008, DmaAccess.Read, e); // hit
+    t.translate(iova(0x5008), DmaAccess.Read, e); // hit
     b.iommu.iotlb.clear();
-    t.translate(0x5010, DmaAccess.Read, e); // miss
+    t.translate(iova(0x5010), DmaAccess.Read, e); // miss
     b.iommu.events.off('translate', listener);
-    t.translate(0x5018, DmaAccess.Read, e);
+    t.translate(iova(0x5018), DmaAccess.Read, e);
     expect(seen).toEqual([true, false]);
   });
 

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { DmaAccess, IommuPerm, newIotlbEntry } from '../../memory/iommu.js';
 import { Fsts, Gsts, Reg } from './reg-layout.js';
 import { VtdBench } from './test-support.js';
+import { iova as iovaOf } from '../../memory/address.js';
 
 /** A small deterministic PRNG (xorshift32). */
 function rng(seed: number): () => number {
@@ -66,7 +67,7 @@ describe('VT-d under random input', () => {
         const req = b.device(r() % 4, r() % 256).req;
         const iova = (r() % 0x4000) * 0x1000 + (r() & 0xfff);
         const t = b.iommu.translatorFor(req);
-        const ok = t.translate(iova, r() & 1 ? DmaAccess.Write : DmaAccess.Read, e);
+        const ok = t.translate(iovaOf(iova), r() & 1 ? DmaAccess.Write : DmaAccess.Read, e);
         if (ok) {
           expect(iova - e.iova).toBeGreaterThanOrEqual(0);
           expect(iova - e.iova).toBeLessThanOrEqual(e.addrMask);

@@ -35,6 +35,7 @@ import {
 } from './irte.js';
 import { PostResult, type PostedInterrupts } from './posted-interrupts.js';
 import { Gsts, Irta, Reg } from './reg-layout.js';
+import { TWO_POW_32 } from '../../memory/address.js';
 
 /** Remappable-format MSI address and data fields (spec 5.1.5.2). */
 export const RemapMsi = {
@@ -89,7 +90,6 @@ const U16 = 0xffff;
 /** IRTA table base: low-half bits 31:12. */
 const IRTA_BASE_LO_MASK = 0xffff_f000;
 const IRTE_DWORDS = 4;
-const TWO_POW_32 = 0x1_0000_0000;
 
 /** The result of remapping one message (for callers and tests). */
 export interface RemapOutcome {

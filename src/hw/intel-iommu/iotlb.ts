@@ -13,13 +13,13 @@
  */
 import { IommuPerm } from '../../memory/iommu.js';
 import { Geometry, LEVEL_SIZE } from './page-walk.js';
+import { TWO_POW_32 } from '../../memory/address.js';
 
 /** QEMU's VTD_IOTLB_MAX_SIZE. */
 export const IOTLB_MAX_ENTRIES = 1024;
 /** Leaf levels that can be cached (4 KiB, 2 MiB, 1 GiB). */
 const MAX_CACHED_LEVEL = 3;
 const PAGE_4K = 2 ** Geometry.PAGE_SHIFT;
-const TWO_POW_32 = 2 ** 32;
 /** log2 of the hash table size: 4096 slots, at most a quarter of them used. */
 const SLOT_BITS = 12;
 const SLOTS = 1 << SLOT_BITS;

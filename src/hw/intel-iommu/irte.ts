@@ -15,6 +15,7 @@
  *
  * Decoding fills a caller-owned `Irte` (no allocation on the interrupt path).
  */
+import { TWO_POW_32 } from '../../memory/address.js';
 
 /** Dword 0 fields. */
 export const IrteW0 = {
@@ -123,7 +124,6 @@ export function newIrte(): Irte {
   };
 }
 
-const TWO_POW_32 = 0x1_0000_0000;
 
 /** Decodes the four dwords of an IRTE into `out`. */
 export function decodeIrte(w0: number, w1: number, w2: number, w3: number, out: Irte): Irte {

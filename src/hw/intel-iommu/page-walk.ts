@@ -10,11 +10,10 @@
  *        bits 61:52 and 63 ignored
  */
 import type { AddressSpace } from '../../memory/address-space.js';
-import { join64 } from '../../memory/address.js';
+import { join64, TWO_POW_32 } from '../../memory/address.js';
 import { INTERRUPT_WINDOW_BASE, INTERRUPT_WINDOW_LAST, IommuPerm } from '../../memory/iommu.js';
 import { VtdFault } from './fault-reasons.js';
-import { newQword } from './guest-mem.js';
-import { readQword } from './guest-mem.js';
+import { newQword, readQword } from './guest-mem.js';
 
 /** PTE bits (low dword). */
 export const Pte = {
@@ -113,7 +112,6 @@ export function newWalkResult(): WalkResult {
 
 const pte = newQword();
 const ALL_ONES = 0xffff_ffff;
-const TWO_POW_32 = 2 ** 32;
 /** Bits of an IOVA below each level's index field (index = level, 1..5). */
 const LEVEL_SHIFT: readonly number[] = [0, 12, 21, 30, 39, 48];
 /** 2^n for every address width a walk can check against (no Math.pow per walk). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SID_UNKNOWN } from './hooks.js';
 import { TestCore } from './queue-testing.js';
-import { CAP_PI, capValue } from './caps.js';
+import { Cap, capValue } from './caps.js';
 import { Pid, PostResult, PostedInterrupts } from './posted-interrupts.js';
 import { VtdFault } from './fault-reasons.js';
 
@@ -85,8 +85,8 @@ describe('posted-format IRTEs through the remapper', () => {
 
   it('x-pi sets CAP.PI (with intremap)', () => {
     const c = new TestCore({ 'x-pi': true });
-    expect(capValue(c.config) & CAP_PI).toBe(CAP_PI);
-    expect(capValue(new TestCore().config) & CAP_PI).toBe(0n);
+    expect(capValue(c.config) & Cap.PI).toBe(Cap.PI);
+    expect(capValue(new TestCore().config) & Cap.PI).toBe(0n);
   });
 
   it('posts instead of delivering, after source-ID verification', () => {

@@ -20,6 +20,7 @@
 import { MemTx, type AddressSpace } from '../../memory/address-space.js';
 import type { MsiTarget } from '../../core/irq.js';
 import type { Tracer } from '../../machine/device-type.js';
+import { TWO_POW_32 } from '../../memory/address.js';
 
 /** PID byte offsets and bits. */
 export const Pid = {
@@ -62,7 +63,6 @@ export type PostResultKind = (typeof PostResult)[keyof typeof PostResult];
 /** Vector -> PIR byte (v >> 3) and bit (v & 7). */
 const PIR_BYTE_SHIFT = 3;
 const BYTE_BIT_MASK = 7;
-const TWO_POW_32 = 0x1_0000_0000;
 
 /** Posts interrupts into PIDs in guest memory. */
 export class PostedInterrupts {

@@ -83,7 +83,7 @@ function boolProp(p: PropValues, name: string): boolean {
 
 function numProp(p: PropValues, name: string): number {
   const v = p[name] ?? INTEL_IOMMU_PROPS[name]?.default ?? 0;
-  return typeof v === 'bigint' ? Number(v) : Number(v);
+  return Number(v);
 }
 
 function onOffAuto(p: PropValues, name: string): 'on' | 'off' | 'auto' {

@@ -11,6 +11,7 @@
  *   x-devtlb-timeout-sid  device-TLB invalidations for this SID time out (FSTS.ITE)
  *   x-devtlb-error-sid    device-TLB invalidations for this SID complete in error (FSTS.ICE)
  */
+import { postedInterrupts } from './caps.js';
 import { registerIommuExtension, type IommuCore, type IommuExtension, type IommuHooks } from './hooks.js';
 import { InterruptRemapper } from './interrupt-remap.js';
 import { PostedInterrupts } from './posted-interrupts.js';
@@ -25,16 +26,9 @@ export interface QiIrHooks extends IommuHooks {
   readonly remapper: InterruptRemapper;
 }
 
-/** True when the posted-interrupt property is on. */
-export function postedInterruptsEnabled(raw: Readonly<Record<string, unknown>>): boolean {
-  return raw['x-pi'] === true;
-}
-
 /** The extension factory. */
 export const qiIrExtension: IommuExtension = (core: IommuCore): QiIrHooks => {
-  const posted = postedInterruptsEnabled(core.config.raw) && core.config.intremap
-    ? new PostedInterrupts(core.memory, core.msi, core.tracer)
-    : null;
+  const posted = postedInterrupts(core.config) ? new PostedInterrupts(core.memory, core.msi, core.tracer) : null;
   const remapper = new InterruptRemapper(core, posted, core.config.raw['x-cfi'] === true);
   const queue = new InvalidationQueue(
     core,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TestCore } from './queue-testing.js';
-import { Iqei, Iqer, MAMV } from './queue.js';
+import { MAMV } from './caps.js';
+import { Iqei, Iqer } from './queue.js';
 import { EventCtl, Fsts, Ics, Reg } from './reg-layout.js';
 import type { InvalidateEvent } from './events.js';
 

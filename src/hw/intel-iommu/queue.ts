@@ -27,10 +27,12 @@
  * aborted while ITE stays set) or complete in error (FSTS.ICE).
  */
 import { MemTx } from '../../memory/address-space.js';
+import { MAMV } from './caps.js';
 import type { IommuCore } from './hooks.js';
 import { DescType, decodeDescriptor, type InvDescriptor, type WaitDesc } from './descriptors.js';
 import { Iqei, QueueErrors, iqeiFor, type QueueOptions } from './queue-errors.js';
 import { EventCtl, Fsts, Iqa, Ics, Reg } from './reg-layout.js';
+import { TWO_POW_32 } from '../../memory/address.js';
 
 export { Iqei, Iqer, NO_SID, queueOptionsFrom, type QueueOptions } from './queue-errors.js';
 
@@ -49,9 +51,6 @@ const IQA_BASE_LO_MASK = 0xffff_f000;
  * QEMU shows the written bit).
  */
 const IQA_SHOWN_BITS = Iqa.QS_MASK;
-/** CAP.MAMV of this model (QEMU VTD_MAMV). */
-export const MAMV = 18;
-const TWO_POW_32 = 0x1_0000_0000;
 
 /** What the queue needs besides the core: the interrupt entry cache of the IR module. */
 export interface QueueClients {

@@ -62,15 +62,6 @@ export function newContextEntry(): ContextEntry {
   return { lo: newQword(), hi: newQword(), read: false };
 }
 
-/** Copies a context entry (context-cache fill). */
-export function copyContextEntry(dst: ContextEntry, src: ContextEntry): void {
-  dst.lo.lo = src.lo.lo;
-  dst.lo.hi = src.lo.hi;
-  dst.hi.lo = src.hi.lo;
-  dst.hi.hi = src.hi.hi;
-  dst.read = src.read;
-}
-
 /** What the unit supports, for context validation. */
 export interface ContextRules {
   /** Mask of the high dword of an address below the host address width. */

@@ -4,6 +4,7 @@ import { DmaAccess, IommuPerm, newIotlbEntry } from '../../memory/iommu.js';
 import { VtdFault } from './fault-reasons.js';
 import { Gcmd, Reg } from './reg-layout.js';
 import { ctxEntry, VtdBench, type VtdBenchOptions } from './test-support.js';
+import { iova } from '../../memory/address.js';
 
 const MiB = 1024 * 1024;
 const DATA = 0x200_0000;
@@ -71,7 +72,7 @@ describe('translation', () => {
     expect(got).toEqual(src);
     const e = newIotlbEntry();
     const t = b.iommu.translatorFor(b.device(0, 8).req);
-    expect(t.translate(0x20_0000 + 0x1f_f000, DmaAccess.Read, e)).toBe(true);
+    expect(t.translate(iova(0x20_0000 + 0x1f_f000), DmaAccess.Read, e)).toBe(true);
     expect(e).toMatchObject({ iova: 0x20_0000, translated: 0, addrMask: 2 * MiB - 1, perm: IommuPerm.ReadWrite });
   });
 

@@ -13,6 +13,7 @@ import { DmaAccess, type DmaRequester, type DmaTranslator, type IotlbEntry, Iomm
 import type { IntelIommu } from './device.js';
 import type { VtdIotlbEntry } from './iotlb.js';
 import { Trace } from './events.js';
+import type { Iova } from '../../memory/address.js';
 import { LEVEL_SIZE, newWalkResult, walkSecondStage } from './page-walk.js';
 import {
   ctxAgaw,
@@ -106,7 +107,7 @@ export class VtdTranslator implements DmaTranslator {
    * hits are neither traced nor listened to.  Keep in step with the first
    * branches of `translate`.
    */
-  peek(iova: number, _access: DmaAccess, out: IotlbEntry): boolean {
+  peek(iova: Iova, _access: DmaAccess, out: IotlbEntry): boolean {
     const u = this.u;
     if (!u.dmarEnabled || this.bypass) {
       identity(iova, out);
@@ -119,7 +120,7 @@ export class VtdTranslator implements DmaTranslator {
     return true;
   }
 
-  translate(iova: number, access: DmaAccess, out: IotlbEntry): boolean {
+  translate(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean {
     const u = this.u;
     if (!u.dmarEnabled || this.bypass) {
       identity(iova, out);
