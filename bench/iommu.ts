@@ -11,7 +11,7 @@
 import { DmaSpace } from '../src/memory/dma-space.js';
 import { DmaAccess, newIotlbEntry } from '../src/memory/iommu.js';
 import { Gcmd } from '../src/hw/intel-iommu/reg-layout.js';
-import { ctxEntry, VtdBench } from '../src/hw/intel-iommu/test-support.js';
+import { ctxEntry, VtdBench } from '../test/support/vtd-bench.js';
 import { type Bench, type Figures, perSecond, round3 } from './bench.js';
 import { iova as iovaOf } from '../src/memory/address.js';
 

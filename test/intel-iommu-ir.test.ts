@@ -12,7 +12,7 @@
  * requester (recorded as SID 0xFFFF).
  */
 import { describe, expect, it } from 'vitest';
-import { VtdBench } from '../src/hw/intel-iommu/test-support.js';
+import { VtdBench } from './support/vtd-bench.js';
 import { qiIrExtension } from '../src/hw/intel-iommu/queue-ir-extension.js';
 import { Fsts, Gcmd, Gsts, Reg } from '../src/hw/intel-iommu/reg-layout.js';
 import { VtdFault } from '../src/hw/intel-iommu/fault-reasons.js';

@@ -23,7 +23,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createMachine, type EduDevice, type Machine } from '../src/index.js';
-import { Rng } from './diff/vtd-fuzz-gen.js';
+import { Rng } from './support/prng.js';
 
 // ---------------------------------------------------------------------------
 // Constants of the guest (VT-d spec 10.4, 9.1-9.8; edu docs)

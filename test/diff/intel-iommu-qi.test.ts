@@ -16,7 +16,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { hex, noteQemuSkip, qemuAvailable, QemuRunner, VtemuRunner, type QtestRunner } from '../harness/index.js';
-import { VtdBench } from '../../src/hw/intel-iommu/test-support.js';
+import { VtdBench } from '../support/vtd-bench.js';
 import { qiIrExtension } from '../../src/hw/intel-iommu/queue-ir-extension.js';
 
 const haveQemu = qemuAvailable();

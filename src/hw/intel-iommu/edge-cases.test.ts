@@ -16,7 +16,7 @@ import { IommuPerm } from '../../memory/iommu.js';
 import { VtdFault } from './fault-reasons.js';
 import { Iotlb } from './iotlb.js';
 import { EventCtl, Fsts, Gcmd, Gsts, Reg } from './reg-layout.js';
-import { ctxEntry, VtdBench, type VtdBenchOptions } from './test-support.js';
+import { ctxEntry, VtdBench, type VtdBenchOptions } from '../../../test/support/vtd-bench.js';
 
 const DATA = 0x200_0000;
 const OTHER = 0x210_0000;

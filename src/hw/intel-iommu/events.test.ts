@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { DmaAccess, newIotlbEntry } from '../../memory/iommu.js';
 import { createIommuEmitter, type TranslateEvent } from './events.js';
 import { Gcmd } from './reg-layout.js';
-import { ctxEntry, VtdBench } from './test-support.js';
+import { ctxEntry, VtdBench } from '../../../test/support/vtd-bench.js';
 import { iova } from '../../memory/address.js';
 
 describe('IommuEmitter.translateListened', () => {

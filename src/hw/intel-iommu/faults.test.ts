@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MemTx } from '../../memory/address-space.js';
 import { VtdFault } from './fault-reasons.js';
 import { EventCtl, Fsts, Gcmd, Reg } from './reg-layout.js';
-import { ctxEntry, VtdBench } from './test-support.js';
+import { ctxEntry, VtdBench } from '../../../test/support/vtd-bench.js';
 
 const DATA = 0x200_0000;
 const UNASSIGNED = 0x80_0000_0000; // far above RAM

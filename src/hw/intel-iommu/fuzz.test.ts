@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { DmaAccess, IommuPerm, newIotlbEntry } from '../../memory/iommu.js';
 import { Fsts, Gsts, Reg } from './reg-layout.js';
-import { VtdBench } from './test-support.js';
+import { VtdBench } from '../../../test/support/vtd-bench.js';
 import { iova as iovaOf } from '../../memory/address.js';
 
 /** A small deterministic PRNG (xorshift32). */

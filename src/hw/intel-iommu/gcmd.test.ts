@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { IommuCore, IommuHooks } from './hooks.js';
 import { SID_UNKNOWN } from './hooks.js';
 import { Gcmd, Gsts, Reg } from './reg-layout.js';
-import { VtdBench } from './test-support.js';
+import { VtdBench } from '../../../test/support/vtd-bench.js';
 
 const u32 = (v: number) => v >>> 0;
 

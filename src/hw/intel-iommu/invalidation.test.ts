@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { DmaSpace } from '../../memory/dma-space.js';
 import { IOTLB_MAX_ENTRIES } from './iotlb.js';
 import { Gcmd, Reg } from './reg-layout.js';
-import { ctxEntry, VtdBench } from './test-support.js';
+import { ctxEntry, VtdBench } from '../../../test/support/vtd-bench.js';
 
 const A = 0x200_0000;
 const B = 0x210_0000;

@@ -3,7 +3,7 @@
  * caches, fault recording): what a guest sees through the bus.
  */
 import { describe, expect, it } from 'vitest';
-import { VtdBench, ctxEntry } from './test-support.js';
+import { VtdBench, ctxEntry } from '../../../test/support/vtd-bench.js';
 import { qiIrExtension, QI_IR_EXTENSION_NAME } from './queue-ir-extension.js';
 import { EventCtl, Fsts, Gcmd, Gsts, Reg } from './reg-layout.js';
 import { VtdFault } from './fault-reasons.js';

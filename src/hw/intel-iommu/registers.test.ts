@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DMAR_BASE, Reg, REG_FILE_SIZE } from './reg-layout.js';
 import { RegisterFile } from './registers.js';
-import { VtdBench } from './test-support.js';
+import { VtdBench } from '../../../test/support/vtd-bench.js';
 
 /** Expected reset value, writable mask (after writing all-ones to a zeroed register), per register. */
 const TABLE: [string, number, bigint, bigint][] = [

@@ -3,7 +3,7 @@ import { MemTx } from '../../memory/address-space.js';
 import { DmaAccess, IommuPerm, newIotlbEntry } from '../../memory/iommu.js';
 import { VtdFault } from './fault-reasons.js';
 import { Gcmd, Reg } from './reg-layout.js';
-import { ctxEntry, VtdBench, type VtdBenchOptions } from './test-support.js';
+import { ctxEntry, VtdBench, type VtdBenchOptions } from '../../../test/support/vtd-bench.js';
 import { iova } from '../../memory/address.js';
 
 const MiB = 1024 * 1024;

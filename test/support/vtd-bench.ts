@@ -6,18 +6,18 @@
  * folder's unit tests (and available to the queued-invalidation / interrupt-
  * remapping tests); never by device code.
  */
-import { AddressSpace } from '../../memory/address-space.js';
-import { createRam } from '../../memory/ram-backend.js';
-import { ContainerRegion, RamRegion } from '../../memory/region.js';
-import { DmaSpace } from '../../memory/dma-space.js';
-import type { DmaRequester } from '../../memory/iommu.js';
-import type { InterruptOrigin, MsiTarget } from '../../core/irq.js';
-import { VirtualClock } from '../../core/clock.js';
-import type { PropValues, Tracer } from '../../machine/device-type.js';
-import { IntelIommu } from './device.js';
-import type { IommuExtension } from './hooks.js';
-import { resolveIommuConfig, type KernelIrqchip } from './props.js';
-import { DMAR_BASE, Gcmd, Reg } from './reg-layout.js';
+import { AddressSpace } from '../../src/memory/address-space.js';
+import { createRam } from '../../src/memory/ram-backend.js';
+import { ContainerRegion, RamRegion } from '../../src/memory/region.js';
+import { DmaSpace } from '../../src/memory/dma-space.js';
+import type { DmaRequester } from '../../src/memory/iommu.js';
+import type { InterruptOrigin, MsiTarget } from '../../src/core/irq.js';
+import { VirtualClock } from '../../src/core/clock.js';
+import type { PropValues, Tracer } from '../../src/machine/device-type.js';
+import { IntelIommu } from '../../src/hw/intel-iommu/device.js';
+import type { IommuExtension } from '../../src/hw/intel-iommu/hooks.js';
+import { resolveIommuConfig, type KernelIrqchip } from '../../src/hw/intel-iommu/props.js';
+import { DMAR_BASE, Gcmd, Reg } from '../../src/hw/intel-iommu/reg-layout.js';
 
 /** One recorded MSI. */
 export interface RecordedMsi {
