@@ -17,8 +17,8 @@ import { PassThrough } from 'node:stream';
 /**
  * Where a guest runs: `in-process` (direct calls), `vtemu-qtest` (the qtest
  * client talking to vtemu's qtest server in this process over streams),
- * `vtemu-cli` (the client driving a spawned `vtemu` process; needs `npm run
- * build`), `qemu` (QEMU 7.2 with a halt firmware).
+ * `vtemu-cli` (the client driving a spawned `vtemu` process: the package's
+ * bin/vtemu.js, which needs `npm run build`, or `opts.cli`), `qemu` (QEMU 7.2 with a halt firmware).
  */
 export type PlatformKind = 'in-process' | 'vtemu-qtest' | 'vtemu-cli' | 'qemu';
 
@@ -42,7 +42,13 @@ export function machinePath(file: string): string {
 /** Variations applied on top of a machine file. */
 export interface PlatformOptions {
   /** Appended to every intel-iommu device (e.g. "caching-mode=on"). */
-  readonly iommuOptions?: string;
+  readonly iommuOptions?: string | undefined;
+  /**
+   * The script `vtemu-cli` runs with node (default: the package's
+   * bin/vtemu.js, which runs the built dist/).  Tests pass a CLI compiled
+   * from the current sources.
+   */
+  readonly cli?: string | undefined;
 }
 
 /** Creates a platform of `kind` for the machine in `file`. */
@@ -61,7 +67,7 @@ export async function createPlatform(kind: PlatformKind, file: string, opts: Pla
     case 'vtemu-qtest':
       return createQtestInProcess(def);
     case 'vtemu-cli': {
-      const cli = join(packageRoot(), 'bin', 'vtemu.js');
+      const cli = opts.cli ?? join(packageRoot(), 'bin', 'vtemu.js');
       return QtestClient.spawn('qtest vtemu', process.execPath, [cli, '--machine', path, '-accel', 'qtest', '-qtest', 'stdio', '-display', 'none']);
     }
     case 'in-process':

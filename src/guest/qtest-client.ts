@@ -43,11 +43,16 @@ const MSI_DATA_VECTOR_MASK = 0xff;
  */
 export function makeHaltFirmware(): [string, string] {
   const dir = mkdtempSync(join(tmpdir(), 'vtemu-halt-'));
+  const file = join(dir, 'halt.bin');
+  writeFileSync(file, haltFirmwareImage());
+  return [dir, file];
+}
+
+/** The halt firmware image: HALT_CODE at the reset vector of a 64 KiB image. */
+export function haltFirmwareImage(): Uint8Array {
   const image = new Uint8Array(HALT_BIOS_SIZE);
   image.set(HALT_CODE, RESET_VECTOR_OFFSET);
-  const file = join(dir, 'halt.bin');
-  writeFileSync(file, image);
-  return [dir, file];
+  return image;
 }
 
 /** Raised when a target answers FAIL/ERR or goes away. */

@@ -22,10 +22,9 @@ import { parseDmar } from '../../src/hw/acpi/dmar-parse.js';
 import { buildAcpi, indexBlob, installAcpi } from '../../src/hw/acpi/build.js';
 import { decodeLoader, type LoaderCommand } from '../../src/hw/acpi/linker.js';
 import { ACPI_TABLES_FILE } from '../../src/hw/acpi/tables.js';
-import { hex, noteQemuSkip, qemuAvailable, QemuRunner, qtestBus, type QtestRunner } from '../harness/index.js';
+import { needQemu, hex, QemuRunner, qtestBus, type QtestRunner } from '../harness/index.js';
 
-const haveQemu = qemuAvailable();
-noteQemuSkip('test/diff/acpi.test.ts');
+const haveQemu = needQemu('7.2', 'test/diff/acpi.test.ts');
 
 /** QEMU 7.2 q35 with the harness's halt firmware under qtest, plus `args`. */
 const startQemu = (args: readonly string[]): QemuRunner => QemuRunner.start(['-machine', 'q35', ...args]);

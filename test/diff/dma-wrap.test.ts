@@ -7,10 +7,9 @@
  * faults beyond the address width.
  */
 import { describe, expect, it } from 'vitest';
-import { hex, diffTranscripts, noteQemuSkip, qemuAvailable, type Step } from '../harness/index.js';
+import { needQemu, hex, diffTranscripts, type Step } from '../harness/index.js';
 
-const haveQemu = qemuAvailable();
-noteQemuSkip('test/diff/dma-wrap.test.ts');
+const haveQemu = needQemu('7.2', 'test/diff/dma-wrap.test.ts');
 
 const VTD = 0xfed9_0000;
 const GCMD = VTD + 0x18;

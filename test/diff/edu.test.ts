@@ -23,10 +23,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { IOAPIC_BASE } from '../../src/hw/intc/ioapic.js';
-import { hex, diffTranscripts, noteQemuSkip, qemuAvailable, VtemuRunner, type Step } from '../harness/index.js';
+import { needQemu, hex, diffTranscripts, VtemuRunner, type Step } from '../harness/index.js';
 
-const haveQemu = qemuAvailable();
-noteQemuSkip('test/diff/edu.test.ts');
+const haveQemu = needQemu('7.2', 'test/diff/edu.test.ts');
 
 /** Let a DMA complete: QEMU sleeps 250 ms, vtemu steps 200 ms of virtual time. */
 const WAIT = 'wait';

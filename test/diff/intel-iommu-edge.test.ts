@@ -21,10 +21,9 @@
  * table so the edu buffer can always be written out to RAM 0x7000 and read.
  */
 import { describe, expect, it } from 'vitest';
-import { hex, diffTranscripts, qemuAvailable, type Step, type TranscriptLine } from '../harness/index.js';
+import { needQemu, hex, diffTranscripts, type Step, type TranscriptLine } from '../harness/index.js';
 
-const qemu = qemuAvailable();
-if (!qemu) console.warn('SKIPPED: qemu-system-x86_64 not found (intel-iommu edge-case differential tests)');
+const qemu = needQemu('7.2', 'intel-iommu edge-case differential tests');
 
 const VTD = 0xfed9_0000;
 const R = { GCMD: 0x18, GSTS: 0x1c, RTADDR: 0x20, CCMD: 0x28, FSTS: 0x34, FECTL: 0x38, IVA: 0xf0, IOTLB: 0xf8, FRCD: 0x220 } as const;

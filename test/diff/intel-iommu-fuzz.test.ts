@@ -24,11 +24,10 @@
  * The regressions at the end are fixed transcripts of what the fuzzer found.
  */
 import { describe, expect, it } from 'vitest';
-import { hex, diffTranscripts, noteQemuSkip, qemuAvailable, type Step } from '../harness/index.js';
+import { needQemu, hex, diffTranscripts, type Step } from '../harness/index.js';
 import { generateCase } from './vtd-fuzz-gen.js';
 
-const haveQemu = qemuAvailable();
-noteQemuSkip('test/diff/intel-iommu-fuzz.test.ts');
+const haveQemu = needQemu('7.2', 'test/diff/intel-iommu-fuzz.test.ts');
 
 const DEFAULT_SEED = 0x5eed_7d01;
 const DEFAULT_CASES = 180;

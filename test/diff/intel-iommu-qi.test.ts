@@ -15,12 +15,11 @@
  * 128-bit queue, which current QEMU (and vtemu) refuse with IQE.
  */
 import { describe, expect, it } from 'vitest';
-import { hex, noteQemuSkip, qemuAvailable, QemuRunner, VtemuRunner, type QtestRunner } from '../harness/index.js';
+import { needQemu, hex, QemuRunner, VtemuRunner, type QtestRunner } from '../harness/index.js';
 import { VtdBench } from '../support/vtd-bench.js';
 import { qiIrExtension } from '../../src/hw/intel-iommu/queue-ir-extension.js';
 
-const haveQemu = qemuAvailable();
-noteQemuSkip('intel-iommu QI differential tests');
+const haveQemu = needQemu('7.2', 'intel-iommu QI differential tests');
 
 /** Machine arguments with extra intel-iommu properties (`k=v,...`). */
 const devices = (iommuProps: string) =>

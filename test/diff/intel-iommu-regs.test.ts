@@ -7,10 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DMAR_BASE, Gcmd, Reg, REG_FILE_SIZE } from '../../src/hw/intel-iommu/reg-layout.js';
-import { diffTranscripts, qemuAvailable, type Step } from '../harness/index.js';
+import { needQemu, diffTranscripts, type Step } from '../harness/index.js';
 
-const qemu = qemuAvailable();
-if (!qemu) console.warn('SKIPPED: qemu-system-x86_64 not found (intel-iommu register differential tests)');
+const qemu = needQemu('7.2', 'intel-iommu register differential tests');
 
 /** qtest address of a VT-d register. */
 const reg = (off: number) => '0x' + (DMAR_BASE + off).toString(16);

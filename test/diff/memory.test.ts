@@ -8,10 +8,9 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { availableRamBackends } from '../../src/memory/ram-backend.js';
-import { diffTranscripts, noteQemuSkip, qemuAvailable, VtemuCliRunner, type Step } from '../harness/index.js';
+import { needQemu, diffTranscripts, VtemuCliRunner, type Step } from '../harness/index.js';
 
-const qemu = qemuAvailable();
-noteQemuSkip('test/diff/memory.test.ts');
+const qemu = needQemu('7.2', 'test/diff/memory.test.ts');
 
 const RAM_STEPS: Step[] = [
   'endianness',

@@ -12,10 +12,9 @@
  * Both sides run through the shared harness (test/harness).
  */
 import { describe, expect, it } from 'vitest';
-import { hex, diffTranscripts, noteQemuSkip, qemuAvailable } from '../harness/index.js';
+import { needQemu, hex, diffTranscripts } from '../harness/index.js';
 
-const haveQemu = qemuAvailable();
-noteQemuSkip('test/diff/pci-config.test.ts');
+const haveQemu = needQemu('7.2', 'test/diff/pci-config.test.ts');
 
 const DEVICES = ['edu', 'edu'];
 /** Functions QEMU 7.2 has on bus 0 with two edus: MCH, edu, edu, LPC, AHCI, SMBus. */

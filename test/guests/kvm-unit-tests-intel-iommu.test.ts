@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPlatform, type PlatformKind } from '../../src/demo/platforms.js';
 import { KUT, runKvmUnitTests } from '../../src/guest/kvm-unit-tests/intel-iommu.js';
-import type { GuestPlatform } from '../../src/guest/platform.js';
+import { platformOptions } from '../harness/index.js';
 
 /** kvm-unit-tests' machine, as a machine file. */
 const dir = mkdtempSync(join(tmpdir(), 'vtemu-kut-'));
@@ -29,24 +29,12 @@ writeFileSync(MACHINE, JSON.stringify({
 }));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const KINDS: PlatformKind[] = ['in-process', 'vtemu-qtest'];
-
-async function open(kind: PlatformKind): Promise<GuestPlatform | string> {
-  try {
-    return await createPlatform(kind, MACHINE);
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
+const KINDS: PlatformKind[] = ['in-process', 'vtemu-qtest', 'vtemu-cli'];
 
 describe('kvm-unit-tests x86/intel-iommu on vtemu', () => {
   for (const kind of KINDS) {
     it(`${kind}: every check passes, the remapped vectors reach the MSI sink`, async () => {
-      const p = await open(kind);
-      if (typeof p === 'string') {
-        console.warn(`SKIPPED: kvm-unit-tests guest on vtemu ${kind}: ${p.split('\n')[0]}`);
-        return;
-      }
+      const p = await createPlatform(kind, MACHINE, platformOptions());
       try {
         expect(p.interrupts.msi).toBe(true);
         const seen: number[] = [];

@@ -9,14 +9,13 @@ import { runKvmUnitTests } from '../../src/guest/kvm-unit-tests/intel-iommu.js';
 import { domainSwitchProbe, runLinuxGuest } from '../../src/guest/linux-guest.js';
 import { loadMachineFile, qemuArgs } from '../../src/demo/machine-file.js';
 import { runDemo } from '../../src/demo/report.js';
-import { noteQemuSkip, qemuAvailable, QEMU_BINARY } from '../harness/qemu.js';
+import { needQemu, qemuOracle } from '../harness/index.js';
 
-const qemu = qemuAvailable();
-noteQemuSkip('QEMU oracle tests for the guests');
+const qemu = needQemu('7.2', 'QEMU oracle tests for the guests');
 const MACHINES = join(import.meta.dirname, '../../machines');
 
 async function withQemu<T>(args: string[], fn: (c: QtestClient) => Promise<T>): Promise<T> {
-  const c = await QtestClient.spawnQemu(args, QEMU_BINARY);
+  const c = await QtestClient.spawnQemu(args, qemuOracle('7.2')!.command);
   try {
     return await fn(c);
   } finally {

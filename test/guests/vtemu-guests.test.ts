@@ -1,7 +1,8 @@
 /**
  * Both guests on every machine in machines/, on vtemu: in-process (direct
  * calls) and through the qtest front door (the same client that drives
- * QEMU).  Skips loudly when a platform cannot be created.
+ * QEMU), and the spawned CLI compiled from the current sources.  A platform
+ * that cannot be created fails the test.
  */
 import { describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
@@ -13,49 +14,14 @@ import { RMRR_REFUSAL } from '../../src/guest/linux-vtd/driver.js';
 import type { GuestPlatform } from '../../src/guest/platform.js';
 import { loadMachineFile } from '../../src/demo/machine-file.js';
 import { runDemo } from '../../src/demo/report.js';
+import { platformOptions } from '../harness/index.js';
 
 const MACHINES = readdirSync(join(packageRoot(), 'machines')).filter((f) => f.endsWith('.json')).sort();
 
-async function probe(kind: PlatformKind): Promise<string | undefined> {
-  try {
-    const p = await createPlatform(kind, 'machines/q35-vtd.json');
-    await p.close();
-    return undefined;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-const KINDS = ['in-process', 'vtemu-qtest', 'vtemu-cli'] as const;
-type VtemuKind = (typeof KINDS)[number];
-const unavailable: Record<VtemuKind, string | undefined> = {
-  'in-process': await probe('in-process'),
-  'vtemu-qtest': await probe('vtemu-qtest'),
-  'vtemu-cli': await probe('vtemu-cli'),
-};
-for (const [k, why] of Object.entries(unavailable)) if (why) console.warn(`SKIPPED: guests on vtemu ${k}: ${why.split('\n')[0]}`);
-
-/** Machine features not built yet are skipped loudly; any other creation error fails the test. */
-const MISSING_FEATURE = /not a valid device model name|not supported|multiple vIOMMUs/;
-async function missingFeature(kind: PlatformKind, file: string): Promise<string | undefined> {
-  if (unavailable[kind as VtemuKind]) return undefined;
-  try {
-    const p = await createPlatform(kind, `machines/${file}`);
-    await p.close();
-    return undefined;
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (!MISSING_FEATURE.test(msg)) return undefined;
-    console.warn(`SKIPPED: ${file} on vtemu ${kind}: the machine lacks a feature: ${msg.split('\n')[0]}`);
-    return msg;
-  }
-}
-const missing = new Map<string, string | undefined>();
-for (const kind of KINDS) {
-  for (const file of MACHINES) missing.set(`${kind}:${file}`, await missingFeature(kind, file));
-}
+const KINDS = ['in-process', 'vtemu-qtest', 'vtemu-cli'] as const satisfies readonly PlatformKind[];
 
 async function on<T>(kind: PlatformKind, file: string, fn: (p: GuestPlatform) => Promise<T>, iommuOptions?: string): Promise<T> {
-  const p = await createPlatform(kind, `machines/${file}`, { iommuOptions });
+  const p = await createPlatform(kind, `machines/${file}`, platformOptions({ iommuOptions }));
   try {
     return await fn(p);
   } finally {
@@ -64,10 +30,9 @@ async function on<T>(kind: PlatformKind, file: string, fn: (p: GuestPlatform) =>
 }
 
 for (const kind of KINDS) {
-  describe.skipIf(unavailable[kind] !== undefined)(`guests on vtemu (${kind})`, () => {
+  describe(`guests on vtemu (${kind})`, () => {
     for (const file of MACHINES) {
-      const skip = missing.get(`${kind}:${file}`) !== undefined;
-      it.skipIf(skip)(`Linux-like guest on ${file}`, async () => {
+      it(`Linux-like guest on ${file}`, async () => {
         const r = await on(kind, file, (p) => runLinuxGuest(p));
         expect(r.checks.filter((c) => !c.ok)).toEqual([]);
         const names = r.checks.map((c) => c.name);
@@ -85,7 +50,7 @@ for (const kind of KINDS) {
         if (file.includes('topology')) expect(r.log.join('\n')).toMatch(/iommu group \d+: 02:01\.0 02:02\.0/);
       });
 
-      it.skipIf(skip)(`kvm-unit-tests-like guest on ${file}`, async () => {
+      it(`kvm-unit-tests-like guest on ${file}`, async () => {
         // kvm-unit-tests programs one hard-coded unit; with several, use the INCLUDE_PCI_ALL one (IOAPIC and the root-bus edu).
         const all = loadMachineFile(join(packageRoot(), 'machines', file)).dmar?.units?.find((u) => u.includePciAll);
         const reports = await on(kind, file, (p) => runKvmUnitTests(p, all ? Number(all.base) : undefined));
@@ -105,7 +70,7 @@ for (const kind of KINDS) {
   });
 }
 
-describe.skipIf(unavailable['in-process'] !== undefined)('the npm start demo (in-process)', () => {
+describe('the npm start demo (in-process)', () => {
   for (const file of ['q35-vtd.json', 'q35-rmrr.json']) {
     it(`prints every section and passes on ${file}`, async () => {
       const lines: string[] = [];

@@ -5,3 +5,4 @@ export * from './vtemu.js';
 export * from './transcript.js';
 export * from './diff.js';
 export * from './fw-bus.js';
+export * from './oracle.js';

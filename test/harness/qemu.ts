@@ -1,41 +1,56 @@
 /**
- * QEMU 7.2 as the oracle: `qemuAvailable()` and a qtest runner that spawns
- * qemu-system-x86_64 with a 64 KiB halt firmware (cli; hlt; jmp at the reset
- * vector, made in a temp dir) so the CPU stays halted and the virtual clock
- * runs in real time (7.2 has no qtest accelerator).
+ * QEMU as the oracle: a qtest runner for QEMU 7.2 (Debian 12's binary, no
+ * qtest accelerator: a 64 KiB halt firmware keeps the CPU halted and the
+ * virtual clock runs in real time) and QEMU 11.1 (the sid chroot, `-accel
+ * qtest`: virtual time moves only by `clock_step`).  Which binaries exist is
+ * oracle.ts's business.
  */
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { createConnection, type Socket } from 'node:net';
-import { makeHaltFirmware } from '../../src/guest/qtest-client.js';
+import { haltFirmwareImage } from '../../src/guest/qtest-client.js';
 import { LineSplitter, type QtestRunner } from './runner.js';
+import { qemuOracle, type QemuOracle, type QemuVersion } from './oracle.js';
 
-/** The QEMU binary used as the oracle. */
-export const QEMU_BINARY = process.env['VTEMU_QEMU'] ?? 'qemu-system-x86_64';
+/** Options of a QEMU session. */
+export interface QemuStartOptions {
+  /** Also open a QMP socket (for systemReset()). */
+  readonly qmp?: boolean;
+  /** The release (default 7.2). */
+  readonly version?: QemuVersion;
+}
 
-let available: boolean | undefined;
+/**
+ * The command line the harness starts a QEMU release with, before the test's
+ * own arguments: `[-bios halt.bin] -machine q35 [-accel qtest] -qtest stdio
+ * -display none -nodefaults`.  `bios` is the halt firmware (7.2 only).
+ */
+export function qemuBaseArgs(o: QemuOracle, args: readonly string[], bios: string | null): string[] {
+  const hasMachine = args.includes('-machine') || args.includes('-M');
+  return [
+    ...o.prefix,
+    ...(bios ? ['-bios', bios] : []),
+    ...(hasMachine ? [] : ['-machine', 'q35']),
+    ...(o.qtestAccel ? ['-accel', 'qtest'] : []),
+    '-qtest', 'stdio', '-display', 'none', '-nodefaults',
+  ];
+}
 
-/** True when QEMU can be spawned here (cached). */
-export function qemuAvailable(): boolean {
-  if (available === undefined) {
-    try {
-      available = spawnSync(QEMU_BINARY, ['--version'], { timeout: 10_000 }).status === 0;
-    } catch {
-      available = false;
-    }
+/** A temp dir QEMU can open files in (inside its chroot); [host path, path as QEMU sees it]. */
+export function qemuTempDir(o: QemuOracle): [string, string] {
+  if (!o.root) {
+    const d = mkdtempSync(join('/tmp', 'vtemu-qemu-'));
+    return [d, d];
   }
-  return available;
+  mkdirSync(join(o.root, 'tmp'), { recursive: true });
+  const d = mkdtempSync(join(o.root, 'tmp', 'vtemu-qemu-'));
+  return [d, '/' + relative(o.root, d)];
 }
 
-/** Prints the loud skip notice differential tests show without QEMU. */
-export function noteQemuSkip(suite: string): void {
-  if (!qemuAvailable()) console.warn(`SKIPPED: qemu-system-x86_64 not found (${suite})`);
-}
-
-/** A QEMU 7.2 qtest session. */
+/** A QEMU qtest session. */
 export class QemuRunner implements QtestRunner {
-  readonly name = 'qemu-7.2';
+  readonly name: string;
   private readonly lines = new LineSplitter();
   private stderrText = '';
   private exited = false;
@@ -43,10 +58,12 @@ export class QemuRunner implements QtestRunner {
   private qmp: { sock: Socket; lines: LineSplitter } | null = null;
 
   private constructor(
+    private readonly oracle: QemuOracle,
     private readonly child: ChildProcessWithoutNullStreams,
     private readonly dir: string,
     private readonly qmpPath: string | null,
   ) {
+    this.name = `qemu-${oracle.version}`;
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
     child.stdout.on('data', (d: string) => this.lines.push(d));
@@ -60,25 +77,32 @@ export class QemuRunner implements QtestRunner {
   }
 
   /**
-   * Spawns `qemu -bios halt.bin -machine q35 -qtest stdio -display none
-   * -nodefaults ARGS`; with `qmp`, also a QMP socket for systemReset().
+   * Starts QEMU `version` (default 7.2) with the base arguments and ARGS;
+   * with `qmp`, also a QMP socket for systemReset().  Throws when that
+   * release is not installed (tests gate on needQemu first).
    */
-  static start(args: readonly string[] = [], opts: { qmp?: boolean } = {}): QemuRunner {
-    const [dir, bios] = makeHaltFirmware();
-    const hasMachine = args.includes('-machine') || args.includes('-M');
+  static start(args: readonly string[] = [], opts: QemuStartOptions = {}): QemuRunner {
+    const version = opts.version ?? '7.2';
+    const o = qemuOracle(version);
+    if (!o) throw new Error(`QEMU ${version} is not installed (see scripts/qemu-11-oracle.sh and test/harness/oracle.ts)`);
+    const [dir, seen] = qemuTempDir(o);
+    // 7.2 runs its CPU: the halt firmware keeps it halted.  11.1 (-accel qtest) runs no CPU.
+    let bios: string | null = null;
+    if (!o.qtestAccel) {
+      writeFileSync(join(dir, 'halt.bin'), haltFirmwareImage());
+      bios = join(seen, 'halt.bin');
+    }
     const qmpPath = opts.qmp ? join(dir, 'qmp.sock') : null;
     const child = spawn(
-      QEMU_BINARY,
+      o.command,
       [
-        '-bios', bios,
-        ...(hasMachine ? [] : ['-machine', 'q35']),
-        '-qtest', 'stdio', '-display', 'none', '-nodefaults',
-        ...(qmpPath ? ['-qmp', `unix:${qmpPath},server=on,wait=off`] : []),
+        ...qemuBaseArgs(o, args, bios),
+        ...(qmpPath ? ['-qmp', `unix:${join(seen, 'qmp.sock')},server=on,wait=off`] : []),
         ...args,
       ],
       { stdio: ['pipe', 'pipe', 'pipe'] },
     );
-    return new QemuRunner(child, dir, qmpPath);
+    return new QemuRunner(o, child, dir, qmpPath);
   }
 
   /** Connects to the QMP socket (retrying while QEMU starts) and negotiates. */
@@ -129,8 +153,10 @@ export class QemuRunner implements QtestRunner {
     return this.lines.takeAsync();
   }
 
-  async wait(ms: number): Promise<void> {
-    await new Promise((r) => setTimeout(r, ms));
+  /** 7.2: sleeps `ms` of wall time; 11.1: `clock_step virtualNs`. */
+  async wait(ms: number, virtualNs: number): Promise<void> {
+    if (this.oracle.qtestAccel) await this.command(`clock_step ${virtualNs}`);
+    else await new Promise((r) => setTimeout(r, ms));
   }
 
   async close(): Promise<void> {

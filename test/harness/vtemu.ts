@@ -1,12 +1,13 @@
 /**
  * vtemu as a qtest target: in-process (the CLI's argument parser and machine
  * builder, the same QtestServer class, replies through a LineSplitter) and
- * as the spawned CLI (compiled once per test process into a temp dir).
+ * as the spawned CLI (compiled from the current sources once per test run,
+ * see global-setup.ts).
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { inject } from 'vitest';
+import type { PlatformOptions } from '../../src/demo/platforms.js';
 import { fileURLToPath } from 'node:url';
 import { buildMachine, parseCli } from '../../src/cli.js';
 import type { Machine } from '../../src/machine/q35.js';
@@ -64,41 +65,17 @@ export class VtemuRunner implements QtestRunner {
   }
 }
 
-let builtCli: string | null = null;
-
-/** Prefix of the temp dirs the CLI is compiled into. */
-const CLI_DIR_PREFIX = 'vtemu-cli-';
-/** Builds older than this are left-overs of test workers that were killed before their exit hook. */
-const STALE_BUILD_MS = 30 * 60 * 1000;
-
-/** Removes stale CLI builds (vitest may kill workers before 'exit' handlers run). */
-function removeStaleBuilds(): void {
-  const now = Date.now();
-  for (const name of readdirSync(tmpdir())) {
-    if (!name.startsWith(CLI_DIR_PREFIX)) continue;
-    const dir = join(tmpdir(), name);
-    try {
-      if (now - statSync(dir).mtimeMs > STALE_BUILD_MS) rmSync(dir, { recursive: true, force: true });
-    } catch {
-      // raced with another cleaner
-    }
-  }
+/**
+ * The CLI compiled from the current sources for this test run (by
+ * global-setup.ts), never the package's dist/.
+ */
+export function buildCli(): string {
+  return inject('vtemuCli');
 }
 
-/** Compiles src/ into a temp dir once (tsc -p tsconfig.build.json); returns the path of cli.js. */
-export function buildCli(): string {
-  if (builtCli) return builtCli;
-  removeStaleBuilds();
-  const out = mkdtempSync(join(tmpdir(), CLI_DIR_PREFIX));
-  process.once('exit', () => rmSync(out, { recursive: true, force: true }));
-  const tsc = join(REPO_ROOT, 'node_modules', '.bin', 'tsc');
-  const r = spawnSync(tsc, ['-p', join(REPO_ROOT, 'tsconfig.build.json'), '--outDir', out], { encoding: 'utf8', cwd: REPO_ROOT });
-  builtCli = join(out, 'src', 'cli.js');
-  if (r.error) throw r.error;
-  // ESM package marker, and the native RAM addon (found next to the nearest package.json).
-  symlinkSync(join(REPO_ROOT, 'package.json'), join(out, 'package.json'));
-  if (existsSync(join(REPO_ROOT, 'build'))) symlinkSync(join(REPO_ROOT, 'build'), join(out, 'build'));
-  return builtCli;
+/** Platform options that make `vtemu-cli` platforms run the CLI under test. */
+export function platformOptions(o: PlatformOptions = {}): PlatformOptions {
+  return { ...o, cli: buildCli() };
 }
 
 /** Runs the CLI to completion with no input; returns its exit code and output. */

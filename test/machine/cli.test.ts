@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseCli } from '../../src/cli.js';
-import { QEMU_BINARY, qemuAvailable, REPO_ROOT, runCli, VtemuCliRunner } from '../harness/index.js';
+import { needQemu, qemuOracle, REPO_ROOT, runCli, VtemuCliRunner } from '../harness/index.js';
 
-const qemu = qemuAvailable();
+const qemu = needQemu('7.2', 'test/machine/cli.test.ts');
 
 const ERRORS: [string[], string][] = [
   [['-foo'], 'vtemu: -foo: invalid option\n'],
@@ -63,7 +63,7 @@ describe('-device help', () => {
     expect(ours.stdout.split('\n')[0]).toBe('edu options:');
     expect(ours.stdout).toContain('  addr=<int32>           - Slot and optional function number, example: 06.0 or 06 (default: -1)\n');
     if (!qemu) return;
-    const q = spawnSync(QEMU_BINARY, ['-device', 'edu,help'], { encoding: 'utf8' });
+    const q = spawnSync(qemuOracle('7.2')!.command, ['-device', 'edu,help'], { encoding: 'utf8' });
     expect(ours.stdout).toBe(q.stdout);
   });
 
@@ -71,7 +71,7 @@ describe('-device help', () => {
     const ours = runCli(['-device', 'intel-iommu,?']).stdout.split('\n');
     expect(ours[0]).toBe('intel-iommu options:');
     if (!qemu) return;
-    const theirs = spawnSync(QEMU_BINARY, ['-device', 'intel-iommu,help'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith('  '));
+    const theirs = spawnSync(qemuOracle('7.2')!.command, ['-device', 'intel-iommu,help'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith('  '));
     for (const line of theirs) {
       const name = line.trim().split('=')[0]!;
       const mine = ours.find((l) => l.trim().startsWith(name + '='));
@@ -90,7 +90,7 @@ describe('-device help', () => {
     expect(r.stdout).toContain('name "intel-iommu", bus System, desc "Intel IOMMU (VT-d) DMA Remapping device"\n');
     if (!qemu) return;
     // Every type we list is listed the same way, under the same category, by QEMU 7.2.
-    const theirs = spawnSync(QEMU_BINARY, ['-device', 'help'], { encoding: 'utf8' }).stdout;
+    const theirs = spawnSync(qemuOracle('7.2')!.command, ['-device', 'help'], { encoding: 'utf8' }).stdout;
     const categoryOf = (text: string, line: string): string | undefined =>
       text.split('\n\n').find((block) => block.split('\n').includes(line))?.split('\n')[0];
     for (const line of r.stdout.split('\n').filter((l) => l.startsWith('name '))) {

@@ -7,10 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readAcpiTables } from '../../src/hw/acpi/reader.js';
-import { noteQemuSkip, qemuAvailable, QemuRunner, qtestBus, VtemuRunner, type QtestRunner } from '../harness/index.js';
+import { needQemu, QemuRunner, qtestBus, VtemuRunner, type QtestRunner } from '../harness/index.js';
 
-const qemu = qemuAvailable();
-noteQemuSkip('test/machine/diff-dmar.test.ts');
+const qemu = needQemu('7.2', 'test/machine/diff-dmar.test.ts');
 
 async function dmarOf(r: QtestRunner): Promise<string> {
   const acpi = await readAcpiTables(qtestBus(r));

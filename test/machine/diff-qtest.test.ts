@@ -6,10 +6,9 @@
  * DMA and an edu factorial.
  */
 import { describe, expect, it } from 'vitest';
-import { diffTranscripts, noteQemuSkip, qemuAvailable, type Step } from '../harness/index.js';
+import { needQemu, diffTranscripts, type Step } from '../harness/index.js';
 
-const qemu = qemuAvailable();
-noteQemuSkip('test/machine/diff-qtest.test.ts');
+const qemu = needQemu('7.2', 'test/machine/diff-qtest.test.ts');
 
 /** edu at 00:01.0, BAR0 at 0xE0000000, memory decode + bus master. */
 const EDU_UP: Step[] = ['outl 0xcf8 0x80000810', 'outl 0xcfc 0xe0000000', 'outl 0xcf8 0x80000804', 'outl 0xcfc 0x6'];

@@ -4,10 +4,9 @@
  * and the fw_cfg selector read the same after the reset as on QEMU.
  */
 import { describe, expect, it } from 'vitest';
-import { diffTranscripts, noteQemuSkip, qemuAvailable, type Step } from '../harness/index.js';
+import { needQemu, diffTranscripts, type Step } from '../harness/index.js';
 
-const qemu = qemuAvailable();
-noteQemuSkip('test/machine/diff-reset.test.ts');
+const qemu = needQemu('7.2', 'test/machine/diff-reset.test.ts');
 
 const CAP_BIT63 = 1n << 63n;
 

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { buildDmar, q35DmarOptions, Q35_IOMMU_BASE, type DmarOptions, type DeviceScope } from './dmar.js';
 import { parseDmar } from './dmar-parse.js';
 import { AcpiHeader, byteSum } from './table.js';
-import { iaslAvailable, iaslDisassemble } from './testing/iasl.js';
+import { iaslDisassemble } from '../../../test/support/iasl.js';
+import { needIasl } from '../../../test/harness/oracle.js';
 
 /**
  * DMARs read from QEMU 7.2 (`-machine q35 -device intel-iommu ...`) through
@@ -171,7 +172,7 @@ describe('parseDmar on bad input', () => {
   });
 });
 
-describe.skipIf(!iaslAvailable())('iasl -d accepts our DMARs', () => {
+describe.skipIf(!needIasl('iasl -d of our DMARs'))('iasl -d accepts our DMARs', () => {
   it('the QEMU-compatible ones', () => {
     for (const [name, b] of [['def', q35([])], ['iotlb', q35([], { deviceIotlb: true })], ['rp', q35([{ devfn: 8, bridge: true }])]] as const) {
       expect(iaslDisassemble(name, b).problems).toEqual([]);
@@ -192,7 +193,6 @@ describe.skipIf(!iaslAvailable())('iasl -d accepts our DMARs', () => {
     expect(iaslDisassemble('bad', c).problems.length).toBeGreaterThan(0);
   });
 });
-if (!iaslAvailable()) console.warn('iasl not installed: skipping the iasl -d DMAR checks (apt-get install acpica-tools)');
 
 describe('parseDmar on QEMU 7.2 tables', () => {
   it('decodes the recorded tables (checksum byte still 0 there)', () => {
