@@ -4,18 +4,18 @@
  */
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { QtestClient } from '../../src/guest/qtest-client.js';
+import type { QtestClient } from '../../src/guest/qtest-client.js';
 import { runKvmUnitTests } from '../../src/guest/kvm-unit-tests/intel-iommu.js';
 import { domainSwitchProbe, runLinuxGuest } from '../../src/guest/linux-guest.js';
 import { loadMachineFile, qemuArgs } from '../../src/demo/machine-file.js';
 import { runDemo } from '../../src/demo/report.js';
-import { needQemu, qemuOracle } from '../harness/index.js';
+import { needQemu, qemuClient } from '../harness/index.js';
 
 const qemu = needQemu('7.2', 'QEMU oracle tests for the guests');
 const MACHINES = join(import.meta.dirname, '../../machines');
 
 async function withQemu<T>(args: string[], fn: (c: QtestClient) => Promise<T>): Promise<T> {
-  const c = await QtestClient.spawnQemu(args, qemuOracle('7.2')!.command);
+  const c = await qemuClient('7.2', args);
   try {
     return await fn(c);
   } finally {

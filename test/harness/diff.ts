@@ -1,43 +1,87 @@
 /**
- * One call for a differential test: run steps on QEMU 7.2 and on vtemu
- * (in-process) built from the same arguments, and return the first
- * difference (null when the transcripts are identical).
+ * One call for a differential test: run steps on QEMU (7.2 or 11.1) and on
+ * vtemu (in-process) built from the same arguments, and return the first
+ * difference (null when the transcripts are identical) and every unmet
+ * expectation on either side.
  */
 import { rmSync } from 'node:fs';
 import { makeHaltFirmware } from '../../src/guest/qtest-client.js';
 import { QemuRunner } from './qemu.js';
 import { VtemuRunner } from './vtemu.js';
-import { firstDifference, runTranscript, type Step, type TranscriptLine, type TranscriptOptions } from './transcript.js';
+import { firstDifference, runTranscript, unmetExpectations, type Step, type TranscriptLine, type TranscriptOptions } from './transcript.js';
+import type { QemuVersion } from './oracle.js';
 
-/** Both transcripts and the first difference. */
+/** Both transcripts, the first difference and the unmet expectations. */
 export interface DiffResult {
   readonly qemu: TranscriptLine[];
   readonly vtemu: TranscriptLine[];
   readonly difference: string | null;
+  /** Replies that are not what their step expected (QEMU's and vtemu's). */
+  readonly unmet: string[];
+}
+
+/** Options of a differential run. */
+export interface DiffOptions extends TranscriptOptions {
+  /** The QEMU release that answers (default 7.2). */
+  readonly oracle?: QemuVersion;
+}
+
+/** vtemu in-process with `args` and the halt firmware QEMU 7.2 gets as `-bios`. */
+function startVtemu(args: readonly string[]): VtemuRunner {
+  const [dir, bios] = makeHaltFirmware();
+  try {
+    return VtemuRunner.start(['-bios', bios, ...args]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**
  * Runs `steps` on QEMU (`qemuArgs`, default = `args`) and vtemu (`args`,
- * plus `-bios` with the same halt firmware QEMU gets).
+ * plus `-bios` with the same halt firmware QEMU 7.2 gets).
  */
 export async function diffTranscripts(
   args: readonly string[],
   steps: readonly Step[],
   qemuArgs: readonly string[] = args,
-  options: TranscriptOptions = {},
+  options: DiffOptions = {},
 ): Promise<DiffResult> {
-  const q = QemuRunner.start(qemuArgs, { qmp: steps.some((s) => typeof s === 'object' && 'reset' in s) });
-  const [dir, bios] = makeHaltFirmware();
-  let v: VtemuRunner;
+  const v = startVtemu(args);
+  let q: QemuRunner;
   try {
-    v = VtemuRunner.start(['-bios', bios, ...args]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    q = QemuRunner.start(qemuArgs, { qmp: steps.some((s) => typeof s === 'object' && 'reset' in s), version: options.oracle ?? '7.2' });
+  } catch (e) {
+    await v.close();
+    throw e;
   }
   try {
     const [tq, tv] = await Promise.all([runTranscript(q, steps, options), runTranscript(v, steps, options)]);
-    return { qemu: tq, vtemu: tv, difference: firstDifference(tq, tv) };
+    return { qemu: tq, vtemu: tv, difference: firstDifference(tq, tv, 3, [q.name, 'vtemu']), unmet: [...unmetExpectations(tq, q.name), ...unmetExpectations(tv, 'vtemu')] };
   } finally {
     await Promise.all([q.close(), v.close()]);
+  }
+}
+
+/** Options of checkTranscripts. */
+export interface CheckOptions extends DiffOptions {
+  /** Whether the oracle runs too (the caller's needQemu gate). */
+  readonly qemu: boolean;
+  /** QEMU's arguments when they differ from vtemu's. */
+  readonly qemuArgs?: readonly string[];
+}
+
+/**
+ * A scenario whose steps carry expectations: vtemu always runs it; with
+ * `qemu`, the oracle runs it too and the transcripts are compared.  Without
+ * the oracle the vtemu half still has to meet every expectation.
+ */
+export async function checkTranscripts(args: readonly string[], steps: readonly Step[], options: CheckOptions): Promise<DiffResult | { readonly qemu: null; readonly vtemu: TranscriptLine[]; readonly difference: null; readonly unmet: string[] }> {
+  if (options.qemu) return diffTranscripts(args, steps, options.qemuArgs ?? args, options);
+  const v = startVtemu(args);
+  try {
+    const tv = await runTranscript(v, steps, options);
+    return { qemu: null, vtemu: tv, difference: null, unmet: unmetExpectations(tv, 'vtemu') };
+  } finally {
+    await v.close();
   }
 }

@@ -9,7 +9,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createConnection, type Socket } from 'node:net';
-import { haltFirmwareImage } from '../../src/guest/qtest-client.js';
+import { haltFirmwareImage, QtestClient } from '../../src/guest/qtest-client.js';
 import { LineSplitter, type QtestRunner } from './runner.js';
 import { qemuOracle, type QemuOracle, type QemuVersion } from './oracle.js';
 
@@ -168,4 +168,15 @@ export class QemuRunner implements QtestRunner {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A guest-side QtestClient (src/guest) on QEMU `version`: the guests'
+ * transport, started with the same command line as QemuRunner.
+ */
+export async function qemuClient(version: QemuVersion, args: readonly string[]): Promise<QtestClient> {
+  const o = qemuOracle(version);
+  if (!o) throw new Error(`QEMU ${version} is not installed`);
+  if (!o.qtestAccel) return QtestClient.spawnQemu(args, o.command);
+  return QtestClient.spawn(`qtest QEMU ${version}`, o.command, [...qemuBaseArgs(o, args, null), ...args]);
 }

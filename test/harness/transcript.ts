@@ -1,9 +1,10 @@
 /**
- * Transcripts: the same qtest steps run on QEMU 7.2 and on vtemu, and a
+ * Transcripts: the same qtest steps run on QEMU and on vtemu, and a
  * comparison that reports the first differing line with context.  A step is
  * a command line, a command with a reply mask (bits cleared in `OK 0x...`
- * replies before comparing, e.g. CAP bit 63), or a wait (QEMU sleeps,
- * vtemu steps its virtual clock).
+ * replies before comparing, e.g. CAP bit 63) and/or the reply it must get
+ * (a spec-derived expectation, checked on every target), a wait (QEMU 7.2
+ * sleeps, QEMU 11.1 and vtemu step their virtual clocks), a poll, or a reset.
  */
 import type { QtestRunner } from './runner.js';
 
@@ -13,7 +14,7 @@ export const hex = (n: number | bigint): string => '0x' + n.toString(16);
 /** One transcript step. */
 export type Step =
   | string
-  | { readonly cmd: string; readonly mask?: bigint; readonly note?: string }
+  | { readonly cmd: string; readonly mask?: bigint; readonly note?: string; readonly expect?: string }
   | { readonly wait: true; readonly ms?: number; readonly ns?: number }
   | PollStep
   | { readonly reset: true };
@@ -38,11 +39,17 @@ export interface PollStep {
 /** Default poll time-out: generous, for a loaded CI host. */
 export const DEFAULT_POLL_TIMEOUT_MS = 20_000;
 
-/** A recorded line: what was sent and what came back. */
+/** A recorded line: what was sent, what came back, and what the step expected (if it said). */
 export interface TranscriptLine {
   readonly step: number;
   readonly cmd: string;
   readonly reply: string;
+  readonly expected?: string;
+}
+
+/** The lines whose reply is not the one their step expected, as readable strings. */
+export function unmetExpectations(t: readonly TranscriptLine[], target = 'target'): string[] {
+  return t.filter((l) => l.expected !== undefined && l.reply !== l.expected).map((l) => `${target}: '${l.cmd}' -> '${l.reply}', expected '${l.expected}'`);
 }
 
 /** Default wait: QEMU sleeps 500 ms (edu needs 100 ms; slack for a loaded host); vtemu steps 200 ms of virtual time. */
@@ -107,7 +114,8 @@ export async function runTranscript(runner: QtestRunner, steps: readonly Step[],
     const cmd = typeof s === 'string' ? s : s.cmd;
     const reply = await runner.command(cmd);
     for (const a of asyncLines()) out.push({ step: i, cmd, reply: a });
-    out.push({ step: i, cmd, reply: maskReply(reply, typeof s === 'string' ? undefined : s.mask) });
+    if (typeof s === 'string') out.push({ step: i, cmd, reply });
+    else out.push({ step: i, cmd, reply: maskReply(reply, s.mask), ...(s.expect !== undefined ? { expected: s.expect } : {}) });
   }
   return out;
 }
@@ -126,10 +134,4 @@ export function firstDifference(a: readonly TranscriptLine[], b: readonly Transc
     return lines.join('\n');
   }
   return null;
-}
-
-/** Runs the same steps on two runners (sequentially) and returns both transcripts. */
-export async function runBoth(a: QtestRunner, b: QtestRunner, steps: readonly Step[]): Promise<[TranscriptLine[], TranscriptLine[]]> {
-  const [ta, tb] = [await runTranscript(a, steps), await runTranscript(b, steps)];
-  return [ta, tb];
 }
