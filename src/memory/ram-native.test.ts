@@ -7,6 +7,7 @@
  * (then a missing addon fails the run).
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createNativeRam, loadNativeRamAddon, nativeAddonPath, nativeRamLoadError } from './ram-native.js';
 
@@ -15,9 +16,13 @@ const addon = loadNativeRamAddon();
 const required = !!process.env['VTEMU_REQUIRE_NATIVE'];
 
 describe('native addon availability', () => {
-  it.runIf(required)('is built (VTEMU_REQUIRE_NATIVE)', () => {
-    expect(nativeRamLoadError()).toBe('');
-    expect(addon).not.toBeNull();
+  it('loads exactly when it was built (and must be built under VTEMU_REQUIRE_NATIVE)', () => {
+    const path = nativeAddonPath();
+    const built = path !== null && existsSync(path);
+    if (required) expect(built).toBe(true);
+    expect(addon !== null).toBe(built);
+    expect(nativeRamLoadError() === '').toBe(built);
+    if (!built) console.warn('SKIPPED: the native guest RAM addon is not built (no C++ toolchain at npm install): its tests do not run');
   });
 });
 
