@@ -9,6 +9,7 @@ import { DmaSpace } from './dma-space.js';
 import { DmaAccess, type DmaTranslator, type IotlbEntry, IommuPerm } from './iommu.js';
 import { createTsRam } from './ram-ts.js';
 import { ContainerRegion, MmioRegion, RamRegion } from './region.js';
+import { Rng } from '../../test/support/prng.js';
 
 const PAGE = 4096;
 const RAM_SIZE = 64 * PAGE;
@@ -305,12 +306,9 @@ describe('DmaSpace', () => {
       expect(ram.readU8(PAGE)).toBe(0);
     });
 
-    it('random mappings: merging gives the same bytes and results as page-by-page copies', () => {
-      let x = 99;
-      const rnd = (n: number) => {
-        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-        return (x >>> 8) % n;
-      };
+    it('random mappings: merging gives the same bytes and results as page-by-page copies (seed 99)', () => {
+      const r = new Rng(99);
+      const rnd = (n: number) => r.int(n);
       for (let round = 0; round < 300; round++) {
         const n = 1 + rnd(8);
         // Runs of contiguous pages, jumps, faults, read-only pages, pages past the end of RAM.

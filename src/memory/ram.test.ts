@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { availableRamBackends, createRam } from './ram-backend.js';
 import type { ChunkedRam } from './ram.js';
+import { Rng } from '../../test/support/prng.js';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -14,16 +15,9 @@ const SIZE = 2 * GiB + 4096;
 /** A chunk boundary in both backends (1 GiB is a multiple of 2 MiB). */
 const BOUNDARY = GiB;
 
+/** `len` pseudo-random bytes, the same for the same seed. */
 function pattern(len: number, seed: number): Uint8Array {
-  const a = new Uint8Array(len);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    a[i] = x & 0xff;
-  }
-  return a;
+  return new Rng(seed).bytes(len);
 }
 
 describe.each(availableRamBackends())('ChunkedRam (%s backend)', (backend) => {
@@ -224,15 +218,12 @@ describe.each(availableRamBackends())('ChunkedRam (%s backend)', (backend) => {
     });
   });
 
-  it('random operations agree with a flat Uint8Array model', () => {
+  it('random operations agree with a flat Uint8Array model (seed 12345)', () => {
     const size = 8 * MiB; // four 2 MiB TS chunks
     const ram = make(size);
     const model = new Uint8Array(size);
-    let x = 12345;
-    const rnd = (n: number) => {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      return Math.floor((x / 2 ** 32) * n);
-    };
+    const r = new Rng(12345);
+    const rnd = (n: number) => r.int(n);
     // Offsets cluster around chunk boundaries so pieces straddle them.
     const where = (len: number) => Math.max(0, Math.min(size - len, (1 + rnd(3)) * 2 * MiB - rnd(256) + rnd(256)));
     for (let step = 0; step < 2000; step++) {
@@ -289,11 +280,10 @@ describe.each(availableRamBackends())('ChunkedRam (%s backend)', (backend) => {
     const image = pattern(pages * 4096, 7);
     ram.copyIn(base, image);
     const dst = new Uint8Array(3 * 4096).fill(0xee);
-    let x = 12345;
+    const r = new Rng(12345);
     for (let i = 0; i < 6000; i++) {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      const page = x % pages;
-      const dstStart = (x >>> 16) % (2 * 4096);
+      const page = r.int(pages);
+      const dstStart = r.int(2 * 4096);
       ram.copyOutAt(base + page * 4096, dst, dstStart, 4096);
       expect(Buffer.compare(dst.subarray(dstStart, dstStart + 4096), image.subarray(page * 4096, (page + 1) * 4096))).toBe(0);
     }

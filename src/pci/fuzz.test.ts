@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PcieRootPort, PciePciBridge, PciPciBridge, X3130Upstream, Xio3130Downstream } from './bridges.js';
 import { TestEndpoint, makeTestHost } from './testing.js';
-
-/** xorshift32: deterministic random numbers for reproducible fuzzing. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>>= 0);
-  };
-}
+import { u32Stream } from '../../test/support/prng.js';
 
 function topology() {
   const t = makeTestHost();
@@ -38,7 +27,7 @@ describe('guest input never throws (property tests)', () => {
   for (const seed of [1, 2, 3, 0xdeadbeef]) {
     it(`random CF8/CFC, ECAM and memory/I/O traffic, seed ${seed}`, () => {
       const { io, mem, host } = topology();
-      const r = rng(seed);
+      const r = u32Stream(seed);
       const sizes = [1, 2, 4] as const;
       for (let i = 0; i < 20000; i++) {
         const kind = r() % 8;

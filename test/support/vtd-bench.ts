@@ -2,9 +2,11 @@
  * A small bench for driving one VT-d unit without a machine: guest RAM in a
  * system address space, the unit's registers mapped at 0xFED90000, an MSI
  * recorder, fake PCI requesters with their DMA spaces, and a guest-side
- * builder of legacy root / context / second-stage tables.  Used by this
- * folder's unit tests (and available to the queued-invalidation / interrupt-
- * remapping tests); never by device code.
+ * builder of legacy root / context / second-stage tables, a recorder of the
+ * unit's typed events, and queue helpers.  The one VT-d unit of the test
+ * suite: the intel-iommu unit tests (the queued-invalidation / interrupt-
+ * remapping ones with `extensions: [qiIrExtension]`), the whole-machine
+ * tests and the benchmarks; never device code.
  */
 import { AddressSpace } from '../../src/memory/address-space.js';
 import { createRam } from '../../src/memory/ram-backend.js';
@@ -15,9 +17,11 @@ import type { InterruptOrigin, MsiTarget } from '../../src/core/irq.js';
 import { VirtualClock } from '../../src/core/clock.js';
 import type { PropValues, Tracer } from '../../src/machine/device-type.js';
 import { IntelIommu } from '../../src/hw/intel-iommu/device.js';
+import type { FaultEvent, InvalidateEvent } from '../../src/hw/intel-iommu/events.js';
 import type { IommuExtension } from '../../src/hw/intel-iommu/hooks.js';
+import { QI_IR_EXTENSION_NAME, type QiIrHooks } from '../../src/hw/intel-iommu/queue-ir-extension.js';
 import { resolveIommuConfig, type KernelIrqchip } from '../../src/hw/intel-iommu/props.js';
-import { DMAR_BASE, Gcmd, Reg } from '../../src/hw/intel-iommu/reg-layout.js';
+import { DMAR_BASE, Gcmd, Gsts, Reg } from '../../src/hw/intel-iommu/reg-layout.js';
 
 /** One recorded MSI. */
 export interface RecordedMsi {
@@ -43,11 +47,24 @@ export interface VtdBenchOptions {
   props?: PropValues;
   kernelIrqchip?: KernelIrqchip;
   ramSize?: number;
+  /** Extensions of the unit; none by default (pass `[qiIrExtension]` for queued invalidation / interrupt remapping). */
   extensions?: readonly IommuExtension[];
   tracer?: Tracer;
 }
 
+/** What the unit announced since `recordEvents()`, in order. */
+export interface RecordedEvents {
+  /** Every 'fault' event: recorded, suppressed by FPD, collapsed, overflowed or dropped under PFO. */
+  readonly faults: FaultEvent[];
+  /** Every 'invalidate' event (register, queue or internal). */
+  readonly invalidations: InvalidateEvent[];
+}
+
 const PAGE = 4096;
+/** Size of a 128-bit invalidation descriptor. */
+const DESC_SIZE = 16;
+/** IQH / IQT hold the descriptor index from bit 4 (128-bit descriptors). */
+const IQ_INDEX_SHIFT = 4;
 
 /** A unit over guest RAM, with helpers. */
 export class VtdBench {
@@ -93,6 +110,62 @@ export class VtdBench {
   /** Guest memory qword read. */
   peek64(addr: number): bigint {
     return this.memory.read64(addr);
+  }
+
+  /** Guest memory dword read (little-endian). */
+  peek32(addr: number): number {
+    return this.memory.read(addr, 4);
+  }
+
+  /**
+   * Starts recording the unit's 'fault' and 'invalidate' events (typed
+   * events of events.ts; the unit builds them only while someone listens).
+   */
+  recordEvents(): RecordedEvents {
+    const rec: RecordedEvents = { faults: [], invalidations: [] };
+    this.iommu.events.on('fault', (e) => rec.faults.push(e));
+    this.iommu.events.on('invalidate', (e) => rec.invalidations.push(e));
+    return rec;
+  }
+
+  /**
+   * The queued-invalidation / interrupt-remapping extension of the unit, its
+   * engines reachable (`queue`, `remapper`).  Throws when the bench was built
+   * without it (a test setup mistake).
+   */
+  qiIr(): QiIrHooks {
+    const h = this.iommu.extension(QI_IR_EXTENSION_NAME);
+    if (h === undefined) throw new Error('VtdBench: built without the qi-ir extension (extensions: [qiIrExtension])');
+    return h as QiIrHooks;
+  }
+
+  /** Writes one 128-bit invalidation descriptor at `base + index * 16` of guest memory. */
+  putDesc(base: number, index: number, qw0: bigint, qw1 = 0n): void {
+    this.poke64(base + index * DESC_SIZE, qw0);
+    this.poke64(base + index * DESC_SIZE + 8, qw1);
+  }
+
+  /** Programs IQA (`base | qs`) and sets GCMD.QIE; returns GSTS.QIES afterwards. */
+  enableQueue(base: number, qs = 0): boolean {
+    this.w64(Reg.IQA, BigInt(base) | BigInt(qs));
+    return this.setQie(true);
+  }
+
+  /** Sets or clears GCMD.QIE (persistent bits kept); returns GSTS.QIES afterwards. */
+  setQie(on: boolean): boolean {
+    if (on) this.gcmd(Gcmd.QIE);
+    else this.gcmd(0, Gcmd.QIE);
+    return (this.r32(Reg.GSTS) & Gsts.QIES) !== 0;
+  }
+
+  /** Moves the queue tail to descriptor `index` (IQT = index << 4). */
+  setTail(index: number): void {
+    this.w32(Reg.IQT, index << IQ_INDEX_SHIFT);
+  }
+
+  /** IQH as a descriptor index. */
+  queueHead(): number {
+    return this.r32(Reg.IQH) >>> IQ_INDEX_SHIFT;
   }
 
   /** A zeroed 4 KiB page for tables. */

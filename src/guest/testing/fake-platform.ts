@@ -12,7 +12,9 @@ export interface FakeHandler {
   write(offset: number, size: 1 | 2 | 4 | 8, value: bigint): void;
 }
 
-const PAGE = 0x1000;
+/** RAM page size (the unit of `ramPage`). */
+export const FAKE_RAM_PAGE = 0x1000;
+const PAGE = FAKE_RAM_PAGE;
 
 /** Sparse-RAM platform with pluggable MMIO/port handlers. */
 export class FakePlatform implements GuestPlatform {
@@ -38,6 +40,19 @@ export class FakePlatform implements GuestPlatform {
     if (!p) { p = new Uint8Array(PAGE); this.pages.set(n, p); }
     return p;
   }
+
+  /**
+   * The buffer of RAM page `index` (4 KiB, never replaced once created), or
+   * null for a page never touched when `create` is false: lets a test share
+   * this RAM synchronously with a device model (e.g. a VT-d unit reading its
+   * queue and tables and writing wait status).
+   */
+  ramPage(index: number, create: boolean): ArrayBuffer | null {
+    const p = this.pages.get(index);
+    if (p) return p.buffer as ArrayBuffer;
+    return create ? this.page(index * PAGE).buffer as ArrayBuffer : null;
+  }
+
   private ramRead(addr: number, len: number): Uint8Array {
     const out = new Uint8Array(len);
     for (let i = 0; i < len; i++) out[i] = this.page(addr + i)[(addr + i) % PAGE]!;

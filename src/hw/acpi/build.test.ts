@@ -7,6 +7,7 @@ import { AcpiHeader, byteSum } from './table.js';
 import { ACPI_RSDP_FILE, ACPI_TABLES_FILE, FadtOff } from './tables.js';
 import { iaslDisassemble } from '../../../test/support/iasl.js';
 import { needIasl } from '../../../test/harness/oracle.js';
+import { Rng } from '../../../test/support/prng.js';
 
 /**
  * Tables read from QEMU 7.2 `-machine q35 -device intel-iommu` (no firmware
@@ -121,10 +122,10 @@ describe('linking like a firmware', () => {
     const run = runTableLoader(bad, () => undefined);
     expect(run.errors.length).toBeGreaterThan(0);
     expect(collectTables(run).errors).toEqual(['no RSDP file allocated']);
-    let seed = 7;
+    const r = new Rng(7);
     for (let n = 0; n < 300; n++) {
       const blob = b.loader.slice(0, 1024);
-      for (let i = 0; i < 40; i++) blob[(seed = (seed * 1103515245 + 12345) >>> 0) % 1024] = seed >>> 24;
+      for (let i = 0; i < 40; i++) blob[r.int(1024)] = r.int(256);
       const files = new Map([[ACPI_TABLES_FILE, b.tables], [ACPI_RSDP_FILE, b.rsdp]]);
       expect(() => collectTables(runTableLoader(blob, (x) => files.get(x)))).not.toThrow();
     }

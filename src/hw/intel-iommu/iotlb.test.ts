@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { IommuPerm } from '../../memory/iommu.js';
 import { Iotlb, IOTLB_MAX_ENTRIES, type VtdIotlbEntry } from './iotlb.js';
+import { Rng } from '../../../test/support/prng.js';
 
 interface ModelEntry {
   sid: number;
@@ -65,23 +66,10 @@ class ModelIotlb {
   }
 }
 
-/** xorshift32: deterministic, so a failure reproduces. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
-
-const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
-
 /** IOVAs around interesting places: low memory, the 4 GiB line, high 48- and 57-bit addresses. */
-function randomIova(r: () => number): number {
+function randomIova(r: Rng): number {
   const bases = [0, 2 ** 32 - 2 ** 22, 2 ** 32, 2 ** 40, 2 ** 47 - 2 ** 30, 2 ** 56];
-  return pick(r, bases) + Math.floor(r() * 2 ** 23) * PAGE_4K;
+  return r.pick(bases) + r.int(2 ** 23) * PAGE_4K;
 }
 
 function same(e: VtdIotlbEntry | undefined, m: ModelEntry | undefined): void {
@@ -96,32 +84,32 @@ function same(e: VtdIotlbEntry | undefined, m: ModelEntry | undefined): void {
 
 describe('Iotlb', () => {
   it.each([1, 2, 3, 4])('agrees with the reference model on random operations (seed %i)', (seed) => {
-    const r = rng(seed * 0x9e3779b9);
+    const r = new Rng(seed * 0x9e3779b9);
     const t = new Iotlb();
     const m = new ModelIotlb();
     const recent: [number, number][] = [];
     for (let step = 0; step < 20_000; step++) {
-      const op = r();
-      if (op < 0.5) {
-        const sid = pick(r, [0x0008, 0x0010, 0x0100, 0xffff]);
+      const op = r.int(1000);
+      if (op < 500) {
+        const sid = r.pick([0x0008, 0x0010, 0x0100, 0xffff]);
         const iova = randomIova(r);
-        const level = pick(r, [1, 1, 1, 2, 3]);
-        const args = [sid, pick(r, [1, 2, 3]), iova, level, Math.floor(r() * 2 ** 20) * PAGE_4K, pick(r, [1, 2, 3])] as const;
+        const level = r.pick([1, 1, 1, 2, 3]);
+        const args = [sid, r.pick([1, 2, 3]), iova, level, r.int(2 ** 20) * PAGE_4K, r.pick([1, 2, 3])] as const;
         expect(t.insert(...args)).toBe(m.insert(...args));
         recent.push([sid, iova]);
         if (recent.length > 64) recent.shift();
-      } else if (op < 0.9) {
+      } else if (op < 900) {
         // Half the lookups hit something inserted lately (or its neighbourhood).
         const [sid, iova] =
-          recent.length && r() < 0.5 ? pick(r, recent) : [pick(r, [0x0008, 0x0010, 0x0100, 0xffff]), randomIova(r)];
-        const probe = iova + pick(r, [0, 0, PAGE_4K, -PAGE_4K, 2 ** 21]);
+          recent.length && r.chance(0.5) ? r.pick(recent) : [r.pick([0x0008, 0x0010, 0x0100, 0xffff]), randomIova(r)];
+        const probe = iova + r.pick([0, 0, PAGE_4K, -PAGE_4K, 2 ** 21]);
         same(t.lookup(sid, Math.max(0, probe)), m.lookup(sid, Math.max(0, probe)));
-      } else if (op < 0.96) {
-        const [, iova] = recent.length ? pick(r, recent) : [0, randomIova(r)];
-        const args = [pick(r, [1, 2, 3]), iova, pick(r, [0, 0, 1, 4, 9, 18])] as const;
+      } else if (op < 960) {
+        const [, iova] = recent.length ? r.pick(recent) : [0, randomIova(r)];
+        const args = [r.pick([1, 2, 3]), iova, r.pick([0, 0, 1, 4, 9, 18])] as const;
         expect(t.removePages(...args)).toBe(m.removePages(...args));
-      } else if (op < 0.995) {
-        const did = pick(r, [1, 2, 3]);
+      } else if (op < 995) {
+        const did = r.pick([1, 2, 3]);
         expect(t.removeDomain(did)).toBe(m.removeWhere((e) => e.did === did));
       } else {
         t.clear();

@@ -1,16 +1,24 @@
+/**
+ * The Linux-like VT-d driver (src/guest/linux-vtd/driver.ts) on a FakePlatform
+ * with fake PCI functions and two real VT-d units (test/support/vtd-on-fake-
+ * platform.ts): device binding, RMRR identity maps, context entries.  (Here
+ * rather than beside the driver: src/guest imports nothing outside
+ * src/guest, tests included; see src/guest/isolation.test.ts.)
+ */
 import { describe, expect, it } from 'vitest';
-import { FakePlatform } from '../testing/fake-platform.js';
-import { fakeFn, installFakePci } from '../testing/fake-pci.js';
-import { installFakeVtd } from '../testing/fake-vtd.js';
-import { enumeratePci } from '../firmware/pci-enum.js';
-import { PcieType } from '../firmware/pci-config.js';
-import type { Dmar } from '../firmware/dmar.js';
-import type { FirmwareInfo } from '../firmware/boot.js';
-import { LinuxVtd, RMRR_REFUSAL } from './driver.js';
+import { FakePlatform } from '../../src/guest/testing/fake-platform.js';
+import { fakeFn, installFakePci } from '../../src/guest/testing/fake-pci.js';
+import { enumeratePci } from '../../src/guest/firmware/pci-enum.js';
+import { PcieType } from '../../src/guest/firmware/pci-config.js';
+import type { Dmar } from '../../src/guest/firmware/dmar.js';
+import type { FirmwareInfo } from '../../src/guest/firmware/boot.js';
+import { LinuxVtd, RMRR_REFUSAL } from '../../src/guest/linux-vtd/driver.js';
+import { Fsts, Gsts, Reg } from '../../src/hw/intel-iommu/reg-layout.js';
+import { mountVtd, type MountedVtd } from '../support/vtd-on-fake-platform.js';
 
 const RMRR_BASE = 0x7800000;
 
-async function machine(opts: { passThrough?: boolean } = {}): Promise<{ p: FakePlatform; drv: LinuxVtd }> {
+async function machine(opts: { passThrough?: boolean } = {}): Promise<{ p: FakePlatform; drv: LinuxVtd; units: MountedVtd[] }> {
   const p = new FakePlatform();
   const behind = fakeFn(0, 0, { bars: [[0, { size: 0x100000 }]] });
   installFakePci(p, [
@@ -19,8 +27,7 @@ async function machine(opts: { passThrough?: boolean } = {}): Promise<{ p: FakeP
     fakeFn(2, 0, { bridge: true, pcieType: PcieType.RootPort, children: [behind] }),
     fakeFn(3, 0, { bars: [[0, { size: 0x100000 }]] }),
   ]);
-  installFakeVtd(p, 0xfed90000);
-  installFakeVtd(p, 0xfed91000);
+  const units = [mountVtd(p, 0xfed90000), mountVtd(p, 0xfed91000)];
   const pci = await enumeratePci(p);
   const dmar: Dmar = {
     hostAddressWidth: 39, flags: 1, problems: [],
@@ -31,18 +38,24 @@ async function machine(opts: { passThrough?: boolean } = {}): Promise<{ p: FakeP
     ],
   };
   const fw: FirmwareInfo = { fwCfgFiles: [], acpi: undefined, dmar, pci, log: [] };
-  return { p, drv: await LinuxVtd.boot(p, fw, opts) };
+  return { p, drv: await LinuxVtd.boot(p, fw, opts), units };
 }
 
 describe('LinuxVtd', () => {
   it('binds devices to the scoped unit or the INCLUDE_PCI_ALL unit', async () => {
-    const { drv } = await machine();
+    const { drv, units } = await machine();
     const f = (b: number, d: number) => drv.fw.pci.at(b, d, 0)!;
     expect(drv.units.map((u) => u.base)).toEqual([0xfed90000, 0xfed91000]);
     expect(drv.unitFor(f(1, 0))!.base).toBe(0xfed90000);
     expect(drv.unitFor(f(0, 1))!.base).toBe(0xfed91000);
     expect(drv.unitFor(f(0, 3))!.base).toBe(0xfed91000);
     expect(drv.ir.size).toBe(2);
+    // Both units are up: translation, queue and interrupt remapping on, no queue errors.
+    const on = (Gsts.TES | Gsts.QIES | Gsts.IRES) >>> 0;
+    for (const u of units) {
+      expect((u.iommu.regs.get32(Reg.GSTS) & on) >>> 0).toBe(on);
+      expect(u.iommu.regs.get32(Reg.FSTS) & Fsts.IQE).toBe(0);
+    }
   });
 
   it('identity-maps RMRRs in the default DMA domain and refuses unmanaged domains for that device', async () => {
