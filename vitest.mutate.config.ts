@@ -1,15 +1,25 @@
 /**
  * The vitest configuration StrykerJS runs (npm run mutate): the unit and
- * property tests of this repository, without the differential suites that
- * spawn QEMU or the CLI (they need the oracle and the global CLI build, and
- * each mutant would cost seconds of process start-up).
+ * property tests that exercise src/hw/intel-iommu and src/memory, without
+ * the differential suites that spawn QEMU or the CLI (they need the oracles
+ * and the global CLI build, and each mutant would pay for process start-ups).
+ * The walk property test runs fewer random cases per mutant than in npm test.
  */
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/*.test.ts'],
+    include: [
+      'src/hw/intel-iommu/**/*.test.ts',
+      'src/memory/**/*.test.ts',
+      'src/pci/**/*.test.ts',
+      'src/hw/edu/**/*.test.ts',
+      'src/machine/**/*.test.ts',
+      'test/*.test.ts',
+      'test/guests/linux-vtd-*.test.ts',
+    ],
     exclude: ['**/node_modules/**', 'src/memory/ram-layout.test.ts'],
+    env: { VTEMU_WALK_CASES: '400' },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
