@@ -1,0 +1,285 @@
+/**
+ * CAP / ECAP values (VT-d spec 11.4.2 / 11.4.3) for the property sets QEMU
+ * documents (reference: qemu-intel-iommu.md, qemu-11-vtd.md), field by field
+ * and as whole register values.  Configurations QEMU accepts but vtemu
+ * refuses at realize (scalable mode, PASID, first stage, SVM) are fed to
+ * capValue / ecapValue as resolved configs with those fields set.
+ */
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../test/support/prng.js';
+import { Cap, capValue, Ecap, ecapValue, MAMV, postedInterrupts, sagawFor } from './caps.js';
+import { resolveIommuConfig, type IommuConfig } from './props.js';
+import type { PropValues } from '../../machine/device-type.js';
+import { Reg } from './reg-layout.js';
+
+const cfg = (props: PropValues = {}): IommuConfig => resolveIommuConfig(props);
+/** A resolved config with fields QEMU has but vtemu refuses at realize. */
+const beyond = (over: Partial<IommuConfig>, props: PropValues = {}): IommuConfig => ({ ...cfg(props), ...over });
+
+const hex = (v: bigint) => '0x' + v.toString(16).padStart(16, '0');
+const field = (v: bigint, lo: number, width: number) => Number((v >> BigInt(lo)) & ((1n << BigInt(width)) - 1n));
+const bit = (v: bigint, n: number) => field(v, n, 1) === 1;
+
+describe('CAP / ECAP: QEMU register values', () => {
+  // [properties, CAP, ECAP]: values read from QEMU (HEAD / 11.1) with readq.
+  const QEMU: [string, PropValues, bigint, bigint][] = [
+    ['defaults (aw-bits 48, TCG)', {}, 0x80d2008c222f0606n, 0x0000_0000_00f0_0f4an],
+    ['aw-bits=39', { 'aw-bits': 39 }, 0x80d2008c22260206n, 0x0000_0000_00f0_0f4an],
+    ['intremap=on,caching-mode=on', { intremap: 'on', 'caching-mode': true }, 0x80d2008c222f0686n, 0x00f0_0f4an],
+    ['intremap=off', { intremap: 'off' }, 0x80d2008c222f0606n, 0x0000_0000_0000_0f42n],
+    ['device-iotlb=on', { 'device-iotlb': true }, 0x80d2008c222f0606n, 0x00f0_0f4en],
+    ['dma-translation=off', { 'dma-translation': false }, 0x80d2008c222f0006n, 0x00f0_0f4an],
+  ];
+  for (const [name, props, cap, ecap] of QEMU) {
+    it(name, () => {
+      const c = cfg(props);
+      expect(hex(capValue(c))).toBe(hex(cap));
+      expect(hex(ecapValue(c))).toBe(hex(ecap));
+    });
+  }
+
+  it('QEMU 11.1 scalable-mode rows (fed as resolved configs)', () => {
+    // scalable-mode=on: SMTS | SRS | SSTS.
+    expect(hex(ecapValue(beyond({ scalableMode: true })))).toBe(hex(0x0000_4800_80f0_0f4an));
+    expect(hex(capValue(beyond({ scalableMode: true })))).toBe(hex(0x80d2008c222f0606n));
+    // + x-pasid-mode: PASID | PSS=7 (QEMU HEAD; 11.1 spells it pasid-bits=8).
+    expect(hex(ecapValue(beyond({ scalableMode: true, pasidMode: true })))).toBe(hex(0x0000_4938_80f0_0f4an));
+    // x-flts: SMTS | FSTS (no SRS / SSTS), CAP.FS1GP.
+    const flts = beyond({ scalableMode: true, flts: true });
+    expect(hex(capValue(flts))).toBe(hex(0x81d2008c222f0606n));
+    expect(hex(ecapValue(flts))).toBe(hex(0x0000_8800_00f0_0f4an));
+    // fs1gp=off drops CAP.FS1GP only.
+    const noGp = beyond({ scalableMode: true, flts: true, fs1gp: false });
+    expect(hex(capValue(noGp))).toBe(hex(0x80d2008c222f0606n));
+    expect(hex(ecapValue(noGp))).toBe(hex(0x0000_8800_00f0_0f4an));
+    // svm row of 11.1 (pasid-bits=20 there: PSS 19) with the model's PSS of 7: 0x8d9a... - (12 << 35).
+    const svm = beyond({ scalableMode: true, flts: true, pasidMode: true, svm: true, deviceIotlb: true });
+    expect(hex(capValue(svm))).toBe(hex(0x81d2008c222f0606n));
+    expect(hex(ecapValue(svm))).toBe(hex(0x0000_8d9a_20f0_0f4en - (12n << 35n)));
+    expect(hex(ecapValue(svm))).toBe(hex(0x0000_8d3a_20f0_0f4en));
+  });
+
+  it('QEMU 7.2 default (aw-bits 39) differs only by ESRTPS (bit 63)', () => {
+    expect(hex(capValue(cfg({ 'aw-bits': 39 })) & ~Cap.ESRTPS)).toBe(hex(0x00d2008c22260206n));
+  });
+});
+
+describe('CAP fields', () => {
+  it('decodes the default value field by field', () => {
+    const cap = capValue(cfg());
+    expect(field(cap, 0, 3)).toBe(6); // ND: 2^16 domains
+    expect(bit(cap, 7)).toBe(false); // CM
+    expect(field(cap, 8, 5)).toBe(0x6); // SAGAW: 39 and 48 bits
+    expect(field(cap, 16, 6)).toBe(47); // MGAW
+    expect(field(cap, 22, 2)).toBe(0); // ZLR, ISOCH
+    expect(field(cap, 24, 10)).toBe(0x22); // FRO
+    expect(field(cap, 34, 4)).toBe(0x3); // SLLPS: 2 MiB, 1 GiB
+    expect(bit(cap, 39)).toBe(true); // PSI
+    expect(field(cap, 40, 8)).toBe(0); // NFR - 1
+    expect(field(cap, 48, 6)).toBe(18); // MAMV
+    expect(bit(cap, 54)).toBe(true); // DWD
+    expect(bit(cap, 55)).toBe(true); // DRD
+    expect(bit(cap, 56)).toBe(false); // FS1GP
+    expect(bit(cap, 59)).toBe(false); // PI
+    expect(bit(cap, 63)).toBe(true); // ESRTPS
+  });
+
+  it('FRO points at the first fault recording register, ECAP.IRO at IVA', () => {
+    const c = cfg();
+    expect(field(capValue(c), 24, 10) * 16).toBe(Reg.FRCD0);
+    expect(field(ecapValue(c), 8, 10) * 16).toBe(Reg.IVA);
+    expect(field(ecapValue(c), 8, 10) * 16 + 8).toBe(Reg.IOTLB);
+  });
+
+  for (const [aw, sagaw, mgaw] of [
+    [39, 0x2, 38],
+    [48, 0x6, 47],
+    [57, 0xe, 56],
+  ] as const) {
+    it(`aw-bits=${aw}: SAGAW 0x${sagaw.toString(16)}, MGAW ${mgaw}`, () => {
+      const c = cfg({ 'aw-bits': aw });
+      expect(sagawFor(c)).toBe(BigInt(sagaw));
+      expect(field(capValue(c), 8, 5)).toBe(sagaw);
+      expect(field(capValue(c), 16, 6)).toBe(mgaw);
+    });
+  }
+
+  it('aw-bits=57 (beyond QEMU): the whole value', () => {
+    expect(hex(capValue(cfg({ 'aw-bits': 57 })))).toBe(hex(0x80d2008c22380e06n));
+  });
+
+  it('dma-translation=off clears SAGAW for every width, nothing else', () => {
+    for (const aw of [39, 48, 57]) {
+      const on = cfg({ 'aw-bits': aw });
+      const off = cfg({ 'aw-bits': aw, 'dma-translation': false });
+      expect(sagawFor(off)).toBe(0n);
+      expect(capValue(off)).toBe(capValue(on) & ~(0x1fn << 8n));
+      expect(ecapValue(off)).toBe(ecapValue(on));
+    }
+  });
+
+  it('NFR is the number of fault recording registers minus one (bits 47:40)', () => {
+    expect(hex(capValue(cfg({ nfr: 4 })))).toBe(hex(0x80d2038c222f0606n));
+    expect(field(capValue(cfg({ nfr: 2 })), 40, 8)).toBe(1);
+    expect(field(capValue(cfg({ nfr: 222 })), 40, 8)).toBe(221);
+  });
+
+  it('dma-drain=off clears DWD and DRD only', () => {
+    expect(hex(capValue(cfg({ 'dma-drain': false })))).toBe(hex(0x8012008c222f0606n));
+  });
+
+  it('caching-mode sets CM (bit 7) only', () => {
+    expect(capValue(cfg({ 'caching-mode': true }))).toBe(capValue(cfg()) | 0x80n);
+    expect(ecapValue(cfg({ 'caching-mode': true }))).toBe(ecapValue(cfg()));
+  });
+
+  it('FS1GP needs both x-flts and fs1gp', () => {
+    expect(bit(capValue(beyond({ flts: true, fs1gp: true })), 56)).toBe(true);
+    expect(bit(capValue(beyond({ flts: true, fs1gp: false })), 56)).toBe(false);
+    expect(bit(capValue(beyond({ flts: false, fs1gp: true })), 56)).toBe(false);
+  });
+
+  it('x-pi sets CAP.PI (bit 59) only with interrupt remapping', () => {
+    expect(hex(capValue(cfg({ 'x-pi': true })))).toBe(hex(0x88d2008c222f0606n));
+    expect(postedInterrupts(cfg({ 'x-pi': true }))).toBe(true);
+    expect(postedInterrupts(cfg({ 'x-pi': true, intremap: 'off' }))).toBe(false);
+    expect(capValue(cfg({ 'x-pi': true, intremap: 'off' }))).toBe(capValue(cfg()));
+    expect(postedInterrupts(cfg({ 'x-pi': false }))).toBe(false);
+    expect(postedInterrupts(cfg())).toBe(false);
+    // Only a boolean true turns it on.
+    expect(postedInterrupts(cfg({ 'x-pi': 'on' }))).toBe(false);
+    expect(postedInterrupts(cfg({ 'x-pi': 1 }))).toBe(false);
+  });
+});
+
+describe('ECAP fields', () => {
+  it('decodes the default value field by field', () => {
+    const e = ecapValue(cfg());
+    expect(bit(e, 0)).toBe(false); // C
+    expect(bit(e, 1)).toBe(true); // QI
+    expect(bit(e, 2)).toBe(false); // DT
+    expect(bit(e, 3)).toBe(true); // IR
+    expect(bit(e, 4)).toBe(false); // EIM (off without KVM)
+    expect(bit(e, 6)).toBe(true); // PT
+    expect(bit(e, 7)).toBe(false); // SC
+    expect(field(e, 8, 10)).toBe(0xf); // IRO
+    expect(field(e, 20, 4)).toBe(0xf); // MHMV
+    expect(e >> 24n).toBe(0n); // nothing scalable
+  });
+
+  it('intremap=off drops IR, MHMV and EIM', () => {
+    expect(ecapValue(cfg({ intremap: 'off' }))).toBe(0xf42n);
+    expect(ecapValue(cfg({ intremap: 'off', 'x-buggy-eim': true }))).toBe(0xf42n);
+  });
+
+  it('EIM (bit 4) with x-buggy-eim and intremap', () => {
+    expect(hex(ecapValue(cfg({ 'x-buggy-eim': true })))).toBe(hex(0xf00f5an));
+    expect(hex(ecapValue(cfg({ 'x-buggy-eim': true, eim: 'on' })))).toBe(hex(0xf00f5an));
+    expect(hex(ecapValue(cfg({ 'x-buggy-eim': true, eim: 'off' })))).toBe(hex(0xf00f4an));
+    // EIM only counts under IR (a config whose IR is off never shows it).
+    expect(ecapValue(beyond({ intremap: false, eim: true }))).toBe(0xf42n);
+  });
+
+  it('pt=off clears PT (bit 6); snoop-control sets SC (bit 7); device-iotlb sets DT (bit 2)', () => {
+    expect(ecapValue(cfg({ pt: false }))).toBe(0xf00f0an);
+    expect(ecapValue(cfg({ 'snoop-control': true }))).toBe(0xf00fcan);
+    expect(ecapValue(cfg({ 'device-iotlb': true }))).toBe(0xf00f4en);
+    expect(ecapValue(cfg({ 'device-iotlb': true, pt: false, 'snoop-control': true, intremap: 'off' }))).toBe(0xf86n);
+  });
+
+  it('scalable mode: SMTS with SRS|SSTS, or FSTS alone with x-flts', () => {
+    const sm = ecapValue(beyond({ scalableMode: true }));
+    expect([bit(sm, 43), bit(sm, 31), bit(sm, 46), bit(sm, 47)]).toEqual([true, true, true, false]);
+    const fs = ecapValue(beyond({ scalableMode: true, flts: true }));
+    expect([bit(fs, 43), bit(fs, 31), bit(fs, 46), bit(fs, 47)]).toEqual([true, false, false, true]);
+    // x-flts without scalable mode changes no ECAP bit.
+    expect(ecapValue(beyond({ flts: true }))).toBe(ecapValue(cfg()));
+  });
+
+  it('PASID (bit 40) and PSS=7 (bits 39:35) with x-pasid-mode; PRS, NWFS, PDS with svm', () => {
+    const p = ecapValue(beyond({ pasidMode: true }));
+    expect(bit(p, 40)).toBe(true);
+    expect(field(p, 35, 5)).toBe(7);
+    expect(p).toBe(ecapValue(cfg()) | (1n << 40n) | (7n << 35n));
+    const s = ecapValue(beyond({ svm: true }));
+    expect(s).toBe(ecapValue(cfg()) | (1n << 29n) | (1n << 33n) | (1n << 42n));
+  });
+});
+
+describe('named fields', () => {
+  it('CAP bit positions (spec 11.4.2)', () => {
+    expect(Cap.ND).toBe(6n);
+    expect(Cap.CM).toBe(1n << 7n);
+    expect([Cap.SAGAW_SHIFT, Cap.SAGAW_39, Cap.SAGAW_48, Cap.SAGAW_57]).toEqual([8n, 2n, 4n, 8n]);
+    expect([Cap.MGAW_SHIFT, Cap.FRO_SHIFT, Cap.FRO]).toEqual([16n, 24n, 0x22n]);
+    expect([Cap.SLLPS_2M, Cap.SLLPS_1G, Cap.PSI]).toEqual([1n << 34n, 1n << 35n, 1n << 39n]);
+    expect([Cap.NFR_SHIFT, Cap.MAMV_SHIFT, Cap.MAMV]).toEqual([40n, 48n, 18n]);
+    expect([Cap.DWD, Cap.DRD, Cap.FS1GP, Cap.PI, Cap.ESRTPS]).toEqual([1n << 54n, 1n << 55n, 1n << 56n, 1n << 59n, 1n << 63n]);
+  });
+
+  it('ECAP bit positions (spec 11.4.3)', () => {
+    expect([Ecap.QI, Ecap.DT, Ecap.IR, Ecap.EIM, Ecap.PT, Ecap.SC]).toEqual([2n, 4n, 8n, 16n, 64n, 128n]);
+    expect([Ecap.IRO_SHIFT, Ecap.IRO, Ecap.MHMV_SHIFT, Ecap.MHMV]).toEqual([8n, 0xfn, 20n, 0xfn]);
+    expect([Ecap.PRS, Ecap.SRS, Ecap.NWFS]).toEqual([1n << 29n, 1n << 31n, 1n << 33n]);
+    expect([Ecap.PSS_SHIFT, Ecap.PSS, Ecap.PASID, Ecap.PDS]).toEqual([35n, 7n, 1n << 40n, 1n << 42n]);
+    expect([Ecap.SMTS, Ecap.SSTS, Ecap.FSTS]).toEqual([1n << 43n, 1n << 46n, 1n << 47n]);
+  });
+
+  it('MAMV is CAP.MAMV as a number', () => {
+    expect(MAMV).toBe(18);
+    expect(field(capValue(cfg()), 48, 6)).toBe(MAMV);
+  });
+});
+
+describe('random property sets (seeded)', () => {
+  it('every field follows its property and nothing else', () => {
+    const seed = 0x5eed_ca95;
+    const rng = new Rng(seed);
+    for (let n = 0; n < 300; n++) {
+      const props = {
+        'aw-bits': rng.pick([39, 48, 57]),
+        'caching-mode': rng.chance(0.5),
+        'device-iotlb': rng.chance(0.5),
+        'dma-drain': rng.chance(0.5),
+        'dma-translation': rng.chance(0.5),
+        intremap: rng.pick(['on', 'off', 'auto']),
+        'x-buggy-eim': rng.chance(0.5),
+        pt: rng.chance(0.5),
+        'snoop-control': rng.chance(0.5),
+        nfr: rng.range(1, 222),
+        'x-pi': rng.chance(0.5),
+      } as const;
+      const c = cfg(props);
+      const cap = capValue(c);
+      const ecap = ecapValue(c);
+      const ir = props.intremap !== 'off';
+      const what = `seed ${seed} #${n} ${JSON.stringify(props)}`;
+      const aw = props['aw-bits'];
+      const sagaw = props['dma-translation'] ? (aw === 39 ? 2 : aw === 48 ? 6 : 14) : 0;
+      expect(field(cap, 0, 3), what).toBe(6);
+      expect(bit(cap, 7), what).toBe(props['caching-mode']);
+      expect(field(cap, 8, 5), what).toBe(sagaw);
+      expect(field(cap, 16, 6), what).toBe(aw - 1);
+      expect(field(cap, 24, 10), what).toBe(0x22);
+      expect(field(cap, 34, 6), what).toBe(0b100011); // SLLPS 2M|1G, PSI
+      expect(field(cap, 40, 8), what).toBe(props.nfr - 1);
+      expect(field(cap, 48, 6), what).toBe(18);
+      expect(bit(cap, 54) && bit(cap, 55), what).toBe(props['dma-drain']);
+      expect(bit(cap, 54) || bit(cap, 55), what).toBe(props['dma-drain']);
+      expect(bit(cap, 56), what).toBe(false);
+      expect(bit(cap, 59), what).toBe(ir && props['x-pi']);
+      expect(bit(cap, 63), what).toBe(true);
+      expect(cap & ((1n << 6n) | (3n << 22n) | (3n << 57n) | (7n << 60n)), what).toBe(0n);
+      expect(bit(ecap, 1), what).toBe(true);
+      expect(bit(ecap, 2), what).toBe(props['device-iotlb']);
+      expect(bit(ecap, 3), what).toBe(ir);
+      expect(bit(ecap, 4), what).toBe(ir && props['x-buggy-eim']);
+      expect(bit(ecap, 6), what).toBe(props.pt);
+      expect(bit(ecap, 7), what).toBe(props['snoop-control']);
+      expect(field(ecap, 8, 10), what).toBe(0xf);
+      expect(field(ecap, 20, 4), what).toBe(ir ? 0xf : 0);
+      expect(ecap >> 24n, what).toBe(0n);
+      expect(ecap & 0x21n, what).toBe(0n); // C, bit 5
+    }
+  });
+});
