@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { BridgeControl, BridgeWindow, PCIE_PORT_BRIDGE_CONTROL_RO, PciBridge } from './bridge.js';
 import { BridgeReg, PciCommand, PciConfig, PciHeaderType, PciReg, PciStatus } from './config.js';
-import { TestEndpoint, makeTestHost } from './testing.js';
+import { TestEndpoint, makeTestHost } from '../../test/support/pci-host.js';
 
 /** A bare bridge; exposes the protected helpers the port classes use. */
 class Bridge extends PciBridge {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BridgeReg, PciCommand, PciReg } from './config.js';
 import { PcieRootPort, PciePciBridge, PciPciBridge, X3130Upstream, Xio3130Downstream, pciBridgeType } from './bridges.js';
-import { TestEndpoint, cfgRead, cfgWrite, diffProbe, makeTestHost, probeConfig } from './testing.js';
+import { TestEndpoint, cfgRead, cfgWrite, diffProbe, makeTestHost, probeConfig } from '../../test/support/pci-host.js';
 
 /** QEMU 7.2 oracle for bridges (same probe and default pattern as the q35 built-ins). */
 const QEMU_BRIDGE_CONFIG: Record<string, readonly (readonly [number, number, number, number])[]> = {

@@ -11,7 +11,7 @@ import { ContainerRegion } from '../memory/region.js';
 import { PciBridge } from './bridge.js';
 import { PCI_DEVFN_MAX, PCI_FUNC_MAX, PCI_SLOT_MAX, PciBus, type PciBusHost, pciDevfn, pciFunc, pciSlot } from './bus.js';
 import { BridgeReg, PciCommand, PciHeaderType, PciReg } from './config.js';
-import { TestEndpoint } from './testing.js';
+import { TestEndpoint } from '../../test/support/pci-host.js';
 
 /** A host that records root IRQ changes and maps (devfn, pin) to `slot * 4 + pin` mod `irqs`, or as told. */
 class FakeHost implements PciBusHost {

@@ -8,7 +8,7 @@ import { PciCommand, PciConfig, PciReg, PciStatus } from './config.js';
 import { BAR_UNMAPPED } from './device.js';
 import { MsiFlags } from './msi.js';
 import { PcieRootPort } from './bridges.js';
-import { TestEndpoint, cfgRead, cfgWrite, makeTestHost } from './testing.js';
+import { TestEndpoint, cfgRead, cfgWrite, makeTestHost } from '../../test/support/pci-host.js';
 
 const MSI = 0x50;
 

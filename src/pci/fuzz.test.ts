@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PcieRootPort, PciePciBridge, PciPciBridge, X3130Upstream, Xio3130Downstream } from './bridges.js';
-import { TestEndpoint, makeTestHost } from './testing.js';
+import { TestEndpoint, makeTestHost } from '../../test/support/pci-host.js';
 import { u32Stream } from '../../test/support/prng.js';
 
 function topology() {

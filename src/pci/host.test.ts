@@ -26,7 +26,7 @@ import {
   allowsExtendedConfig,
   createQ35PciHost,
 } from './host.js';
-import { TestEndpoint, cf8, cfgRead, cfgWrite, makeTestHost } from './testing.js';
+import { TestEndpoint, cf8, cfgRead, cfgWrite, makeTestHost } from '../../test/support/pci-host.js';
 
 const MCH_ID = 0x29c0_8086;
 const LPC_ID = 0x2918_8086;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { diffProbe, makeTestHost as makeHost, probeConfig } from './testing.js';
+import { diffProbe, makeTestHost as makeHost, probeConfig } from '../../test/support/pci-host.js';
 
 /**
  * QEMU 7.2 oracle (q35 -nodefaults, CF8/CFC): per dword that differs from the

@@ -5,7 +5,7 @@ import { PcieRootPort, PciePciBridge, PciPciBridge, X3130Upstream, Xio3130Downst
 import type { PciBridge } from './bridge.js';
 import { PcieType, pcieType } from './pcie-cap.js';
 import { requesterOf } from './requester.js';
-import { TestEndpoint, makeTestHost } from './testing.js';
+import { TestEndpoint, makeTestHost } from '../../test/support/pci-host.js';
 
 /** Source ID as the IOMMU computes it at translation time. */
 const sid = (r: DmaRequester): number => (r.busNumber() << 8) | r.devfn;

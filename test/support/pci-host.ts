@@ -4,11 +4,11 @@
  * (read every dword; then per dword write 0, read, write all-ones, read,
  * restore).  Used by the unit tests and usable by differential tests.
  */
-import { AddressSpace } from '../memory/address-space.js';
-import { ContainerRegion, MmioRegion, type MmioOps } from '../memory/region.js';
-import { PciDevice, type PciDeviceInit } from './device.js';
-import type { IrqLine } from '../core/irq.js';
-import { createQ35PciHost, type Q35PciHost } from './host.js';
+import { AddressSpace } from '../../src/memory/address-space.js';
+import { ContainerRegion, MmioRegion, type MmioOps } from '../../src/memory/region.js';
+import { PciDevice, type PciDeviceInit } from '../../src/pci/device.js';
+import type { IrqLine } from '../../src/core/irq.js';
+import { createQ35PciHost, type Q35PciHost } from '../../src/pci/host.js';
 
 /** A host bridge with its CPU-side spaces. */
 export interface TestPciHost {
