@@ -19,7 +19,7 @@ export default defineConfig({
       'test/guests/linux-vtd-*.test.ts',
     ],
     exclude: ['**/node_modules/**', 'src/memory/ram-layout.test.ts'],
-    env: { VTEMU_WALK_CASES: '400' },
+    env: { VTEMU_WALK_CASES: '150' },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -49,7 +49,12 @@ class FakeTranslator implements DmaTranslator {
   }
 }
 
-const bytes = (n: number, seed = 1) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
+/** A deterministic pattern of `n` bytes (a plain loop: Uint8Array.from with a callback is slow at RAM sizes). */
+function bytes(n: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 7 + seed) & 0xff;
+  return out;
+}
 
 describe('DmaSpace', () => {
   it('without an IOMMU goes straight to system memory', () => {
