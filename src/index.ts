@@ -30,6 +30,7 @@ export type { DmaIommu, DmaTranslator, DmaRequester, IotlbEntry } from './memory
 export type { DmaMemory } from './memory/dma-space.js';
 export { IntelIommu } from './hw/intel-iommu/device.js';
 export { EduDevice } from './hw/edu/index.js';
+export { IommuTestdev } from './hw/iommu-testdev/index.js';
 export { MsiSink, type MsiDelivery } from './hw/intc/msi-sink.js';
 export { Ioapic } from './hw/intc/ioapic.js';
 export { PciDevice, type PciDeviceInit } from './pci/device.js';

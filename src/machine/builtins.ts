@@ -1,9 +1,11 @@
 /**
  * Registers the device types vtemu ships with (importing this module is
- * enough): edu, intel-iommu and the PCI bridges, with the `-device help`
- * category and description QEMU 7.2 lists for each.
+ * enough): edu, intel-iommu, iommu-testdev and the PCI bridges, with the
+ * `-device help` category and description QEMU lists for each (7.2's; for
+ * iommu-testdev, which 7.2 lacks, 11.1's, given by the type itself).
  */
 import { eduDeviceType } from '../hw/edu/index.js';
+import { iommuTestdevDeviceType } from '../hw/iommu-testdev/index.js';
 import { intelIommuDeviceType } from '../hw/intel-iommu/device.js';
 import { bridgeDeviceTypes } from '../pci/bridges.js';
 import type { DeviceCategory, DeviceType } from './device-type.js';
@@ -26,6 +28,11 @@ function listed(t: DeviceType): DeviceType {
 }
 
 /** The built-in device types, in registration order. */
-export const BUILTIN_DEVICE_TYPES: readonly DeviceType[] = [eduDeviceType as DeviceType, intelIommuDeviceType as DeviceType, ...bridgeDeviceTypes].map(listed);
+export const BUILTIN_DEVICE_TYPES: readonly DeviceType[] = [
+  eduDeviceType as DeviceType,
+  intelIommuDeviceType as DeviceType,
+  iommuTestdevDeviceType as DeviceType,
+  ...bridgeDeviceTypes,
+].map(listed);
 
 for (const t of BUILTIN_DEVICE_TYPES) if (!getDeviceType(t.name)) registerDeviceType(t);

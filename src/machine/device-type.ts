@@ -11,7 +11,7 @@ import type { VirtualClock } from '../core/clock.js';
 import type { MsiTarget } from '../core/irq.js';
 
 /** Property kinds, printed by `-device TYPE,help` as QEMU prints them. */
-export type PropKind = 'bool' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'size' | 'str' | 'OnOffAuto';
+export type PropKind = 'bool' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'int32' | 'size' | 'str' | 'OnOffAuto';
 
 /** Values properties take after parsing. */
 export type PropValue = boolean | number | bigint | string;
@@ -73,6 +73,12 @@ export interface DeviceType<D extends Device = Device> {
   readonly bus: 'pci' | 'system';
   /** The `-device help` group (QEMU device categories); default 'Misc'. */
   readonly category?: DeviceCategory;
+  /**
+   * The QEMU release whose `-device TYPE,help` this type follows: its PCIDevice
+   * properties and its boolean defaults (`false` in 7.2, `off` later).  Default
+   * '7.2'; a type QEMU 7.2 does not have follows the release that has it.
+   */
+  readonly qemuRelease?: '7.2' | '11.1';
   readonly props: Readonly<Record<string, PropDef>>;
   /**
    * Creates the device.  Throws an Error with a QEMU-style message for a bad

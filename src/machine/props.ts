@@ -98,21 +98,43 @@ export function parseBool(s: string): boolean | null {
 
 const U64_MAX = (1n << 64n) - 1n;
 
+/** An integer as strtoull/strtoll read it with base 0: sign, then hex, octal or decimal digits. */
+const BASE0_RE = /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/;
+
+/** The value of BASE0_RE's digits group: `0x` hex, leading-`0` octal, else decimal. */
+function base0Digits(digits: string): bigint {
+  if (/^0[xX]/.test(digits)) return BigInt(digits);
+  if (digits.length > 1 && digits[0] === '0') return BigInt('0o' + digits.slice(1));
+  return BigInt(digits);
+}
+
 /**
  * strtoull with base 0 on the whole string (QEMU qemu_strtou64): optional
  * sign, `0x` hex, leading `0` octal, else decimal; a leading minus wraps
  * modulo 2^64.  Returns null for trailing garbage, an empty string or overflow.
  */
 export function parseU64(s: string): bigint | null {
-  const m = /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(s);
+  const m = BASE0_RE.exec(s);
   if (!m) return null;
-  const digits = m[2]!;
-  let v: bigint;
-  if (/^0[xX]/.test(digits)) v = BigInt(digits);
-  else if (digits.length > 1 && digits[0] === '0') v = BigInt('0o' + digits.slice(1));
-  else v = BigInt(digits);
+  const v = base0Digits(m[2]!);
   if (v > U64_MAX) return null;
   return m[1] === '-' ? BigInt.asUintN(64, -v) : v;
+}
+
+const I64_MIN = -(1n << 63n);
+const I64_MAX = (1n << 63n) - 1n;
+const INT32_MIN = -(1n << 31n);
+const INT32_MAX = (1n << 31n) - 1n;
+
+/**
+ * strtoll with base 0 on the whole string (QEMU qemu_strtoi64): like
+ * parseU64 but signed; null for garbage or a value outside int64.
+ */
+export function parseI64(s: string): bigint | null {
+  const m = BASE0_RE.exec(s);
+  if (!m) return null;
+  const v = m[1] === '-' ? -base0Digits(m[2]!) : base0Digits(m[2]!);
+  return v < I64_MIN || v > I64_MAX ? null : v;
 }
 
 /** Size suffixes (powers of 1024), QEMU qemu_strtosz. */
@@ -175,6 +197,13 @@ export function parsePropValue(name: string, def: PropDef, raw: string): { value
     case 'size': {
       const v = parseSizeValue(raw);
       return v === null ? { error: `Parameter '${name}' expects size` } : { value: narrow(v) };
+    }
+    case 'int32': {
+      // qemu_strtoi64 with base 0, then the int32_t range check.
+      const v = parseI64(raw);
+      if (v === null) return { error: `Parameter '${name}' expects integer` };
+      if (v < INT32_MIN || v > INT32_MAX) return { error: `Parameter '${name}' expects int32_t` };
+      return { value: Number(v) };
     }
     default: {
       const k = UINT_KINDS[def.kind]!;

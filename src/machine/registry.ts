@@ -8,7 +8,8 @@
  * `addr=slot[.fn]`, `multifunction=` and the PCIDevice properties QEMU lists
  * (accepted and ignored: rombar, romfile, ...).
  */
-import { DEVICE_CATEGORIES, type DeviceType, type PropDef, type PropValue, type PropValues } from './device-type.js';
+import { DEVICE_CATEGORIES, type DeviceType, type PropValue, type PropValues } from './device-type.js';
+import { boolDefaultText, pciCommonProps } from './pci-common-props.js';
 import { parsePropValue, propHelpLine, splitOptions } from './props.js';
 
 const types = new Map<string, DeviceType>();
@@ -34,33 +35,6 @@ function compareNames(a: string, b: string): number {
   const y = b.toLowerCase();
   return x < y ? -1 : x > y ? 1 : 0;
 }
-
-/** A common PCI property as `-device TYPE,help` prints it (QEMU PCIDevice properties). */
-interface CommonProp {
-  readonly typeLabel: string;
-  readonly description?: string;
-  readonly default?: PropValue;
-  /** How its value is parsed (`addr` has its own parser). */
-  readonly def: PropDef;
-}
-
-/** QEMU 7.2's PCIDevice properties, as listed for every PCI device. */
-const PCI_COMMON_PROPS: Readonly<Record<string, CommonProp>> = {
-  'acpi-index': { typeLabel: 'uint32', description: '', default: 0, def: { kind: 'uint32' } },
-  addr: {
-    typeLabel: 'int32',
-    description: 'Slot and optional function number, example: 06.0 or 06',
-    default: -1,
-    def: { kind: 'str' },
-  },
-  failover_pair_id: { typeLabel: 'str', def: { kind: 'str' } },
-  multifunction: { typeLabel: 'bool', description: 'on/off', default: false, def: { kind: 'bool' } },
-  rombar: { typeLabel: 'uint32', description: '', default: 1, def: { kind: 'uint32' } },
-  romfile: { typeLabel: 'str', def: { kind: 'str' } },
-  romsize: { typeLabel: 'uint32', description: '', default: 4294967295, def: { kind: 'uint32' } },
-  'x-pcie-extcap-init': { typeLabel: 'bool', description: 'on/off', default: true, def: { kind: 'bool' } },
-  'x-pcie-lnksta-dllla': { typeLabel: 'bool', description: 'on/off', default: true, def: { kind: 'bool' } },
-};
 
 /** A fully parsed `-device` argument. */
 export interface DeviceSpec {
@@ -152,7 +126,9 @@ function parseSplitDevice(arg: string, split: ReturnType<typeof splitOptions>, w
   let bus: string | undefined;
   let devfn: number | undefined;
   let multifunction = false;
+  let refuseAtRealize: string | undefined;
   const isPci = type.bus === 'pci';
+  const commonProps = pciCommonProps(type.qemuRelease);
   for (const { key, value } of split.pairs) {
     if (key === 'driver') continue;
     if (key === 'id') {
@@ -164,8 +140,13 @@ function parseSplitDevice(arg: string, split: ReturnType<typeof splitOptions>, w
       continue;
     }
     const own = Object.prototype.hasOwnProperty.call(type.props, key) ? type.props[key]! : undefined;
-    const common = isPci && !own && Object.prototype.hasOwnProperty.call(PCI_COMMON_PROPS, key) ? PCI_COMMON_PROPS[key]! : undefined;
+    const common = isPci && !own && Object.prototype.hasOwnProperty.call(commonProps, key) ? commonProps[key]! : undefined;
     if (!own && !common) throw new ConfigError(`Property '${type.name}.${key}' not found`, ctx);
+    if (common?.refuse !== undefined) {
+      const message = common.refuse.replace('%s', type.name);
+      if (!common.refuseAtRealize) throw new ConfigError(message, ctx);
+      refuseAtRealize ??= message;
+    }
     if (common && key === 'addr') {
       const d = parsePciAddr(value);
       if (d === null) throw new ConfigError(`Property '${type.name}.addr' doesn't take value '${value}'`, ctx);
@@ -181,6 +162,7 @@ function parseSplitDevice(arg: string, split: ReturnType<typeof splitOptions>, w
     props[key] = parsed.value;
     explicit.add(key);
   }
+  if (refuseAtRealize !== undefined) throw new ConfigError(refuseAtRealize, ctx);
   const spec: DeviceSpec = {
     arg,
     type,
@@ -195,16 +177,27 @@ function parseSplitDevice(arg: string, split: ReturnType<typeof splitOptions>, w
   return { kind: 'device', spec };
 }
 
-/** `-device TYPE,help`: the properties, sorted, one line each (QEMU 7.2 layout). */
+/** A help line whose default is printed as given (`off`, not `"off"`). */
+function helpLineWithText(name: string, typeLabel: string, description: string | undefined, defaultText: string | undefined): string {
+  if (defaultText === undefined) return propHelpLine(name, typeLabel, description, undefined);
+  return `${propHelpLine(name, typeLabel, description ?? '', undefined)} (default: ${defaultText})`;
+}
+
+/** `-device TYPE,help`: the properties, sorted, one line each (the layout of the type's QEMU release). */
 export function deviceHelp(type: DeviceType): string {
+  const release = type.qemuRelease ?? '7.2';
   const lines: [string, string][] = [];
   for (const [name, def] of Object.entries(type.props)) {
     const description = def.help ?? (def.kind === 'OnOffAuto' ? 'on/off/auto' : def.default !== undefined ? '' : undefined);
-    lines.push([name, propHelpLine(name, def.kind, description, def.default)]);
+    const line =
+      typeof def.default === 'boolean'
+        ? helpLineWithText(name, def.kind, description, boolDefaultText(release, def.default))
+        : propHelpLine(name, def.kind, description, def.default);
+    lines.push([name, line]);
   }
   if (type.bus === 'pci') {
-    for (const [name, p] of Object.entries(PCI_COMMON_PROPS)) {
-      if (!Object.prototype.hasOwnProperty.call(type.props, name)) lines.push([name, propHelpLine(name, p.typeLabel, p.description, p.default)]);
+    for (const [name, p] of Object.entries(pciCommonProps(release))) {
+      if (!Object.prototype.hasOwnProperty.call(type.props, name)) lines.push([name, helpLineWithText(name, p.typeLabel, p.description, p.defaultText)]);
     }
   }
   if (lines.length === 0) return `There are no options for ${type.name}.\n`;

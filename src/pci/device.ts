@@ -50,6 +50,9 @@ const EXT_CAP_VERSION_SHIFT = 16;
 const EXT_CAP_NEXT_SHIFT = 20;
 const EXT_CAP_NEXT_MASK = 0xfff;
 
+/** The master gate of `iommuDma`: always open. */
+const ungated = (): boolean => true;
+
 /** Forwards to the DmaSpace created when the device is plugged; unplugged devices read 0 and drop writes. */
 class DeviceDma implements DmaMemory {
   space: DmaSpace | null = null;
@@ -82,12 +85,19 @@ export abstract class PciDevice implements Device {
   readonly config: PciConfig;
   /** This device's DMA address space (bus-master gated, through the IOMMU). */
   readonly dma: DmaMemory;
+  /**
+   * The same without the bus-master gate (QEMU pci_device_iommu_address_space):
+   * for a device that, like QEMU's iommu-testdev, DMAs through the IOMMU
+   * address space directly.  Other devices use `dma`.
+   */
+  readonly iommuDma: DmaMemory;
   /** Registered BARs by index. */
   readonly bars: (PciBar | undefined)[] = [];
   /** The MSI capability once initMsi ran. */
   protected msi: MsiCap | null = null;
 
   private readonly dmaImpl = new DeviceDma();
+  private readonly iommuDmaImpl = new DeviceDma();
   private parentBus: PciBus | null = null;
   private devfnValue = -1;
   /** Bytes of config space taken by capabilities (QEMU PCIDevice.used). */
@@ -103,6 +113,7 @@ export abstract class PciDevice implements Device {
     this.config = new PciConfig(init.express ? PCIE_CONFIG_SPACE_SIZE : PCI_CONFIG_SPACE_SIZE);
     this.used = new Uint8Array(this.config.size);
     this.dma = this.dmaImpl;
+    this.iommuDma = this.iommuDmaImpl;
     const c = this.config;
     c.setWord(PciReg.VendorId, init.vendorId);
     c.setWord(PciReg.DeviceId, init.deviceId);
@@ -173,6 +184,7 @@ export abstract class PciDevice implements Device {
       () => this.masterChainEnabled(),
       () => this.currentTranslator(),
     );
+    this.iommuDmaImpl.space = new DmaSpace(bus.host.dmaMemory, ungated, () => this.currentTranslator());
   }
 
   // ---- BARs -------------------------------------------------------------

@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseCli } from '../../src/cli.js';
+import { listDeviceTypes } from '../../src/machine/registry.js';
+import '../../src/machine/builtins.js';
 import { needQemu, qemuOracle, REPO_ROOT, runCli, VtemuCliRunner } from '../harness/index.js';
 
 const qemu = needQemu('7.2', 'test/machine/cli.test.ts');
@@ -89,11 +91,14 @@ describe('-device help', () => {
     expect(r.stdout).toContain('name "edu", bus PCI\n');
     expect(r.stdout).toContain('name "intel-iommu", bus System, desc "Intel IOMMU (VT-d) DMA Remapping device"\n');
     if (!qemu) return;
-    // Every type we list is listed the same way, under the same category, by QEMU 7.2.
+    // Every type we list is listed the same way, under the same category, by QEMU 7.2
+    // (except the types QEMU 7.2 lacks, which follow a later QEMU: test/diff/iommu-testdev.test.ts).
+    const later = new Set(listDeviceTypes().filter((t) => (t.qemuRelease ?? '7.2') !== '7.2').map((t) => `name "${t.name}",`));
+    expect(later.size).toBeGreaterThan(0);
     const theirs = spawnSync(qemuOracle('7.2')!.command, ['-device', 'help'], { encoding: 'utf8' }).stdout;
     const categoryOf = (text: string, line: string): string | undefined =>
       text.split('\n\n').find((block) => block.split('\n').includes(line))?.split('\n')[0];
-    for (const line of r.stdout.split('\n').filter((l) => l.startsWith('name '))) {
+    for (const line of r.stdout.split('\n').filter((l) => l.startsWith('name ') && !later.has(l.split(' ', 2).join(' ')))) {
       expect(theirs.split('\n'), line).toContain(line);
       expect(categoryOf(theirs, line), line).toBe(categoryOf(r.stdout, line));
     }
