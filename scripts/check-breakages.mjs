@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Breaks the sources on purpose, one breakage at a time, in a scratch copy of
-// the working tree, and checks that the test suite goes red for each (the
+// the committed tree (HEAD), and checks that the test suite goes red for each (the
 // acceptance list of "tests that can fail").  Not part of npm test: each
 // breakage runs the whole suite.
 //
@@ -9,7 +9,7 @@
 // Prints one line per breakage (RED = the suite failed, as it must; GREEN = a
 // breakage the tests did not notice) and exits 1 if any stayed green.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,9 +39,9 @@ for (const name of names) {
   }
   const dir = mkdtempSync(join(tmpdir(), `vtemu-break-${name}-`));
   try {
-    for (const entry of ['src', 'test', 'bench', 'machines', 'native', 'bin', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vitest.config.ts', 'binding.gyp']) {
-      cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
-    }
+    // The committed tree (HEAD), not the working tree: what CI would test.
+    const archive = spawnSync('sh', ['-c', `git -C "${ROOT}" archive HEAD | tar -x -C "${dir}"`], { encoding: 'utf8' });
+    if (archive.status !== 0) throw new Error(`git archive failed: ${archive.stderr}`);
     symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
     if (existsSync(join(ROOT, 'build'))) symlinkSync(join(ROOT, 'build'), join(dir, 'build'));
     for (const [file, from, to] of edits) {
