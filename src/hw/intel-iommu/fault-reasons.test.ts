@@ -32,6 +32,22 @@ const REASONS: [keyof typeof VtdFault, number, boolean][] = [
   ['IR_IRTE_RSVD', 0x24, true],
   ['IR_COMPAT_BLOCKED', 0x25, false],
   ['IR_SID_ERR', 0x26, true],
+  // Scalable mode (QEMU 11.1 vtd_qualified_faults): the PASID-structure access errors are not qualified.
+  ['PASID_DIR_ACCESS_ERR', 0x50, false],
+  ['PASID_DIR_ENTRY_P', 0x51, true],
+  ['PASID_TABLE_ACCESS_ERR', 0x58, false],
+  ['PASID_ENTRY_P', 0x59, true],
+  ['PASID_TABLE_ENTRY_INV', 0x5b, true],
+  // First stage: all qualified.
+  ['FS_PAGING_ENTRY_INV', 0x70, true],
+  ['FS_PAGING_ENTRY_P', 0x71, true],
+  ['FS_PAGING_ENTRY_RSVD', 0x72, true],
+  ['PASID_ENTRY_FSPTPTR_INV', 0x73, true],
+  ['FS_NON_CANONICAL', 0x80, true],
+  ['FS_PAGING_ENTRY_US', 0x81, true],
+  ['SM_WRITE', 0x85, true],
+  ['SM_INTERRUPT_ADDR', 0x87, true],
+  ['FS_BIT_UPDATE_FAILED', 0x91, true],
 ];
 
 describe('fault reasons', () => {
@@ -47,14 +63,17 @@ describe('fault reasons', () => {
     expect(new Set(Object.values(VtdFault)).size).toBe(REASONS.length);
   });
 
-  it('qualified: exactly twelve codes', () => {
+  it('qualified: exactly twenty-four codes', () => {
     const qualified = [];
     for (let code = 0; code < 0x100; code++) if (isQualifiedFault(code)) qualified.push(code);
-    expect(qualified).toEqual([0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0xc, 0xd, 0xe, 0x22, 0x24, 0x26]);
+    expect(qualified).toEqual([
+      0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0xc, 0xd, 0xe, 0x22, 0x24, 0x26, 0x51, 0x59, 0x5b, 0x70, 0x71, 0x72, 0x73, 0x80, 0x81,
+      0x85, 0x87, 0x91,
+    ]);
   });
 
   it('no reason code (0), unknown codes and non-codes are never qualified', () => {
-    for (const code of [0, 0xf, 0x1f, 0x27, 0x50, 0x58, 0x87, 0xff, -1, 0x102, 2.5, Number.NaN]) {
+    for (const code of [0, 0xf, 0x1f, 0x27, 0x50, 0x58, 0x86, 0xff, -1, 0x102, 2.5, Number.NaN]) {
       expect(isQualifiedFault(code), String(code)).toBe(false);
     }
   });

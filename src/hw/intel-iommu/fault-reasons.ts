@@ -48,6 +48,34 @@ export const VtdFault = {
   IR_COMPAT_BLOCKED: 0x25,
   /** Interrupt remapping: source-ID verification failed. */
   IR_SID_ERR: 0x26,
+  /** Scalable mode: PASID directory entry unreadable. */
+  PASID_DIR_ACCESS_ERR: 0x50,
+  /** Scalable mode: PASID directory entry not present. */
+  PASID_DIR_ENTRY_P: 0x51,
+  /** Scalable mode: PASID table entry unreadable. */
+  PASID_TABLE_ACCESS_ERR: 0x58,
+  /** Scalable mode: PASID table entry not present. */
+  PASID_ENTRY_P: 0x59,
+  /** Scalable mode: invalid PASID table entry (PGTT not supported, AW not in SAGAW, first-stage levels). */
+  PASID_TABLE_ENTRY_INV: 0x5b,
+  /** First-stage paging entry unreadable, below the top level. */
+  FS_PAGING_ENTRY_INV: 0x70,
+  /** First-stage paging entry not present. */
+  FS_PAGING_ENTRY_P: 0x71,
+  /** First-stage paging entry reserved bits set. */
+  FS_PAGING_ENTRY_RSVD: 0x72,
+  /** PASID entry's first-stage table pointer invalid: the top-level table is unreadable. */
+  PASID_ENTRY_FSPTPTR_INV: 0x73,
+  /** Input address not canonical for first-stage translation. */
+  FS_NON_CANONICAL: 0x80,
+  /** First-stage user/supervisor violation (US clear; every DMA is a user access). */
+  FS_PAGING_ENTRY_US: 0x81,
+  /** Scalable mode: write not permitted. */
+  SM_WRITE: 0x85,
+  /** Scalable mode: translation output in the interrupt address range. */
+  SM_INTERRUPT_ADDR: 0x87,
+  /** First-stage Accessed / Dirty write-back failed. */
+  FS_BIT_UPDATE_FAILED: 0x91,
 } as const;
 
 const QUALIFIED = new Set<number>([
@@ -63,6 +91,19 @@ const QUALIFIED = new Set<number>([
   VtdFault.IR_ENTRY_P,
   VtdFault.IR_IRTE_RSVD,
   VtdFault.IR_SID_ERR,
+  VtdFault.PASID_DIR_ENTRY_P,
+  VtdFault.PASID_ENTRY_P,
+  VtdFault.PASID_TABLE_ENTRY_INV,
+  // First stage (scalable mode): all qualified in QEMU 11.1's vtd_qualified_faults.
+  VtdFault.FS_PAGING_ENTRY_INV,
+  VtdFault.FS_PAGING_ENTRY_P,
+  VtdFault.FS_PAGING_ENTRY_RSVD,
+  VtdFault.PASID_ENTRY_FSPTPTR_INV,
+  VtdFault.FS_NON_CANONICAL,
+  VtdFault.FS_PAGING_ENTRY_US,
+  VtdFault.SM_WRITE,
+  VtdFault.SM_INTERRUPT_ADDR,
+  VtdFault.FS_BIT_UPDATE_FAILED,
 ]);
 
 /** True when an FPD bit suppresses this fault (QEMU vtd_is_qualified_fault, IR per spec 5.1.4.1). */
