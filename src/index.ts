@@ -15,7 +15,7 @@ export {
   type DeviceSpec,
   type DeviceArg,
 } from './machine/registry.js';
-export type { DeviceType, DeviceContext, Device, PropDef, PropKind, PropValue, PropValues, Tracer, DeviceCategory } from './machine/device-type.js';
+export type { DeviceType, DeviceContext, Device, DeprecatedProp, PropDef, PropKind, PropValue, PropValues, Tracer, DeviceCategory } from './machine/device-type.js';
 export { PatternTracer, NULL_TRACER } from './machine/tracer.js';
 export { loadMachineFile, checkMachineFile, type MachineFile } from './machine/machine-file.js';
 export { QtestServer, type QtestTarget } from './qtest/server.js';

@@ -2,8 +2,9 @@
  * Interrupt-remapping faults through a whole VT-d unit (registers over the
  * bus, guest RAM, device DMA spaces): what a guest reads back in FSTS and
  * the fault recording register, with expectations derived from the VT-d
- * spec (5.1.4, 7.1.3 FRCD layout) and current QEMU's vtd_report_ir_fault
- * (QEMU 7.2 only logs IR faults, so there is no 7.2 oracle for these):
+ * spec (5.1.4, 7.1.3 FRCD layout) and QEMU 11.1's vtd_report_ir_fault
+ * (QEMU 7.2 only logged IR faults; test/diff/intel-iommu-qi.test.ts compares
+ * the MSI cases with QEMU 11.1):
  *
  *     FRCD lo = IR index << 48          FRCD hi = F(63) | FR << 32 | SID (T clear)
  *

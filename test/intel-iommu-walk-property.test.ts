@@ -79,7 +79,7 @@ interface Cached extends Leaf {
   gfn: bigint;
 }
 
-type Walk = { fault: number; walk: boolean } | { leaf: Leaf };
+type Walk = { fault: number } | { leaf: Leaf };
 
 class Model {
   /** Qwords of the tables (address -> value); anything else reads as zero RAM or, if unbacked, fails. */
@@ -126,22 +126,22 @@ class Model {
   /** The second-stage walk. */
   walk(top: bigint, levels: number, iova: bigint, write: boolean): Walk {
     const agaw = 30 + 9 * (levels - 2);
-    if (iova >= 1n << BigInt(Math.min(agaw, this.aw))) return { fault: F.BEYOND, walk: true };
+    if (iova >= 1n << BigInt(Math.min(agaw, this.aw))) return { fault: F.BEYOND };
     let table = top;
     let r = true;
     let w = true;
     for (let level = levels; ; level--) {
       const e = this.read(table + ((iova >> LEVEL_SHIFT[level]!) & 511n) * 8n);
-      if (e === null) return { fault: level === levels ? F.CTX_INV : F.PTE_INV, walk: true };
+      if (e === null) return { fault: level === levels ? F.CTX_INV : F.PTE_INV };
       r &&= (e & 1n) !== 0n;
       w &&= (e & 2n) !== 0n;
-      if ((e & (write ? 2n : 1n)) === 0n) return { fault: write ? F.WRITE : F.READ, walk: true };
+      if ((e & (write ? 2n : 1n)) === 0n) return { fault: write ? F.WRITE : F.READ };
       const large = (level === 2 || level === 3) && (e & 0x80n) !== 0n;
-      if ((e & this.reserved(level, large)) !== 0n) return { fault: F.PTE_RSVD, walk: true };
+      if ((e & this.reserved(level, large)) !== 0n) return { fault: F.PTE_RSVD };
       const next = e & ADDR_BITS & this.hawMask();
       if (level === 1 || large) {
         const size = 1n << LEVEL_SHIFT[level]!;
-        if (!(next > WINDOW_LAST || next + size - 1n < WINDOW_FIRST)) return { fault: F.INTR, walk: true };
+        if (!(next > WINDOW_LAST || next + size - 1n < WINDOW_FIRST)) return { fault: F.INTR };
         return { leaf: { phys: next, level, r, w } };
       }
       table = next;
@@ -184,7 +184,7 @@ class Model {
 
 /** What one DMA should do. */
 interface Expect {
-  fault: { reason: number; page: bigint; walk: boolean } | null;
+  fault: { reason: number; page: bigint } | null;
   /** Per byte: the physical source/destination, or null (dropped / reads zero). */
   phys: (bigint | null)[];
 }
@@ -203,14 +203,14 @@ function expectDma(m: Model, iova: bigint, len: number, write: boolean): Expect 
     let limit = len - done;
     if (at < WINDOW_FIRST) limit = Math.min(limit, Number(WINDOW_FIRST - at));
     let leaf: Leaf | undefined;
-    let fault: { reason: number; walk: boolean; fpd: boolean } | null = null;
-    if ('fault' in ctx) fault = { reason: ctx.fault, walk: false, fpd: ctx.fpd };
+    let fault: { reason: number; fpd: boolean } | null = null;
+    if ('fault' in ctx) fault = { reason: ctx.fault, fpd: ctx.fpd };
     else if (((ctx.lo >> 2n) & 3n) === 2n) leaf = { phys: at & ~0xfffn, level: 1, r: true, w: true };
     else {
       leaf = m.lookup(at);
       if (!leaf) {
         const wr = m.walk(ctx.lo & ~0xfffn, Number(ctx.hi & 7n) + 2, at, write);
-        if ('fault' in wr) fault = { reason: wr.fault, walk: wr.walk, fpd: (ctx.lo & 2n) !== 0n };
+        if ('fault' in wr) fault = { reason: wr.fault, fpd: (ctx.lo & 2n) !== 0n };
         else {
           leaf = wr.leaf;
           m.cache(at, leaf, (ctx.hi >> 8n) & 0xffffn);
@@ -221,7 +221,7 @@ function expectDma(m: Model, iova: bigint, len: number, write: boolean): Expect 
     const off = at % size;
     const n = Math.min(limit, Number(size - off));
     if (fault) {
-      if (!out.fault && !(fault.fpd && !UNQUALIFIED.has(fault.reason))) out.fault = { reason: fault.reason, page: at & ~0xfffn, walk: fault.walk };
+      if (!out.fault && !(fault.fpd && !UNQUALIFIED.has(fault.reason))) out.fault = { reason: fault.reason, page: at & ~0xfffn };
     } else if (leaf && (write ? leaf.w : leaf.r)) {
       for (let k = 0; k < n; k++) out.phys[done + k] = leaf.phys + off + BigInt(k);
     }
@@ -418,8 +418,9 @@ function checkDma(m: Machine, edu: EduDevice, iova: bigint, len: number, write: 
   const loReg = m.memory.read64(FRCD_LO);
   const tally = exp.fault ? `fault ${exp.fault.reason}` : exp.phys.some((p) => p !== null) ? 'data' : 'dropped';
   if (exp.fault) {
-    const { reason, page, walk } = exp.fault;
-    const hiWant = (1n << 63n) | (write ? 0n : 1n << 62n) | (walk ? 0xffffn << 40n : 0n) | (BigInt(reason) << 32n) | BigInt(EDU_SID);
+    // PP and PV stay 0 for requests without PASID, walk faults included (QEMU 11.1; 7.2 wrote PV 0xFFFF for those).
+    const { reason, page } = exp.fault;
+    const hiWant = (1n << 63n) | (write ? 0n : 1n << 62n) | (BigInt(reason) << 32n) | BigInt(EDU_SID);
     expect([fsts, hiReg.toString(16), loReg.toString(16)], where).toEqual([2, hiWant.toString(16), page.toString(16)]);
   } else {
     expect([fsts, hiReg >> 63n], where).toEqual([0, 0n]);

@@ -43,6 +43,28 @@ describe('QtestClient', () => {
     expect(await client.now()).toBe(5);
   });
 
+  it('probes a QEMU-11.1-like target (-accel qtest): virtual clock read from its own steps, no zero steps sent', async () => {
+    let clock = 0;
+    const { client, seen } = target((l) => {
+      if (l === 'endianness') return 'OK little';
+      if (l === 'irq_intercept_in ioapic') return 'OK';
+      const step = /^clock_step (\d+)$/.exec(l);
+      if (!step) return `FAIL Unknown command '${l.split(' ')[0]}'`;
+      // QEMU 11.1 qtest.c: a step that does not advance the clock is refused.
+      if (Number(step[1]) === 0) return 'FAIL could not advance time';
+      clock += Number(step[1]);
+      return `OK ${clock}`;
+    });
+    await client.probe();
+    expect(client.timeMode).toBe('virtual');
+    expect(client.interrupts).toEqual({ intx: true, msi: false });
+    expect(await client.now()).toBe(0);
+    await client.sleep(1500);
+    await client.sleep(0.2); // rounds to 0: nothing sent
+    expect(await client.now()).toBe(1500);
+    expect(seen.filter((l) => l.startsWith('clock_step'))).toEqual(['clock_step 0', 'clock_step 0', 'clock_step 1500', 'clock_step 0']);
+  });
+
   it('formats commands, parses replies, and routes asynchronous lines', async () => {
     const { client, seen } = target((l, push) => {
       if (l.startsWith('readl')) { push('IRQ raise 17'); push('MSI 0xfee00000 0x4ee'); return 'OK 0x0000000000000010'; }

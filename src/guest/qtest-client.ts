@@ -13,8 +13,9 @@
  *    stream: `interrupts.msi` is false there).  vtemu offers an extension,
  *    `msi_intercept`, after which the server prints `MSI <addr> <data>` lines
  *    for each message that reaches the APIC bus; the client probes for it.
- * Time: `clock_step NS` when the target has a qtest clock (vtemu
- * `-accel qtest`); otherwise (QEMU 7.2 has no qtest accelerator) real sleeps.
+ * Time: `clock_step NS` when the target has a qtest clock (vtemu and QEMU
+ * 11.1 with `-accel qtest`); otherwise (QEMU 7.2 has no qtest accelerator)
+ * real sleeps.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
@@ -36,6 +37,12 @@ const RESET_VECTOR_OFFSET = 0xfff0;
 const HALT_CODE = [0xfa, 0xf4, 0xeb, 0xfd];
 /** MSI data bits holding the vector. */
 const MSI_DATA_VECTOR_MASK = 0xff;
+/**
+ * QEMU 11.1's answer to `clock_step 0` under `-accel qtest` (a zero step
+ * does not advance the clock); vtemu answers `OK 0`.  Without a qtest
+ * clock the command is unknown.
+ */
+const CLOCK_STEP_ZERO_REFUSED = 'FAIL could not advance time';
 
 /**
  * Writes the halt firmware (HALT_CODE at the reset vector of a 64 KiB image)
@@ -76,6 +83,8 @@ export class QtestClient implements GuestPlatform {
   private caps: InterruptCapabilities = { msi: false, intx: false };
   private mode: TimeMode = 'real';
   private readonly started = performance.now();
+  /** The virtual clock as the last `clock_step` reported it (QEMU 11.1 has no way to read it without stepping). */
+  private virtualNs = 0;
   private stderrTail = '';
   private cleanup: () => void = () => {};
 
@@ -147,7 +156,9 @@ export class QtestClient implements GuestPlatform {
   async probe(): Promise<void> {
     const endian = await this.command('endianness');
     if (endian !== 'OK little') throw new QtestError(`unexpected endianness reply '${endian}'`);
-    this.mode = (await this.command('clock_step 0')).startsWith('OK') ? 'virtual' : 'real';
+    const step = await this.command('clock_step 0');
+    this.mode = step.startsWith('OK') || step === CLOCK_STEP_ZERO_REFUSED ? 'virtual' : 'real';
+    if (step.startsWith('OK ')) this.virtualNs = Number(step.slice(3));
     const intx = await this.command('irq_intercept_in ioapic');
     const msi = await this.command('msi_intercept');
     this.caps = { intx: intx === 'OK', msi: msi === 'OK' };
@@ -215,14 +226,23 @@ export class QtestClient implements GuestPlatform {
 
   async sleep(ns: number): Promise<void> {
     if (this.mode === 'virtual') {
-      await this.ok(`clock_step ${Math.max(0, Math.round(ns))}`);
+      const step = Math.round(ns);
+      // A zero step moves no time (and QEMU 11.1 refuses it).
+      if (step > 0) this.virtualNs = Number(await this.ok(`clock_step ${step}`));
     } else {
       await new Promise((r) => setTimeout(r, Math.ceil(ns / 1e6)));
       await this.command('endianness'); // let pending asynchronous lines arrive
     }
   }
   async now(): Promise<number> {
-    if (this.mode === 'virtual') return Number(await this.ok('clock_step 0'));
+    if (this.mode === 'virtual') {
+      // vtemu reports the clock; QEMU 11.1 refuses a zero step, and then only our own steps moved it.
+      const reply = await this.command('clock_step 0');
+      if (reply === CLOCK_STEP_ZERO_REFUSED) return this.virtualNs;
+      if (!reply.startsWith('OK ')) throw new QtestError(`'clock_step 0' -> '${reply}'`);
+      this.virtualNs = Number(reply.slice(3));
+      return this.virtualNs;
+    }
     return Math.round((performance.now() - this.started) * 1e6);
   }
 

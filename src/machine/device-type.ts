@@ -27,6 +27,24 @@ export interface PropDef {
 /** Parsed property values, by name. */
 export type PropValues = Readonly<Record<string, PropValue>>;
 
+/**
+ * A property name kept for old command lines after QEMU renamed or removed
+ * it: not listed by `-device TYPE,help`, and every use prints one warning
+ * line (`-device ARG: warning: ...`) before the device is created.
+ */
+export interface DeprecatedProp {
+  /** How its value parses. */
+  readonly def: PropDef;
+  /** The warning (without the `warning: ` prefix) for a use with `value`. */
+  warning(value: PropValue): string;
+  /**
+   * The current property and value it stands for (a renamed property).
+   * Without it the value stays under the old name for the device's factory
+   * to interpret (a property QEMU removed).
+   */
+  replacement?(value: PropValue): readonly [name: string, value: PropValue];
+}
+
 /** Trace sink: `-trace PATTERN` prints events whose name matches. */
 export interface Tracer {
   enabled(event: string): boolean;
@@ -75,11 +93,15 @@ export interface DeviceType<D extends Device = Device> {
   readonly category?: DeviceCategory;
   /**
    * The QEMU release whose `-device TYPE,help` this type follows: its PCIDevice
-   * properties and its boolean defaults (`false` in 7.2, `off` later).  Default
-   * '7.2'; a type QEMU 7.2 does not have follows the release that has it.
+   * properties, its boolean defaults (`false` in 7.2, `off` later) and, from
+   * 11.1 on, the `on/off` description of boolean properties and unquoted
+   * OnOffAuto defaults.  Default '7.2'; a type QEMU 7.2 does not have, or whose
+   * differential oracle is 11.1 (intel-iommu), follows 11.1.
    */
   readonly qemuRelease?: '7.2' | '11.1';
   readonly props: Readonly<Record<string, PropDef>>;
+  /** Old property names still accepted, each with its warning (not listed by help). */
+  readonly deprecatedProps?: Readonly<Record<string, DeprecatedProp>>;
   /**
    * Creates the device.  Throws an Error with a QEMU-style message for a bad
    * configuration (e.g. "eim=on requires intremap=on"); the CLI prints it and

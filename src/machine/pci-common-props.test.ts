@@ -51,11 +51,14 @@ describe('QEMU 11.1 PCIDevice properties', () => {
       description: '',
       bus: 'system',
       qemuRelease: '11.1',
-      props: { flag: { kind: 'bool', default: true } },
+      props: { flag: { kind: 'bool', default: true }, mode: { kind: 'OnOffAuto', default: 'auto' } },
       create: () => ({ typeName: 'test-11', reset() {} }),
     };
-    expect(deviceHelp(t)).toBe('test-11 options:\n  flag=<bool>            -  (default: on)\n');
-    expect(deviceHelp({ ...t, qemuRelease: '7.2' })).toBe('test-11 options:\n  flag=<bool>            -  (default: true)\n');
+    // 11.1 also describes a boolean as `on/off` and prints an enum default bare
+    // (`-device intel-iommu,help`: `caching-mode=<bool>    - on/off (default: off)`,
+    // `eim=<OnOffAuto>        - on/off/auto (default: auto)`); 7.2 did neither.
+    expect(deviceHelp(t)).toBe('test-11 options:\n  flag=<bool>            - on/off (default: on)\n  mode=<OnOffAuto>       - on/off/auto (default: auto)\n');
+    expect(deviceHelp({ ...t, qemuRelease: '7.2' })).toBe('test-11 options:\n  flag=<bool>            -  (default: true)\n  mode=<OnOffAuto>       - on/off/auto (default: "auto")\n');
     expect([boolDefaultText('11.1', false), boolDefaultText('7.2', false)]).toEqual(['off', 'false']);
   });
 

@@ -51,7 +51,7 @@ export interface DeviceSpec {
   /** `addr=` as a devfn (PCI). */
   readonly devfn?: number;
   readonly multifunction: boolean;
-  /** Warnings to print before going on (deprecated short forms). */
+  /** Warnings to print before going on (deprecated short forms, deprecated property names). */
   readonly warnings: readonly string[];
 }
 
@@ -64,7 +64,7 @@ export class ConfigError extends Error {
     message: string,
     /** The option and argument it is about (e.g. `-device edu,foo=1`), if any. */
     readonly context?: string,
-    /** Warning lines QEMU prints before the error (deprecated short forms). */
+    /** Warning lines printed before the error (deprecated short forms and property names). */
     readonly preamble: readonly string[] = [],
   ) {
     super(message);
@@ -140,6 +140,16 @@ function parseSplitDevice(arg: string, split: ReturnType<typeof splitOptions>, w
       continue;
     }
     const own = Object.prototype.hasOwnProperty.call(type.props, key) ? type.props[key]! : undefined;
+    const old = !own && type.deprecatedProps && Object.prototype.hasOwnProperty.call(type.deprecatedProps, key) ? type.deprecatedProps[key]! : undefined;
+    if (old) {
+      const parsed = parsePropValue(key, old.def, value);
+      if ('error' in parsed) throw new ConfigError(parsed.error, ctx);
+      warnings.push(`${ctx}: warning: ${old.warning(parsed.value)}`);
+      const [name, v] = old.replacement?.(parsed.value) ?? [key, parsed.value];
+      props[name] = v;
+      explicit.add(name);
+      continue;
+    }
     const common = isPci && !own && Object.prototype.hasOwnProperty.call(commonProps, key) ? commonProps[key]! : undefined;
     if (!own && !common) throw new ConfigError(`Property '${type.name}.${key}' not found`, ctx);
     if (common?.refuse !== undefined) {
@@ -187,12 +197,18 @@ function helpLineWithText(name: string, typeLabel: string, description: string |
 export function deviceHelp(type: DeviceType): string {
   const release = type.qemuRelease ?? '7.2';
   const lines: [string, string][] = [];
+  // After QEMU 7.2 (checked with 11.1) a boolean property describes itself as
+  // `on/off` and an enum default is printed bare (`auto`; 7.2: `"auto"`).
+  const later = release !== '7.2';
   for (const [name, def] of Object.entries(type.props)) {
-    const description = def.help ?? (def.kind === 'OnOffAuto' ? 'on/off/auto' : def.default !== undefined ? '' : undefined);
+    const implicit = def.kind === 'OnOffAuto' ? 'on/off/auto' : def.kind === 'bool' && later ? 'on/off' : def.default !== undefined ? '' : undefined;
+    const description = def.help ?? implicit;
     const line =
       typeof def.default === 'boolean'
         ? helpLineWithText(name, def.kind, description, boolDefaultText(release, def.default))
-        : propHelpLine(name, def.kind, description, def.default);
+        : typeof def.default === 'string' && later
+          ? helpLineWithText(name, def.kind, description, def.default)
+          : propHelpLine(name, def.kind, description, def.default);
     lines.push([name, line]);
   }
   if (type.bus === 'pci') {

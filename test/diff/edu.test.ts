@@ -1,44 +1,45 @@
 /**
  * Differential test: the edu device (and the IOAPIC it interrupts through)
- * against QEMU 7.2, over the qtest protocol.  Every transcript runs on
- * `qemu-system-x86_64 -machine q35 -nodefaults -device edu` (halt firmware,
- * real time) and on vtemu; the replies must be identical line for line.
- * `wait` steps let a DMA complete: QEMU sleeps 250 ms of real time, vtemu
- * steps its virtual clock by 200 ms (neither side replies).
+ * against QEMU 11.1, over the qtest protocol.  Every transcript runs on
+ * `qemu-system-x86_64 -machine q35 -accel qtest -nodefaults -device edu`
+ * and on vtemu; the replies must be identical line for line.  `wait` steps
+ * let a DMA complete: both sides step their virtual clocks by 100 ms (the
+ * DMA timer), then the run bit is checked (neither side replies).
  *
- * Known differences, deliberately left out of the transcripts and covered
- * by src/hw/edu/edu.test.ts instead:
- *  - dma_mask clamping: QEMU 7.2 printf()s "EDU: clamping DMA ..." onto
- *    stdout, which is the qtest channel; vtemu traces `edu_dma_clamp`.
- *  - out-of-range DMA buffer ranges (and, through an off-by-one in 7.2, a
- *    range ending exactly at 0x41000 or a zero count): QEMU 7.2 aborts in
- *    hw_error(); vtemu traces `edu_dma_out_of_range` and drops the command.
- *  - factorial timing: QEMU's worker thread takes ~1.1 ns per step of real
- *    time, vtemu finishes n < 2^20 at once and takes n ns of virtual time
- *    otherwise; transcripts let small operands settle (`settle`) and only
- *    compare a large one well inside and well after its busy window.
+ * Compared since the oracle is 11.1 (QEMU 7.2 printf()ed "EDU: clamping
+ * DMA" onto the qtest channel and aborted in hw_error() on an out-of-range
+ * buffer range, a range ending exactly at 0x41000 or a zero count; 11.1
+ * does neither): dma_mask clamping, out-of-range and zero-count DMAs
+ * (dropped), a DMA of the whole 4 KiB buffer.
  *
- * Both sides run through the shared harness (test/harness): QEMU spawned
- * with the halt firmware, vtemu in process with `-accel qtest`.
+ * Known difference, left out of the transcripts and covered by
+ * src/hw/edu/edu.test.ts instead: factorial timing.  QEMU's worker thread
+ * runs in real time (~1.1 ns per step, even under -accel qtest), vtemu
+ * finishes n < 2^20 at once and takes n ns of virtual time otherwise;
+ * transcripts let small operands settle (`settle`, a poll) and only compare
+ * a large one well inside and well after its busy window.
+ *
+ * Both sides run through the shared harness (test/harness): QEMU 11.1 with
+ * -accel qtest, vtemu in process with `-accel qtest`.
  */
 import { describe, expect, it } from 'vitest';
 import { IOAPIC_BASE } from '../../src/hw/intc/ioapic.js';
 import { needQemu, hex, diffTranscripts, VtemuRunner, type Step } from '../harness/index.js';
 
-const haveQemu = needQemu('7.2', 'test/diff/edu.test.ts');
+const haveQemu = needQemu('11.1', 'test/diff/edu.test.ts');
 
-/** Let a DMA complete: QEMU sleeps 250 ms, vtemu steps 200 ms of virtual time. */
+/** Let a DMA complete: both sides step the 100 ms of virtual time its timer takes. */
 const WAIT = 'wait';
-const QEMU_WAIT_MS = 250;
-const VTEMU_WAIT_NS = 200_000_000;
-const PAUSES: Readonly<Record<string, { readonly ms: number; readonly ns: number }>> = {
-  [WAIT]: { ms: QEMU_WAIT_MS, ns: VTEMU_WAIT_NS },
+const DMA_WAIT_NS = 100_000_000;
+const PAUSES: Readonly<Record<string, { readonly ns: number }>> = {
+  [WAIT]: { ns: DMA_WAIT_NS },
 };
 /**
  * Wait for QEMU's factorial thread by polling, never by a fixed sleep (the
- * thread's timing on a loaded host is unbounded): until the status register
- * says idle, or until the completion interrupt is flagged (QEMU clears the
- * busy bit before it raises the interrupt, so idle alone is not enough).
+ * thread runs in real time, unbounded on a loaded host): until the status
+ * register says idle, or until the completion interrupt is flagged (QEMU
+ * clears the busy bit before it raises the interrupt, so idle alone is not
+ * enough).
  */
 const SETTLE = 'poll-factorial-idle';
 const FACT_IRQ = 'poll-factorial-irq';
@@ -163,6 +164,18 @@ function dmaLines(): string[] {
   return t.l;
 }
 
+/** With dma_mask=0xfff: a clamped RAM address, a range past the buffer end, a zero count, all 4 KiB. */
+function clampAndRangeLines(): string[] {
+  const t = new Lines().push(...setupLines());
+  t.push('write 0x123 4 0xa1b2c3d4');
+  t.dma(0x7f00_0123, 0x40000, 4, 1).push(WAIT).dma(0x40000, 0x500, 4, 3).push(WAIT, 'read 0x500 4');
+  t.push('write 0x600 8 0x1122334455667788', 'write 0x700 8 0x5555555555555555');
+  t.dma(0x600, 0x40ffc, 8, 1).push(WAIT).rq(0x98).dma(0x40ffc, 0x700, 4, 3).push(WAIT, 'read 0x700 8');
+  t.dma(0x600, 0x40000, 0, 1).push(WAIT).rq(0x98);
+  t.dma(0x600, 0x40000, 0x1000, 1).push(WAIT).rq(0x98).dma(0x40000, 0x800, 8, 3).push(WAIT, 'read 0x800 8');
+  return t.l;
+}
+
 function busMasterOffLines(): string[] {
   const t = new Lines().push(...setupLines(0x6));
   t.push(`write 0x100000 16 0x00112233445566778899aabbccddeeff`);
@@ -234,30 +247,29 @@ function ioapicLines(): string[] {
 // ---------------------------------------------------------------------------
 
 /** The machine: `-device edu` lands at 00:01.0 (first free slot after the MCH), a second one at 00:02.0. */
-function args(eduCount: number): string[] {
+function args(eduCount: number, eduProps = ''): string[] {
   const out: string[] = [];
-  for (let i = 1; i <= eduCount; i++) out.push('-device', 'edu');
+  for (let i = 1; i <= eduCount; i++) out.push('-device', `edu${eduProps ? ',' + eduProps : ''}`);
   return out;
 }
 
-/** Runs `lines` on QEMU 7.2 and vtemu; expects identical replies; returns QEMU's replies. */
-async function compare(lines: readonly string[], eduCount = 1): Promise<string[]> {
+/** Runs `lines` on QEMU 11.1 and vtemu; expects identical replies; returns QEMU's replies. */
+async function compare(lines: readonly string[], eduCount = 1, eduProps = ''): Promise<string[]> {
   const steps: Step[] = lines.map((l) => {
     const p = PAUSES[l];
-    // A DMA wait: the 100 ms the command takes, then (QEMU runs in real time
-    // on a possibly loaded host) poll until the run bit is clear.
-    if (p) return { before: { ms: p.ms, ns: p.ns }, poll: `readl ${hex(BAR + 0x98)}`, until: (r: string) => (parseInt(r.slice(3), 16) & 1) === 0, quiet: true };
+    // A DMA wait: the 100 ms the command takes, then the run bit polled clear.
+    if (p) return { before: { ns: p.ns }, poll: `readl ${hex(BAR + 0x98)}`, until: (r: string) => (parseInt(r.slice(3), 16) & 1) === 0, quiet: true };
     if (l === SETTLE) return { poll: `readl ${hex(BAR + 0x20)}`, until: (r: string) => (parseInt(r.slice(3), 16) & 1) === 0 };
     if (l === FACT_IRQ) return { poll: `readl ${hex(BAR + 0x24)}`, until: (r: string) => (parseInt(r.slice(3), 16) & 1) === 1 };
     return l;
   });
-  const r = await diffTranscripts(args(eduCount), steps);
+  const r = await diffTranscripts(args(eduCount, eduProps), steps);
   expect(r.difference).toBeNull();
   expect(r.vtemu.length).toBe(lines.filter((l) => !PAUSES[l]).length);
   return r.qemu.map((t) => t.reply);
 }
 
-describe.skipIf(!haveQemu)('edu against QEMU 7.2', () => {
+describe.skipIf(!haveQemu)('edu against QEMU 11.1', () => {
   it('registers: ident, liveness, factorial, status, IRQ status, widths, decode disabled', async () => {
     const replies = await compare(registerLines());
     // The transcript is meaningful: the device answered.
@@ -326,6 +338,17 @@ describe.skipIf(!haveQemu)('edu against QEMU 7.2', () => {
     ]);
   });
 
+  it('dma_mask clamping, out-of-range and zero-count DMAs, the whole buffer (7.2 printed or aborted)', async () => {
+    const lines = clampAndRangeLines();
+    const replies = await compare(lines, 1, 'dma_mask=0xfff');
+    const sent = lines.filter((l) => !PAUSES[l]);
+    expect(sent.map((l, i) => [l, replies[i]]).filter(([l]) => l!.startsWith('read '))).toEqual([
+      ['read 0x500 4', 'OK 0xa1b2c3d4'], // RAM address 0x7f000123 clamped to 0x123
+      ['read 0x700 8', `OK 0x${'00'.repeat(4)}${'55'.repeat(4)}`], // 0x40ffc + 8 is past the buffer: dropped
+      ['read 0x800 8', 'OK 0x1122334455667788'], // zero count dropped; the whole 4 KiB buffer copied
+    ]);
+  });
+
   it('a second edu answers at 00:02.0', async () => {
     const lines = [
       `outl 0xcf8 ${cfgAddr(0x10, 0x10)}`,
@@ -348,7 +371,7 @@ describe('edu interrupts on the vtemu machine', () => {
     const v = VtemuRunner.start(args(1));
     for (const l of lines) {
       const p = PAUSES[l];
-      if (p) await v.wait(p.ms, p.ns);
+      if (p) await v.wait(0, p.ns);
       else expect(await v.command(l)).toMatch(/^OK/);
     }
     return v;
@@ -380,7 +403,7 @@ describe('edu interrupts on the vtemu machine', () => {
       const t = new Lines().push(...setupLines()).push('write 0x123 4 0xa1b2c3d4');
       t.dma(0x7f000123, 0x40000, 4, 1).push(WAIT).dma(0x40000, 0x500, 4, 3).push(WAIT);
       for (const l of t.l) {
-        if (l === WAIT) await v.wait(QEMU_WAIT_MS, VTEMU_WAIT_NS);
+        if (l === WAIT) await v.wait(0, DMA_WAIT_NS);
         else await v.command(l);
       }
       expect(await v.command('read 0x500 4')).toBe('OK 0xa1b2c3d4');

@@ -1,29 +1,30 @@
 /**
- * Edge cases of VT-d legacy DMA remapping, differential against QEMU 7.2,
- * where 7.2 behaves like current QEMU (hw/i386/intel_iommu.c) and the VT-d
- * spec.  Each scenario is a qtest transcript (guest tables written with
- * writeq, edu DMA polled to completion, VT-d registers and RAM read back)
- * run on QEMU 7.2 and on vtemu; the replies must be identical and the
- * checked replies must also equal the expectation written next to them
- * (derived from the spec / current QEMU, not from a run).
+ * Edge cases of VT-d legacy DMA remapping, differential against QEMU 11.1
+ * (hw/i386/intel_iommu.c) and the VT-d spec.  Each scenario is a qtest
+ * transcript (guest tables written with writeq, edu DMA run to completion
+ * by stepping the virtual clock, VT-d registers and RAM read back) run on
+ * QEMU 11.1 and on vtemu; the replies must be identical and the checked
+ * replies must also equal the expectation written next to them (derived
+ * from the spec / QEMU's source, not from a run).
  *
- * Not compared here because QEMU 7.2 differs from current QEMU (unit tests
- * in src/hw/intel-iommu/edge-cases.test.ts instead): TM (bit 62) in leaf
- * PTEs with device-iotlb (7.2 accepts it; current QEMU needs stale-tm too),
- * page-selective IOTLB invalidation whose 8-bit-truncated mask (7.2) and
- * full mask (current QEMU) remove different entries, nfr > 1, CAP.ESRTPS
- * (masked), IR fault recording.  Not compared at all: DMA writes into the
+ * Compared since the oracle is 11.1 (QEMU 7.2 differed or was too slow):
+ * FRCD.PV 0 for requests without PASID (7.2 wrote 0xFFFF), the TM bit with
+ * device-iotlb and stale-tm, page-selective invalidation with the full
+ * address mask, the 1024-entry IOTLB flush (hundreds of DMAs, cheap on
+ * virtual time), TT=2 with ECAP.PT always set.
+ *
+ * Not compared here: nfr > 1 (beyond QEMU), and DMA writes into the
  * interrupt window (interrupt requests to QEMU's CPU, not observable over
- * qtest) and the 1024-entry IOTLB flush (hundreds of real-time edu DMAs on
- * 7.2); both have unit tests.
+ * qtest); both have unit tests.  Deprecated property names QEMU 11.1 rejects
+ * (pt=off) are checked on vtemu alone.
  *
  * edu sits at 00:01.0 (SID 0x0008).  IOVA 0x7000 is mapped 1:1 in every
  * table so the edu buffer can always be written out to RAM 0x7000 and read.
  */
 import { describe, expect, it } from 'vitest';
-import { needQemu, hex, diffTranscripts, type Step, type TranscriptLine } from '../harness/index.js';
+import { needQemu, hex, checkTranscripts, diffTranscripts, type Step, type TranscriptLine } from '../harness/index.js';
 
-const qemu = needQemu('7.2', 'intel-iommu edge-case differential tests');
+const qemu = needQemu('11.1', 'intel-iommu edge-case differential tests');
 
 const VTD = 0xfed9_0000;
 const R = { GCMD: 0x18, GSTS: 0x1c, RTADDR: 0x20, CCMD: 0x28, FSTS: 0x34, FECTL: 0x38, IVA: 0xf0, IOTLB: 0xf8, FRCD: 0x220 } as const;
@@ -48,9 +49,12 @@ const SID = 0x0008;
 
 const q16 = (v: number | bigint) => `OK 0x${BigInt(v).toString(16).padStart(16, '0')}`;
 
-/** FRCD high qword: F, T (read), reason, SID, PV=0xFFFF for page-walk faults (as QEMU records requests without PASID). */
-const frcdHi = (reason: number, read = true, walk = true) =>
-  (1n << 63n) | (read ? 1n << 62n : 0n) | (walk ? 0xffffn << 40n : 0n) | (BigInt(reason) << 32n) | BigInt(SID);
+/**
+ * FRCD high qword: F, T (read), reason, SID; PP and PV 0 (no PASID).  QEMU
+ * 7.2 put PV=0xFFFF (its PCI_NO_PASID) into page-walk faults; 11.1 and the
+ * spec leave PV 0 when PP is clear.  `_walk` says which stage faulted.
+ */
+const frcdHi = (reason: number, read = true, _walk = true) => (1n << 63n) | (read ? 1n << 62n : 0n) | (BigInt(reason) << 32n) | BigInt(SID);
 
 /** A transcript under construction: steps plus the replies some of them must get. */
 class Script {
@@ -146,11 +150,11 @@ class Script {
     this.map(top, levels, OUT, OUT);
     return top;
   }
-  /** edu DMA, polled to completion (QEMU: real time; vtemu: virtual time). */
+  /** edu DMA: its 100 ms of virtual time stepped, then its run bit checked (polled, should it still be set). */
   dma(src: number, dst: number, count: number, toRam: boolean): this {
     this.w64(BAR + 0x80, BigInt(src)).w64(BAR + 0x88, BigInt(dst)).w64(BAR + 0x90, BigInt(count)).w64(BAR + 0x98, toRam ? 3n : 1n);
     return this.cmd({
-      before: { ms: 150, ns: 100_000_000 },
+      before: { ns: 100_000_000 },
       poll: `readl ${hex(BAR + 0x98)}`,
       until: (r: string) => (parseInt(r.slice(3), 16) & 1) === 0,
       quiet: true,
@@ -210,14 +214,24 @@ function scenario(name: string, args: string[], build: (s: Script) => void, time
     const s = new Script();
     build(s);
     const r = await diffTranscripts(args, s.steps);
-    // The oracle first: QEMU 7.2 must give the spec-derived replies.
+    // The oracle first: QEMU 11.1 must give the spec-derived replies.
     for (const c of s.checks) expect.soft(replyOf(r.qemu, c.at), `QEMU: ${c.what}`).toBe(c.want);
     expect(r.difference).toBeNull();
     for (const c of s.checks) expect(replyOf(r.vtemu, c.at), `vtemu: ${c.what}`).toBe(c.want);
   }, timeout);
 }
 
-describe.skipIf(!qemu)('intel-iommu edge cases vs QEMU 7.2', () => {
+/** A scenario on vtemu alone (a configuration QEMU 11.1 refuses), with the same expectations. */
+function vtemuScenario(name: string, args: string[], build: (s: Script) => void): void {
+  it(name, async () => {
+    const s = new Script();
+    build(s);
+    const r = await checkTranscripts(args, s.steps, { qemu: false });
+    for (const c of s.checks) expect(replyOf(r.vtemu, c.at), `vtemu: ${c.what}`).toBe(c.want);
+  });
+}
+
+describe.skipIf(!qemu)('intel-iommu edge cases vs QEMU 11.1', () => {
   // QEMU decides "pass-through" per device address space whenever the
   // address spaces are refreshed (TE, SRTP, context invalidations) by reading
   // the context entry, and then bypasses the IOMMU (IOTLB and context cache
@@ -341,15 +355,16 @@ describe.skipIf(!qemu)('intel-iommu edge cases vs QEMU 7.2', () => {
     s.noFault('rtaddr');
   });
 
-  scenario('translation types: TT=2 with pt=off and TT=1 without device-iotlb are invalid', ['-device', 'intel-iommu,aw-bits=39,pt=off', '-device', 'edu'], (s) => {
+  scenario('translation types: TT=1 without device-iotlb is invalid; TT=2 passes through (ECAP.PT is always set)', IOMMU39, (s) => {
     const top = s.domain(3);
     s.map(top, 3, X, DATA_B);
-    s.context(...ctx(top, 1, 1, 2)).srtp().reg32(R.GCMD, TE);
-    s.readFault(X, 3, 'TT=2 without ECAP.PT', false);
-    s.context(...ctx(top, 1, 1, 1));
+    s.context(...ctx(top, 1, 1, 1)).srtp().reg32(R.GCMD, TE);
     s.readFault(X, 3, 'TT=1 without ECAP.DT', false);
-    s.context(...ctx(top, 1, 1, 0));
+    s.context(...ctx(top, 1, 1, 2)).ccDevice();
+    s.probe(X, X_ID, 'TT=2: identity');
+    s.context(...ctx(top, 1, 1, 0)).ccDevice();
     s.probe(X, B, 'TT=0');
+    s.noFault('tt');
   });
 
   scenario('aw-bits=48: IOVA limit is 2^min(AGAW, MGAW); AW not in SAGAW', ['-device', 'intel-iommu,aw-bits=48', '-device', WIDE_EDU], (s) => {
@@ -438,6 +453,17 @@ describe.skipIf(!qemu)('intel-iommu edge cases vs QEMU 7.2', () => {
     s.noFault('ignored');
   });
 
+  // QEMU 7.2 accepted TM with device-iotlb alone; 11.1 also needs stale-tm.
+  for (const staleTm of [false, true]) {
+    scenario(`TM (bit 62) in a leaf with device-iotlb=on, stale-tm=${staleTm ? 'on' : 'off'}`, ['-device', `intel-iommu,aw-bits=39,device-iotlb=on${staleTm ? ',stale-tm=on' : ''}`, '-device', 'edu'], (s) => {
+      const top = s.domain(3);
+      s.map(top, 3, X, DATA_A, 3n | (1n << 62n));
+      s.context(...ctx(top, 1, 1)).srtp().reg32(R.GCMD, TE);
+      if (staleTm) s.probe(X, A, 'TM allowed').noFault('tm');
+      else s.readFault(X, 0xc, 'TM reserved without stale-tm');
+    });
+  }
+
   scenario('snoop-control=on: SNP allowed in leaves only', ['-device', 'intel-iommu,aw-bits=39,snoop-control=on', '-device', 'edu'], (s) => {
     const top = s.domain(3);
     s.map(top, 3, X, DATA_A, 3n | 0x800n);
@@ -469,9 +495,26 @@ describe.skipIf(!qemu)('intel-iommu edge cases vs QEMU 7.2', () => {
     s.readFault(0x4000_0000 + DATA_B, 0xc, '1 GiB leaf with bit 12');
   });
 
-  // Only cases where QEMU 7.2 and current QEMU agree: 7.2 keeps the PSI
-  // address mask in a uint8_t (AM >= 8 drops the whole domain, AM < 8 compares
-  // 8 gfn bits only); current QEMU and vtemu use the full mask (unit tests).
+  // QEMU 7.2 kept the PSI address mask in a uint8_t (AM >= 8 dropped the
+  // whole domain, AM < 8 compared 8 gfn bits only); 11.1 and vtemu use the full mask.
+  scenario('page-selective invalidation with AM >= 8 removes only its range (7.2 dropped the domain)', IOMMU39, (s) => {
+    const top = s.domain(3);
+    const inRange = s.map(top, 3, 0x2f_f000, DATA_A);
+    const outside = s.map(top, 3, 0x40_0000, DATA_A);
+    const sameGfnLowBits = s.map(top, 3, 0x1_2f_f000, DATA_A); // gfn differs from 0x2ff above bit 8 only
+    s.context(...ctx(top, 1, 7)).srtp().reg32(R.GCMD, TE);
+    for (const iova of [0x2f_f000, 0x40_0000, 0x1_2f_f000]) s.probe(iova, A, `cached 0x${iova.toString(16)}`);
+    for (const pte of [inRange, outside, sameGfnLowBits]) s.w64(pte, BigInt(DATA_B) | 3n);
+    s.psi(7, 0x20_0000, 9); // 0x200000-0x3fffff
+    s.probe(0x2f_f000, B, 'inside the 2 MiB range: removed');
+    s.probe(0x40_0000, A, 'outside: still cached');
+    s.probe(0x1_2f_f000, A, 'same low gfn bits, other range: still cached');
+    s.psi(7, 0x100_0000, 12); // 16 MiB at 16 MiB
+    s.probe(0x1_2f_f000, B, 'AM=12 covers it');
+    s.probe(0x40_0000, A, 'AM=12 elsewhere: still cached');
+    s.noFault('psi');
+  });
+
   scenario('page-selective invalidation with AM and 2 MiB pages', IOMMU39, (s) => {
     const top = s.domain(3);
     const big = s.map(top, 3, 0x20_0000, DATA_A, 3n, 2);
@@ -497,6 +540,23 @@ describe.skipIf(!qemu)('intel-iommu edge cases vs QEMU 7.2', () => {
     s.check(`readq ${hex(VTD + R.IOTLB)}`, (3n << 60n) | (7n << 32n), 'AM=19 > MAMV: IAIG=0, IVT clear');
     s.probe(iova, A, 'not done');
   });
+
+  // Hundreds of edu DMAs: affordable now that both sides run on virtual time (7.2 needed real time).
+  scenario('the IOTLB is flushed wholesale when a 1025th entry comes in (QEMU VTD_IOTLB_MAX_SIZE)', IOMMU39, (s) => {
+    const BASE = 0x100_0000;
+    const top = s.domain(3);
+    const pte = s.map(top, 3, X, DATA_A);
+    // Pages BASE + i * 4 KiB, i < 1024: a DMA of 4 KiB from BASE + 0x800 + k * 8 KiB walks pages 2k and 2k + 1.
+    for (let i = 0; i < 1024; i++) s.map(top, 3, BASE + i * 0x1000, DATA_C);
+    s.context(...ctx(top, 1, 1)).srtp().reg32(R.GCMD, TE);
+    s.probe(X, A, 'X and OUT cached: 2 entries');
+    s.w64(pte, BigInt(DATA_B) | 3n);
+    for (let k = 0; k < 511; k++) s.dma(BASE + 0x800 + k * 0x2000, EDU_BUF, 0x1000, false);
+    s.probe(X, A, '1024 entries: X still cached');
+    s.dma(BASE + 1022 * 0x1000, EDU_BUF, 4, false);
+    s.probe(X, B, 'the 1025th entry flushed them all: X walked again');
+    s.noFault('iotlb size');
+  }, 180_000);
 
   scenario('register invalidation: actual granularity written back for every request', ['-device', 'intel-iommu,aw-bits=39'], (s) => {
     const cc = (cirg: bigint, low: bigint) => s.reg64(R.CCMD, (1n << 63n) | (cirg << 61n) | (3n << 32n) | low);
@@ -565,8 +625,7 @@ describe.skipIf(!qemu)('intel-iommu edge cases vs QEMU 7.2', () => {
   });
 
   scenario('dma-translation=off: SAGAW=0, TE ignored, DMA untranslated', ['-device', 'intel-iommu,aw-bits=39,dma-translation=off', '-device', 'edu'], (s) => {
-    s.cmd({ cmd: `readq ${hex(VTD + 0x08)}`, mask: 1n << 63n });
-    s.checks.push({ at: s.steps.length - 1, want: q16(0x00d2_008c_2226_0006n), what: 'CAP: SAGAW 0' });
+    s.check(`readq ${hex(VTD + 0x08)}`, 0x80d2_008c_2226_0006n, 'CAP: SAGAW 0');
     const top = s.domain(3);
     s.map(top, 3, X, DATA_B);
     s.context(...ctx(top, 1, 1)).srtp().reg32(R.GCMD, TE | SRTP);
@@ -598,5 +657,17 @@ describe.skipIf(!qemu)('intel-iommu edge cases vs QEMU 7.2', () => {
     s.reg32(R.FECTL, 0x8000_0000).reg32(R.FRCD + 12, 0x8000_0000);
     s.dma(X, EDU_BUF, 4, false);
     fectl(0xc000_0000, 'next fault');
+  });
+});
+
+describe('intel-iommu deprecated properties (vtemu only: QEMU 11.1 rejects them)', () => {
+  vtemuScenario('pt=off (QEMU 7.2 meaning): TT=2 is invalid without ECAP.PT', ['-device', 'intel-iommu,aw-bits=39,pt=off', '-device', 'edu'], (s) => {
+    s.check(`readq ${hex(VTD + 0x10)}`, 0xf0_0f0an, 'ECAP: PT clear');
+    const top = s.domain(3);
+    s.map(top, 3, X, DATA_B);
+    s.context(...ctx(top, 1, 1, 2)).srtp().reg32(R.GCMD, TE);
+    s.readFault(X, 3, 'TT=2 without ECAP.PT', false);
+    s.context(...ctx(top, 1, 1, 0)).ccDevice();
+    s.probe(X, B, 'TT=0');
   });
 });

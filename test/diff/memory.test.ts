@@ -1,16 +1,24 @@
 /**
- * Differential test: every qtest memory and port command on QEMU 7.2 and
+ * Differential test: every qtest memory and port command on QEMU 11.1 and
  * vtemu with identical replies (RAM below and above 4 GiB, unassigned
- * memory and ports, VT-d registers refusing 1/2-byte accesses, fw_cfg
- * ports, data formats of read/write/b64read/b64write/memset), plus the
- * `-m 64G` RSS check on the spawned CLI.
+ * memory and ports, VT-d registers refusing 1/2-byte accesses, legacy ROM
+ * areas with the same halt firmware on both sides, data formats of
+ * read/write/b64read/b64write/memset), plus the `-m 64G` RSS check on the
+ * spawned CLI.
+ *
+ * The fw_cfg port accesses stay on QEMU 7.2: vtemu's fw_cfg is 7.2's, and
+ * QEMU 11.1's fw_cfg device answers 2- and 4-byte reads of its data port
+ * (0x511) and its selector (0x510) with 0 on every machine type (pc-q35-7.2
+ * included), where 7.2 (and vtemu) return data: a change of a q35 device
+ * between the releases, not of anything the VT-d oracle is about.
  */
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { availableRamBackends } from '../../src/memory/ram-backend.js';
 import { needQemu, diffTranscripts, VtemuCliRunner, type Step } from '../harness/index.js';
 
-const qemu = needQemu('7.2', 'test/diff/memory.test.ts');
+const qemu = needQemu('11.1', 'test/diff/memory.test.ts');
+const qemu72 = needQemu('7.2', 'test/diff/memory.test.ts (fw_cfg ports)');
 
 const RAM_STEPS: Step[] = [
   'endianness',
@@ -76,14 +84,18 @@ const UNASSIGNED_STEPS: Step[] = [
   'inl 0x1234',
   'outb 0x1234 0x55',
   'inb 0x1234',
+  'foo bar',
+  'module_load a b',
+];
+
+/** fw_cfg's selector and data ports, at every width (QEMU 7.2's fw_cfg). */
+const FW_CFG_PORT_STEPS: Step[] = [
   'outw 0x510 0x0',
   'inb 0x511',
   'inb 0x511',
   'inw 0x511',
   'outw 0x510 0x1',
   'inl 0x511',
-  'foo bar',
-  'module_load a b',
 ];
 
 const VTD_STEPS: Step[] = [
@@ -91,7 +103,7 @@ const VTD_STEPS: Step[] = [
   'readb 0xfed90000',
   'readw 0xfed90000',
   'readl 0xfed90004',
-  { cmd: 'readq 0xfed90008', mask: 1n << 63n },
+  'readq 0xfed90008',
   'readq 0xfed90010',
   'writeb 0xfed90020 0xff',
   'readq 0xfed90020',
@@ -140,20 +152,20 @@ const HIGH_RAM_STEPS: Step[] = [
   'readl 0x7ffffffc',
 ];
 
-describe.skipIf(!qemu)('memory commands vs QEMU 7.2', () => {
+describe.skipIf(!qemu)('memory commands vs QEMU 11.1', () => {
   it('RAM below 4 GiB (128 MiB default): every width, formats and edge cases', async () => {
     const r = await diffTranscripts([], RAM_STEPS);
     expect(r.difference).toBeNull();
     expect(r.vtemu.length).toBe(RAM_STEPS.length);
   });
 
-  it('unassigned memory and ports, fw_cfg ports', async () => {
+  it('unassigned memory and ports', async () => {
     const r = await diffTranscripts([], UNASSIGNED_STEPS);
     expect(r.difference).toBeNull();
   });
 
   it('VT-d registers: refused 1/2-byte accesses read 0 and drop writes', async () => {
-    const r = await diffTranscripts(['-device', 'intel-iommu,aw-bits=39'], VTD_STEPS, ['-device', 'intel-iommu']);
+    const r = await diffTranscripts(['-device', 'intel-iommu'], VTD_STEPS);
     expect(r.difference).toBeNull();
   });
 
@@ -165,6 +177,15 @@ describe.skipIf(!qemu)('memory commands vs QEMU 7.2', () => {
   it('RAM split around the PCI hole with -m 3G', async () => {
     const r = await diffTranscripts(['-m', '3G'], HIGH_RAM_STEPS);
     expect(r.difference).toBeNull();
+  });
+});
+
+describe.skipIf(!qemu72)('fw_cfg ports vs QEMU 7.2 (QEMU 7.2 only: 11.1 reads 0 from multi-byte port accesses)', () => {
+  it('selector and data port at every width', async () => {
+    const r = await diffTranscripts([], FW_CFG_PORT_STEPS, [], { oracle: '7.2' });
+    expect(r.difference).toBeNull();
+    // Multi-byte data-port reads return data (11.1: 'OK 0x0000' and 'OK 0x00000000').
+    expect(r.qemu.map((l) => l.reply)).toEqual(['OK', 'OK 0x0051', 'OK 0x0045', 'OK 0xff4d', 'OK', 'OK 0x51ffff03']);
   });
 });
 

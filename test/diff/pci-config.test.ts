@@ -1,6 +1,6 @@
 /**
  * Differential test: PCI configuration space of every function on bus 0 of
- * `-machine q35 -nodefaults -device edu -device edu` against QEMU 7.2,
+ * `-machine q35 -nodefaults -device edu -device edu` against QEMU 11.1,
  * through CF8/CFC (PCIEXBAR is disabled without firmware, so there is no
  * ECAM).  Per function: all 64 dwords; then BAR sizing (all-ones written to
  * every BAR and the ROM BAR, read back, restored), command/status/cache-line/
@@ -9,15 +9,20 @@
  * finally all 64 dwords again.  A scan of all 256 devfns checks which
  * functions exist (absent ones read all-ones).
  *
+ * QEMU 11.1 runs the machine type vtemu models, `-machine pc-q35-7.2`
+ * (vtemu's `q35` is an alias of it): 11.1's own pc-q35-11.1 differs in one
+ * MCH register (GGC, 0x50: 0x0040 instead of 0x0010), a machine-type
+ * default outside the VT-d oracle's scope.
+ *
  * Both sides run through the shared harness (test/harness).
  */
 import { describe, expect, it } from 'vitest';
 import { needQemu, hex, diffTranscripts } from '../harness/index.js';
 
-const haveQemu = needQemu('7.2', 'test/diff/pci-config.test.ts');
+const haveQemu = needQemu('11.1', 'test/diff/pci-config.test.ts');
 
 const DEVICES = ['edu', 'edu'];
-/** Functions QEMU 7.2 has on bus 0 with two edus: MCH, edu, edu, LPC, AHCI, SMBus. */
+/** Functions QEMU has on bus 0 with two edus: MCH, edu, edu, LPC, AHCI, SMBus. */
 const FUNCTIONS: readonly { devfn: number; name: string }[] = [
   { devfn: 0x00, name: '00.0 MCH' },
   { devfn: 0x08, name: '01.0 edu' },
@@ -97,10 +102,12 @@ function scanLines(): string[] {
 // ---------------------------------------------------------------------------
 
 const ARGS = DEVICES.flatMap((d) => ['-device', d]);
+/** QEMU 11.1 with the machine type vtemu's q35 is (see the header). */
+const QEMU_ARGS = ['-machine', 'pc-q35-7.2', ...ARGS];
 
-/** Runs `lines` on QEMU 7.2 and vtemu; expects identical replies; returns QEMU's replies. */
+/** Runs `lines` on QEMU 11.1 and vtemu; expects identical replies; returns QEMU's replies. */
 async function compare(lines: readonly string[]): Promise<string[]> {
-  const r = await diffTranscripts(ARGS, lines);
+  const r = await diffTranscripts(ARGS, lines, QEMU_ARGS);
   if (r.difference !== null) {
     // Name every differing access (up to 20), not only the first.
     const mismatches: string[] = [];
@@ -118,7 +125,7 @@ async function compare(lines: readonly string[]): Promise<string[]> {
   return r.qemu.map((t) => t.reply);
 }
 
-describe.skipIf(!haveQemu)('PCI config space of bus 0 against QEMU 7.2', () => {
+describe.skipIf(!haveQemu)('PCI config space of bus 0 against QEMU 11.1 (pc-q35-7.2)', () => {
   it('scan: which devfns exist; CF8 behaviour', async () => {
     const qemu = await compare(scanLines());
     const present = FUNCTIONS.map((f) => qemu[2 * f.devfn + 1]);

@@ -8,7 +8,7 @@
  * On vtemu nothing may be skipped: every check passes, in-process and through
  * the qtest front door (the client QEMU is driven with).
  *
- * QEMU 7.2 runs the same guest in test/guests/qemu-oracle.test.ts (MSIs are
+ * QEMU 11.1 runs the same guest in test/guests/qemu-oracle.test.ts (MSIs are
  * not observable there, so its IR checks are skipped).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

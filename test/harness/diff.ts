@@ -1,15 +1,15 @@
 /**
- * One call for a differential test: run steps on QEMU (7.2 or 11.1) and on
- * vtemu (in-process) built from the same arguments, and return the first
- * difference (null when the transcripts are identical) and every unmet
- * expectation on either side.
+ * One call for a differential test: run steps on QEMU (11.1 by default, or
+ * 7.2 for the suites that stay on it) and on vtemu (in-process) built from
+ * the same arguments, and return the first difference (null when the
+ * transcripts are identical) and every unmet expectation on either side.
  */
 import { rmSync } from 'node:fs';
 import { makeHaltFirmware } from '../../src/guest/qtest-client.js';
 import { QemuRunner } from './qemu.js';
 import { VtemuRunner } from './vtemu.js';
 import { firstDifference, runTranscript, unmetExpectations, type Step, type TranscriptLine, type TranscriptOptions } from './transcript.js';
-import type { QemuVersion } from './oracle.js';
+import { DEFAULT_ORACLE, type QemuVersion } from './oracle.js';
 
 /** Both transcripts, the first difference and the unmet expectations. */
 export interface DiffResult {
@@ -22,11 +22,11 @@ export interface DiffResult {
 
 /** Options of a differential run. */
 export interface DiffOptions extends TranscriptOptions {
-  /** The QEMU release that answers (default 7.2). */
+  /** The QEMU release that answers (default 11.1). */
   readonly oracle?: QemuVersion;
 }
 
-/** vtemu in-process with `args` and the halt firmware QEMU 7.2 gets as `-bios`. */
+/** vtemu in-process with `args` and the halt firmware QemuRunner gives QEMU as `-bios`. */
 function startVtemu(args: readonly string[]): VtemuRunner {
   const [dir, bios] = makeHaltFirmware();
   try {
@@ -38,7 +38,7 @@ function startVtemu(args: readonly string[]): VtemuRunner {
 
 /**
  * Runs `steps` on QEMU (`qemuArgs`, default = `args`) and vtemu (`args`,
- * plus `-bios` with the same halt firmware QEMU 7.2 gets).
+ * plus `-bios` with the same halt firmware QEMU gets).
  */
 export async function diffTranscripts(
   args: readonly string[],
@@ -49,7 +49,7 @@ export async function diffTranscripts(
   const v = startVtemu(args);
   let q: QemuRunner;
   try {
-    q = QemuRunner.start(qemuArgs, { qmp: steps.some((s) => typeof s === 'object' && 'reset' in s), version: options.oracle ?? '7.2' });
+    q = QemuRunner.start(qemuArgs, { qmp: steps.some((s) => typeof s === 'object' && 'reset' in s), version: options.oracle ?? DEFAULT_ORACLE });
   } catch (e) {
     await v.close();
     throw e;

@@ -1,6 +1,6 @@
 /**
  * A firmware bus (port I/O + memory, as fw_cfg/ACPI readers use) over any
- * qtest runner, so the same firmware-side code reads QEMU 7.2 and vtemu.
+ * qtest runner, so the same firmware-side code reads QEMU (11.1 or 7.2) and vtemu.
  */
 import type { FirmwareBus } from '../../src/hw/fw-cfg/client.js';
 import type { QtestRunner } from './runner.js';

@@ -1,9 +1,11 @@
 /**
- * QEMU as the oracle: a qtest runner for QEMU 7.2 (Debian 12's binary, no
- * qtest accelerator: a 64 KiB halt firmware keeps the CPU halted and the
- * virtual clock runs in real time) and QEMU 11.1 (the sid chroot, `-accel
- * qtest`: virtual time moves only by `clock_step`).  Which binaries exist is
- * oracle.ts's business.
+ * QEMU as the oracle: a qtest runner for QEMU 11.1 (the sid chroot, `-accel
+ * qtest`: virtual time moves only by `clock_step`) and QEMU 7.2 (Debian 12's
+ * binary, no qtest accelerator: the virtual clock runs in real time).  Both
+ * get the 64 KiB halt firmware as `-bios`, as vtemu does in differential
+ * runs: on 7.2 it keeps the CPU halted, on 11.1 (no CPU runs) it makes the
+ * ROM areas the same on both sides.  Which binaries exist is oracle.ts's
+ * business.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,20 +13,20 @@ import { join, relative } from 'node:path';
 import { createConnection, type Socket } from 'node:net';
 import { haltFirmwareImage, QtestClient } from '../../src/guest/qtest-client.js';
 import { LineSplitter, type QtestRunner } from './runner.js';
-import { qemuOracle, type QemuOracle, type QemuVersion } from './oracle.js';
+import { DEFAULT_ORACLE, qemuOracle, type QemuOracle, type QemuVersion } from './oracle.js';
 
 /** Options of a QEMU session. */
 export interface QemuStartOptions {
   /** Also open a QMP socket (for systemReset()). */
   readonly qmp?: boolean;
-  /** The release (default 7.2). */
+  /** The release (default 11.1, DEFAULT_ORACLE). */
   readonly version?: QemuVersion;
 }
 
 /**
  * The command line the harness starts a QEMU release with, before the test's
  * own arguments: `[-bios halt.bin] -machine q35 [-accel qtest] -qtest stdio
- * -display none -nodefaults`.  `bios` is the halt firmware (7.2 only).
+ * -display none -nodefaults`.  `bios` is the halt firmware (null: QEMU's own).
  */
 export function qemuBaseArgs(o: QemuOracle, args: readonly string[], bios: string | null): string[] {
   const hasMachine = args.includes('-machine') || args.includes('-M');
@@ -77,18 +79,19 @@ export class QemuRunner implements QtestRunner {
   }
 
   /**
-   * Starts QEMU `version` (default 7.2) with the base arguments and ARGS;
+   * Starts QEMU `version` (default 11.1) with the base arguments and ARGS;
    * with `qmp`, also a QMP socket for systemReset().  Throws when that
    * release is not installed (tests gate on needQemu first).
    */
   static start(args: readonly string[] = [], opts: QemuStartOptions = {}): QemuRunner {
-    const version = opts.version ?? '7.2';
+    const version = opts.version ?? DEFAULT_ORACLE;
     const o = qemuOracle(version);
     if (!o) throw new Error(`QEMU ${version} is not installed (see scripts/qemu-11-oracle.sh and test/harness/oracle.ts)`);
     const [dir, seen] = qemuTempDir(o);
-    // 7.2 runs its CPU: the halt firmware keeps it halted.  11.1 (-accel qtest) runs no CPU.
+    // 7.2 runs its CPU: the halt firmware keeps it halted.  11.1 (-accel qtest) runs no CPU, but
+    // gets the same image so that its ROM areas are vtemu's (diffTranscripts gives vtemu the same).
     let bios: string | null = null;
-    if (!o.qtestAccel) {
+    if (!args.includes('-bios')) {
       writeFileSync(join(dir, 'halt.bin'), haltFirmwareImage());
       bios = join(seen, 'halt.bin');
     }

@@ -1,6 +1,6 @@
 /**
  * The common shape of a qtest target the differential harness drives:
- * QEMU 7.2 (a child process) or vtemu (in-process or the spawned CLI).
+ * QEMU 11.1 or 7.2 (a child process) or vtemu (in-process or the spawned CLI).
  * Replies come back one per command; asynchronous `IRQ raise/lower N`
  * lines are kept apart and handed out in arrival order.
  */
@@ -13,8 +13,9 @@ export interface QtestRunner {
   /** Asynchronous lines (IRQ ...) received since the last call, oldest first. */
   takeAsync(): string[];
   /**
-   * Lets guest time pass: QEMU 7.2 (no qtest accelerator) sleeps `ms` of
-   * wall time; vtemu steps its virtual clock by `virtualNs`.
+   * Lets guest time pass: QEMU 11.1 (`-accel qtest`) and vtemu step their
+   * virtual clocks by `virtualNs`; QEMU 7.2 (no qtest accelerator) sleeps
+   * `ms` of wall time.
    */
   wait(ms: number, virtualNs: number): Promise<void>;
   /** system_reset (QMP on QEMU; the machine's reset in-process). */

@@ -3,8 +3,9 @@
  * comparison that reports the first differing line with context.  A step is
  * a command line, a command with a reply mask (bits cleared in `OK 0x...`
  * replies before comparing, e.g. CAP bit 63) and/or the reply it must get
- * (a spec-derived expectation, checked on every target), a wait (QEMU 7.2
- * sleeps, QEMU 11.1 and vtemu step their virtual clocks), a poll, or a reset.
+ * (a spec-derived expectation, checked on every target), a wait (QEMU 11.1
+ * and vtemu step their virtual clocks by `clock_step`, deterministically;
+ * QEMU 7.2 sleeps), a poll, or a reset.
  */
 import type { QtestRunner } from './runner.js';
 
@@ -20,8 +21,9 @@ export type Step =
   | { readonly reset: true };
 
 /**
- * Repeats `poll` until `until(reply)` holds (QEMU: real time, e.g. for its
- * worker threads; vtemu: stepping `stepNs` of virtual time between tries) and
+ * Repeats `poll` until `until(reply)` holds (stepping `stepNs` of virtual
+ * time between tries; QEMU 7.2: 2 ms of real time; QEMU's worker threads,
+ * e.g. edu's factorial, run in real time on either release) and
  * records only the last reply, so a race with a device thread cannot change
  * the transcript.  On timeout the last reply is recorded, and differs.
  */
@@ -30,8 +32,12 @@ export interface PollStep {
   readonly until: (reply: string) => boolean;
   readonly timeoutMs?: number;
   readonly stepNs?: number;
-  /** A wait before the first try (e.g. the 100 ms an edu DMA takes). */
-  readonly before?: { readonly ms: number; readonly ns: number };
+  /**
+   * A wait before the first try (e.g. the 100 ms an edu DMA takes): `ns` of
+   * virtual time (QEMU 11.1, vtemu); `ms` of wall time on QEMU 7.2 only
+   * (default: as many ms as `ns` is ns of virtual time).
+   */
+  readonly before?: { readonly ms?: number; readonly ns: number };
   /** Leave the reply out of the transcript (a pure synchronisation step). */
   readonly quiet?: boolean;
 }
@@ -94,7 +100,7 @@ export async function runTranscript(runner: QtestRunner, steps: readonly Step[],
       continue;
     }
     if (typeof s === 'object' && 'poll' in s) {
-      if (s.before) await runner.wait(s.before.ms, s.before.ns);
+      if (s.before) await runner.wait(s.before.ms ?? Math.ceil(s.before.ns / 1e6), s.before.ns);
       const deadline = Date.now() + (s.timeoutMs ?? DEFAULT_POLL_TIMEOUT_MS);
       let reply = await runner.command(s.poll);
       while (!s.until(reply) && Date.now() < deadline) {

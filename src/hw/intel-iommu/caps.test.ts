@@ -42,21 +42,21 @@ describe('CAP / ECAP: QEMU register values', () => {
     // scalable-mode=on: SMTS | SRS | SSTS.
     expect(hex(ecapValue(beyond({ scalableMode: true })))).toBe(hex(0x0000_4800_80f0_0f4an));
     expect(hex(capValue(beyond({ scalableMode: true })))).toBe(hex(0x80d2008c222f0606n));
-    // + x-pasid-mode: PASID | PSS=7 (QEMU HEAD; 11.1 spells it pasid-bits=8).
-    expect(hex(ecapValue(beyond({ scalableMode: true, pasidMode: true })))).toBe(hex(0x0000_4938_80f0_0f4an));
-    // x-flts: SMTS | FSTS (no SRS / SSTS), CAP.FS1GP.
-    const flts = beyond({ scalableMode: true, flts: true });
-    expect(hex(capValue(flts))).toBe(hex(0x81d2008c222f0606n));
-    expect(hex(ecapValue(flts))).toBe(hex(0x0000_8800_00f0_0f4an));
+    // + pasid-bits=20: PASID | PSS=19 (11.1 row); pasid-bits=8 (the old x-pasid-mode=on): PSS=7.
+    expect(hex(ecapValue(beyond({ scalableMode: true, pasidBits: 20 })))).toBe(hex(0x0000_4998_80f0_0f4an));
+    expect(hex(ecapValue(beyond({ scalableMode: true, pasidBits: 8 })))).toBe(hex(0x0000_4938_80f0_0f4an));
+    // fsts: SMTS | FSTS (no SRS / SSTS), CAP.FS1GP.
+    const fsts = beyond({ scalableMode: true, fsts: true });
+    expect(hex(capValue(fsts))).toBe(hex(0x81d2008c222f0606n));
+    expect(hex(ecapValue(fsts))).toBe(hex(0x0000_8800_00f0_0f4an));
     // fs1gp=off drops CAP.FS1GP only.
-    const noGp = beyond({ scalableMode: true, flts: true, fs1gp: false });
+    const noGp = beyond({ scalableMode: true, fsts: true, fs1gp: false });
     expect(hex(capValue(noGp))).toBe(hex(0x80d2008c222f0606n));
     expect(hex(ecapValue(noGp))).toBe(hex(0x0000_8800_00f0_0f4an));
-    // svm row of 11.1 (pasid-bits=20 there: PSS 19) with the model's PSS of 7: 0x8d9a... - (12 << 35).
-    const svm = beyond({ scalableMode: true, flts: true, pasidMode: true, svm: true, deviceIotlb: true });
+    // scalable-mode=on,fsts=on,pasid-bits=20,device-iotlb=on,svm=on (11.1 row).
+    const svm = beyond({ scalableMode: true, fsts: true, pasidBits: 20, svm: true, deviceIotlb: true });
     expect(hex(capValue(svm))).toBe(hex(0x81d2008c222f0606n));
-    expect(hex(ecapValue(svm))).toBe(hex(0x0000_8d9a_20f0_0f4en - (12n << 35n)));
-    expect(hex(ecapValue(svm))).toBe(hex(0x0000_8d3a_20f0_0f4en));
+    expect(hex(ecapValue(svm))).toBe(hex(0x0000_8d9a_20f0_0f4en));
   });
 
   it('QEMU 7.2 default (aw-bits 39) differs only by ESRTPS (bit 63)', () => {
@@ -124,7 +124,7 @@ describe('CAP fields', () => {
     expect(field(capValue(cfg({ nfr: 222 })), 40, 8)).toBe(221);
   });
 
-  it('dma-drain=off clears DWD and DRD only', () => {
+  it('dma-drain=off (deprecated, 11.1 always drains) clears DWD and DRD only', () => {
     expect(hex(capValue(cfg({ 'dma-drain': false })))).toBe(hex(0x8012008c222f0606n));
   });
 
@@ -133,10 +133,10 @@ describe('CAP fields', () => {
     expect(ecapValue(cfg({ 'caching-mode': true }))).toBe(ecapValue(cfg()));
   });
 
-  it('FS1GP needs both x-flts and fs1gp', () => {
-    expect(bit(capValue(beyond({ flts: true, fs1gp: true })), 56)).toBe(true);
-    expect(bit(capValue(beyond({ flts: true, fs1gp: false })), 56)).toBe(false);
-    expect(bit(capValue(beyond({ flts: false, fs1gp: true })), 56)).toBe(false);
+  it('FS1GP needs both fsts and fs1gp', () => {
+    expect(bit(capValue(beyond({ fsts: true, fs1gp: true })), 56)).toBe(true);
+    expect(bit(capValue(beyond({ fsts: true, fs1gp: false })), 56)).toBe(false);
+    expect(bit(capValue(beyond({ fsts: false, fs1gp: true })), 56)).toBe(false);
   });
 
   it('x-pi sets CAP.PI (bit 59) only with interrupt remapping', () => {
@@ -172,7 +172,10 @@ describe('ECAP fields', () => {
     expect(ecapValue(cfg({ intremap: 'off', 'x-buggy-eim': true }))).toBe(0xf42n);
   });
 
-  it('EIM (bit 4) with x-buggy-eim and intremap', () => {
+  it('EIM (bit 4) with eim=on (11.1 accepts it without KVM) or the deprecated x-buggy-eim, and intremap', () => {
+    expect(hex(ecapValue(cfg({ eim: 'on' })))).toBe(hex(0xf00f5an));
+    expect(hex(ecapValue(cfg({ eim: 'on', intremap: 'on' })))).toBe(hex(0xf00f5an));
+    expect(hex(ecapValue(cfg({ eim: 'auto' })))).toBe(hex(0xf00f4an));
     expect(hex(ecapValue(cfg({ 'x-buggy-eim': true })))).toBe(hex(0xf00f5an));
     expect(hex(ecapValue(cfg({ 'x-buggy-eim': true, eim: 'on' })))).toBe(hex(0xf00f5an));
     expect(hex(ecapValue(cfg({ 'x-buggy-eim': true, eim: 'off' })))).toBe(hex(0xf00f4an));
@@ -180,27 +183,30 @@ describe('ECAP fields', () => {
     expect(ecapValue(beyond({ intremap: false, eim: true }))).toBe(0xf42n);
   });
 
-  it('pt=off clears PT (bit 6); snoop-control sets SC (bit 7); device-iotlb sets DT (bit 2)', () => {
+  it('pt=off (deprecated, 11.1 always sets PT) clears PT (bit 6); snoop-control sets SC (bit 7); device-iotlb sets DT (bit 2)', () => {
     expect(ecapValue(cfg({ pt: false }))).toBe(0xf00f0an);
     expect(ecapValue(cfg({ 'snoop-control': true }))).toBe(0xf00fcan);
     expect(ecapValue(cfg({ 'device-iotlb': true }))).toBe(0xf00f4en);
     expect(ecapValue(cfg({ 'device-iotlb': true, pt: false, 'snoop-control': true, intremap: 'off' }))).toBe(0xf86n);
   });
 
-  it('scalable mode: SMTS with SRS|SSTS, or FSTS alone with x-flts', () => {
+  it('scalable mode: SMTS with SRS|SSTS, or FSTS alone with fsts', () => {
     const sm = ecapValue(beyond({ scalableMode: true }));
     expect([bit(sm, 43), bit(sm, 31), bit(sm, 46), bit(sm, 47)]).toEqual([true, true, true, false]);
-    const fs = ecapValue(beyond({ scalableMode: true, flts: true }));
+    const fs = ecapValue(beyond({ scalableMode: true, fsts: true }));
     expect([bit(fs, 43), bit(fs, 31), bit(fs, 46), bit(fs, 47)]).toEqual([true, false, false, true]);
-    // x-flts without scalable mode changes no ECAP bit.
-    expect(ecapValue(beyond({ flts: true }))).toBe(ecapValue(cfg()));
+    // fsts without scalable mode changes no ECAP bit.
+    expect(ecapValue(beyond({ fsts: true }))).toBe(ecapValue(cfg()));
   });
 
-  it('PASID (bit 40) and PSS=7 (bits 39:35) with x-pasid-mode; PRS, NWFS, PDS with svm', () => {
-    const p = ecapValue(beyond({ pasidMode: true }));
+  it('PASID (bit 40) and PSS = pasid-bits - 1 (bits 39:35); PRS, NWFS, PDS with svm', () => {
+    const p = ecapValue(beyond({ pasidBits: 8 }));
     expect(bit(p, 40)).toBe(true);
     expect(field(p, 35, 5)).toBe(7);
     expect(p).toBe(ecapValue(cfg()) | (1n << 40n) | (7n << 35n));
+    expect(field(ecapValue(beyond({ pasidBits: 1 })), 35, 5)).toBe(0);
+    expect(field(ecapValue(beyond({ pasidBits: 20 })), 35, 5)).toBe(19);
+    expect(ecapValue(beyond({ pasidBits: 0 }))).toBe(ecapValue(cfg()));
     const s = ecapValue(beyond({ svm: true }));
     expect(s).toBe(ecapValue(cfg()) | (1n << 29n) | (1n << 33n) | (1n << 42n));
   });

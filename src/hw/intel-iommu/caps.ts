@@ -70,8 +70,9 @@ export const Ecap = {
   SRS: 1n << 31n,
   /** No write flag support, bit 33. */
   NWFS: 1n << 33n,
-  /** PASID size supported, bits 39:35. */
+  /** PASID size supported, bits 39:35 (PASID width - 1). */
   PSS_SHIFT: 35n,
+  /** PSS for the 8-bit PASIDs of the deprecated x-pasid-mode=on. */
   PSS: 7n,
   /** PASID support, bit 40. */
   PASID: 1n << 40n,
@@ -112,9 +113,10 @@ export function capValue(cfg: IommuConfig): bigint {
     (BigInt(cfg.nfr - 1) << Cap.NFR_SHIFT) |
     (Cap.MAMV << Cap.MAMV_SHIFT) |
     Cap.ESRTPS;
+  // QEMU 11.1 always sets DRD/DWD (dma-drain=off is a deprecated vtemu extension).
   if (cfg.dmaDrain) cap |= Cap.DWD | Cap.DRD;
   if (cfg.cachingMode) cap |= Cap.CM;
-  if (cfg.flts && cfg.fs1gp) cap |= Cap.FS1GP;
+  if (cfg.fsts && cfg.fs1gp) cap |= Cap.FS1GP;
   if (postedInterrupts(cfg)) cap |= Cap.PI;
   return cap;
 }
@@ -127,13 +129,14 @@ export function ecapValue(cfg: IommuConfig): bigint {
     if (cfg.eim) ecap |= Ecap.EIM;
   }
   if (cfg.deviceIotlb) ecap |= Ecap.DT;
+  // QEMU 11.1 always sets PT (pt=off is a deprecated vtemu extension).
   if (cfg.pt) ecap |= Ecap.PT;
   if (cfg.snoopControl) ecap |= Ecap.SC;
   if (cfg.scalableMode) {
     ecap |= Ecap.SMTS;
-    ecap |= cfg.flts ? Ecap.FSTS : Ecap.SRS | Ecap.SSTS;
+    ecap |= cfg.fsts ? Ecap.FSTS : Ecap.SRS | Ecap.SSTS;
   }
-  if (cfg.pasidMode) ecap |= Ecap.PASID | (Ecap.PSS << Ecap.PSS_SHIFT);
+  if (cfg.pasidBits > 0) ecap |= Ecap.PASID | (BigInt(cfg.pasidBits - 1) << Ecap.PSS_SHIFT);
   if (cfg.svm) ecap |= Ecap.PRS | Ecap.PDS | Ecap.NWFS;
   return ecap;
 }

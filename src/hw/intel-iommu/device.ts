@@ -33,7 +33,7 @@ import { Iotlb } from './iotlb.js';
 import { VtdMmio } from './mmio.js';
 import { WalkRules } from './page-walk.js';
 import { PassThroughSwitch } from './pass-through.js';
-import { INTEL_IOMMU_PROPS, resolveIommuConfig, type IommuConfig } from './props.js';
+import { INTEL_IOMMU_DEPRECATED_PROPS, INTEL_IOMMU_PROPS, resolveIommuConfig, type IommuConfig } from './props.js';
 import { DMAR_BASE, Gsts, Reg } from './reg-layout.js';
 import { defineVtdRegisters, RegisterFile, registerFileSize } from './registers.js';
 import type { ContextRules } from './root-context.js';
@@ -259,7 +259,10 @@ export const intelIommuDeviceType: DeviceType<IntelIommu> = {
   name: 'intel-iommu',
   description: 'Intel IOMMU (VT-d) DMA Remapping device',
   bus: 'system',
+  // -device intel-iommu,help and the property errors follow QEMU 11.1, the oracle.
+  qemuRelease: '11.1',
   props: INTEL_IOMMU_PROPS,
+  deprecatedProps: INTEL_IOMMU_DEPRECATED_PROPS,
   create(ctx: DeviceContext, props: PropValues): IntelIommu {
     const config = resolveIommuConfig(props, ctx.kernelIrqchip ?? 'off');
     const iommu = new IntelIommu(ctx, config);

@@ -114,7 +114,6 @@ export function recordFault(u: IntelIommu, sid: number, reason: number, addr: nu
   u.regs.set32(off + 2 * DW, ((sid & Frcd.SID_MASK) | (pasid !== undefined ? Frcd.PP : 0)) >>> 0);
   let top = (reason & Frcd.FR_MASK) | (isWrite ? 0 : Frcd.T);
   if (pasid !== undefined) top |= (pasid & Frcd.PV_MASK) << Frcd.PV_SHIFT;
-  else if (extra?.pv !== undefined) top |= (extra.pv & Frcd.PV_MASK) << Frcd.PV_SHIFT;
   u.regs.set32(off + 3 * DW, top >>> 0);
   if (u.tracer.enabled(Trace.faultRecord)) {
     u.tracer.trace(Trace.faultRecord, { index, hi: u.regs.get64(off + 8), lo: u.regs.get64(off) });

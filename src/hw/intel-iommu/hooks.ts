@@ -68,14 +68,8 @@ export interface FaultExtra {
   readonly fpd?: boolean;
   /** Interrupt-remapping index (IR faults: stored in FRCD bits 63:48). */
   readonly irIndex?: number;
-  /** PASID (PP/PV fields), when the request had one. */
+  /** PASID (PP/PV fields), when the request had one; without it PP and PV record 0. */
   readonly pasid?: number;
-  /**
-   * PV field value recorded without PP.  QEMU records its "no PASID" value
-   * (0xFFFFFFFF masked to 16 bits: 0xFFFF) for faults raised by the page
-   * walk of a request without PASID; context-stage faults record 0.
-   */
-  readonly pv?: number;
 }
 
 /** What the core offers to extensions. */

@@ -153,7 +153,7 @@ describe('remapped delivery', () => {
     const x = irOn();
     putIrte(x, 1, { vector: 0x20, dst: 0x1234_5678 });
     expect(deliver(x, remapAddr(1)).address).toBe(0xfee5_6000);
-    const e = irOn({ eim: 'on', 'x-buggy-eim': true }, 0xf, true);
+    const e = irOn({ eim: 'on' }, 0xf, true);
     putIrte(e, 1, { vector: 0x20, dst: 0x1234_5678 });
     expect(deliver(e, remapAddr(1)).address).toBe(0x1234_5600 * 2 ** 32 + 0xfee7_8000);
   });

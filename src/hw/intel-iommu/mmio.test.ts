@@ -118,20 +118,23 @@ describe('reads', () => {
   });
 });
 
-describe('IQA reads (base latched at QIE enable, live QS)', () => {
-  it('shows the latched base and the written QS, never DW', () => {
+describe('IQA reads (base latched at QIE enable, live QS and DW)', () => {
+  it('shows the latched base and the written QS and DW (QEMU 11.1; 7.2 hid DW)', () => {
     const { b } = setup();
     b.w64(Reg.IQA, 0x0000_0012_3456_7000n | 0x800n | 0x5n);
-    expect(b.r32(Reg.IQA)).toBe(0x5); // nothing latched yet
+    expect(b.r32(Reg.IQA)).toBe(0x805); // nothing latched yet
     expect(b.r32(Reg.IQA + 4)).toBe(0);
     b.gcmd(Gcmd.QIE);
     expect(b.iommu.iqBase).toBe(0x12_3456_7000);
-    expect(b.r32(Reg.IQA)).toBe(0x3456_7005);
+    expect(b.r32(Reg.IQA)).toBe(0x3456_7805);
     expect(b.r32(Reg.IQA + 4)).toBe(0x12);
-    expect(b.r64(Reg.IQA)).toBe(0x12_3456_7005n);
-    // A new value changes QS at once, the base only at the next enable.
+    expect(b.r64(Reg.IQA)).toBe(0x12_3456_7805n);
+    // A new value changes QS and DW at once, the base only at the next enable.
     b.w64(Reg.IQA, 0x9000n | 0x2n);
     expect(b.r64(Reg.IQA)).toBe(0x12_3456_7002n);
+    // Reserved bits 10:3 are not writable.
+    b.w64(Reg.IQA, 0x7f8n);
+    expect(b.r64(Reg.IQA)).toBe(0x12_3456_7000n);
   });
 
   it('a base with bit 31 set reads back unsigned', () => {
@@ -408,6 +411,21 @@ describe('FECTL writes: unmasking with IP set sends the deferred fault event', (
     expect(b.r32(Reg.FECTL)).toBe((EventCtl.IP | EventCtl.IM) >>> 0);
   });
 
+  it('a 64-bit write at FECTL stores FECTL only (FEDATA kept) and still fires the deferred event (QEMU 11.1)', () => {
+    const { b } = setup();
+    b.w32(Reg.FEADDR, FEADDR);
+    b.w32(Reg.FEDATA, 0x4242);
+    b.iommu.raiseFaultStatus(Fsts.IQE);
+    b.w64(Reg.FECTL, 0xffff_ffff_0000_0000n);
+    expect(b.r32(Reg.FEDATA)).toBe(0x4242);
+    expect(b.msis).toEqual([{ address: FEADDR, data: 0x4242, origin: { kind: 'iommu' } }]);
+    b.w64(Reg.FECTL, 0x1234_5678_8000_0000n);
+    expect(b.r64(Reg.FECTL)).toBe(0x4242_8000_0000n);
+    // A 64-bit write elsewhere is not truncated: FEADDR takes its low half.
+    b.w64(Reg.FEADDR, 0x1_fee0_1000n);
+    expect(b.r64(Reg.FEADDR)).toBe(0xfee0_1000n);
+  });
+
   it('a 64-bit write at FEUADDR - 4 (FEADDR:FEUADDR) is not a FECTL write', () => {
     const { b } = setup();
     b.iommu.raiseFaultStatus(Fsts.IQE);
@@ -437,6 +455,16 @@ describe('invalidation event registers', () => {
     b.w32(Reg.IECTL, 0);
     expect(b.msis).toHaveLength(1);
     expect(calls).toEqual(['iectl', 'iectl', 'iectl']);
+  });
+
+  it('a 64-bit write at IECTL stores IECTL only (IEDATA kept) and still fires the deferred event (QEMU 11.1)', () => {
+    const calls: string[] = [];
+    const { b } = pendingIectl(calls);
+    b.w64(Reg.IECTL, 0xffff_ffff_0000_0000n);
+    expect(b.r32(Reg.IEDATA)).toBe(0x5151);
+    expect(b.msis).toEqual([{ address: IEADDR, data: 0x5151, origin: { kind: 'iommu' } }]);
+    expect(b.r64(Reg.IECTL)).toBe(0x5151_0000_0000n);
+    expect(calls).toEqual(['iectl']);
   });
 
   it('ICS: clearing IWC drops IECTL.IP; IWC still set keeps it; onIcsWrite runs', () => {

@@ -7,6 +7,12 @@
  *   half triggers; FSTS / FECTL -> fault event rules; FRCD high dwords ->
  *   PPF; IQT / IQA / ICS / IECTL -> extension hooks (ICS / IECTL IP rules are
  *   applied here too, as QEMU does).
+ * An 8-byte write to FECTL or IECTL stores the 32-bit register only and
+ * leaves the data register after it alone (QEMU 11.1 logs and truncates it;
+ * 7.2 asserted).  QEMU truncates at GCMD and IEADDR too, but their upper
+ * neighbours, GSTS and IEUADDR, are read-only: not observable.  IQA reads
+ * return the latched base plus QS and DW (11.1: DW is writable and read
+ * back even in legacy mode, where the queue stays 128-bit).
  * Accesses running past the end of the file read all-ones and are dropped.
  */
 import type { MmioOps } from '../../memory/region.js';
@@ -23,6 +29,11 @@ const ALL_ONES_32 = 0xffff_ffff;
 const ALL_ONES_64 = 0xffff_ffff_ffff_ffffn;
 const LO_MASK = 0xffff_ffffn;
 
+/** 32-bit registers whose 8-byte writes are truncated to them (the writable data register follows). */
+const DWORD_REGS: ReadonlySet<number> = new Set([Reg.FECTL, Reg.IECTL]);
+/** The IQA low-word fields a read returns besides the latched base. */
+const IQA_FIELDS = Iqa.QS_MASK | Iqa.DW;
+
 /** The MMIO ops of one unit. */
 export class VtdMmio implements MmioOps {
   constructor(private readonly u: IntelIommu) {}
@@ -32,8 +43,8 @@ export class VtdMmio implements MmioOps {
       const v = h.readOverride?.(off);
       if (v !== undefined) return v >>> 0;
     }
-    // IQA reads the base latched at QIE enable plus the live QS field (QEMU vtd_mem_read).
-    if (off === Reg.IQA) return ((this.u.iqBase >>> 0) | (this.u.regs.read32(Reg.IQA) & Iqa.QS_MASK)) >>> 0;
+    // IQA reads the base latched at QIE enable plus the live QS and DW fields (QEMU 11.1 vtd_mem_read).
+    if (off === Reg.IQA) return ((this.u.iqBase >>> 0) | (this.u.regs.read32(Reg.IQA) & IQA_FIELDS)) >>> 0;
     if (off === Reg.IQA + DW) return Math.floor(this.u.iqBase / 2 ** 32) >>> 0;
     return this.u.regs.read32(off);
   }
@@ -61,6 +72,10 @@ export class VtdMmio implements MmioOps {
     if (this.u.tracer.enabled(Trace.regWrite)) this.u.tracer.trace(Trace.regWrite, { addr: offset, size: QW, val: value });
     if (offset + QW > this.u.regs.size) return;
     this.u.regs.write32(offset, Number(value & LO_MASK));
+    if (DWORD_REGS.has(offset)) {
+      this.after(offset, DW);
+      return;
+    }
     this.u.regs.write32(offset + DW, Number((value >> 32n) & LO_MASK));
     this.after(offset, QW);
   }

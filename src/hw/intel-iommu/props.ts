@@ -1,49 +1,102 @@
 /**
- * intel-iommu properties: the list `-device intel-iommu,help` prints, their
- * defaults (current QEMU), and the resolution / validation QEMU does at
- * realize (vtd_decide_config, x86_iommu_realize) for a machine without KVM.
+ * intel-iommu properties: the list `-device intel-iommu,help` prints (QEMU
+ * 11.1's, in its layout), their defaults, the names QEMU 11.1 dropped (kept
+ * as deprecated aliases with one warning each), and the resolution /
+ * validation QEMU 11.1 does at realize (vtd_decide_config,
+ * x86_iommu_realize) for a machine without KVM, in its order and words.
  *
- * Beyond QEMU: aw-bits=57 (5-level tables, SAGAW bit 3) and nfr=N fault
- * recording registers.  Scalable mode, PASID, first-stage translation and
- * SVM are refused with a clear message until they are implemented.
+ * Beyond QEMU: aw-bits=57 in legacy mode (5-level tables, SAGAW bit 3; QEMU
+ * 11.1 refuses it with "Legacy mode: supported values for aw-bits are: 39,
+ * 48", which stays the message for every other width: vtemu accepts 57 in
+ * addition and says so in the README, not in QEMU's line), nfr=N fault
+ * recording registers and the x-... extension properties.  Scalable mode,
+ * PASID, first-stage translation and SVM pass QEMU 11.1's validation first
+ * and are then refused with one line until they are implemented.
  */
-import type { PropDef, PropValues } from '../../machine/device-type.js';
+import type { DeprecatedProp, PropDef, PropValue, PropValues } from '../../machine/device-type.js';
 
 /** kernel-irqchip machine property, as the machine resolves it. */
 export type KernelIrqchip = 'on' | 'off' | 'split';
 
-/** Host address widths the model accepts. */
+/** Host address widths the model accepts (57: legacy mode only, beyond QEMU). */
 export const AW_BITS = { AW39: 39, AW48: 48, AW57: 57 } as const;
 
 /** Largest number of fault recording registers that still fit the 4 KiB register page. */
 export const MAX_NFR = (0x1000 - 0x220) / 16;
 
-/** The property definitions, in `-device intel-iommu,help` order. */
+/** Widest PASID the PCI spec allows (QEMU's pasid-bits limit). */
+export const MAX_PASID_BITS = 20;
+
+/** PASID width `x-pasid-mode=on` meant (ECAP.PSS = 7, QEMU < 10.2). */
+export const LEGACY_PASID_BITS = 8;
+
+/**
+ * The property definitions, in `-device intel-iommu,help` order (QEMU 11.1's
+ * list, then vtemu's own, marked "beyond QEMU").
+ */
 export const INTEL_IOMMU_PROPS: Readonly<Record<string, PropDef>> = {
-  'aw-bits': { kind: 'uint8', default: 48, help: 'host address width: 39, 48 (or 57, beyond QEMU)' },
+  'aw-bits': { kind: 'uint8', default: AW_BITS.AW48 },
   'caching-mode': { kind: 'bool', default: false },
   'device-iotlb': { kind: 'bool', default: false },
-  'dma-drain': { kind: 'bool', default: true },
   'dma-translation': { kind: 'bool', default: true },
-  eim: { kind: 'OnOffAuto', default: 'auto', help: 'on/off/auto' },
+  eim: { kind: 'OnOffAuto', default: 'auto' },
   fs1gp: { kind: 'bool', default: true },
-  intremap: { kind: 'OnOffAuto', default: 'auto', help: 'on/off/auto' },
-  nfr: { kind: 'uint8', default: 1, help: 'number of fault recording registers (beyond QEMU)' },
-  pt: { kind: 'bool', default: true },
+  fsts: { kind: 'bool', default: false },
+  intremap: { kind: 'OnOffAuto', default: 'auto' },
+  'pasid-bits': { kind: 'uint8', default: 0 },
+  'scalable-mode': { kind: 'bool', default: false },
   'snoop-control': { kind: 'bool', default: false },
   'stale-tm': { kind: 'bool', default: false },
   svm: { kind: 'bool', default: false },
   version: { kind: 'uint32', default: 0 },
-  'x-buggy-eim': { kind: 'bool', default: false },
-  'x-flts': { kind: 'bool', default: false },
-  'x-pasid-mode': { kind: 'bool', default: false },
-  'x-scalable-mode': { kind: 'bool', default: false },
+  nfr: { kind: 'uint8', default: 1, help: 'number of fault recording registers (beyond QEMU)' },
   // Queued invalidation / interrupt remapping extension (queue-ir-extension.ts), beyond QEMU.
   'x-pi': { kind: 'bool', default: false, help: 'posted interrupts (CAP.PI, IRTE IM=1; needs intremap) (beyond QEMU)' },
   'x-cfi': { kind: 'bool', default: false, help: 'GSTS.CFIS follows GCMD.CFI; compatibility-format interrupts are blocked while IRE is on without it (beyond QEMU)' },
   'x-iqer': { kind: 'bool', default: false, help: 'invalidation queue error record register at 0xB0 (beyond QEMU)' },
   'x-devtlb-timeout-sid': { kind: 'uint32', default: 0x10000, help: 'device-TLB invalidations of this SID time out (FSTS.ITE); 65536 = none (beyond QEMU)' },
   'x-devtlb-error-sid': { kind: 'uint32', default: 0x10000, help: 'device-TLB invalidations of this SID fail (FSTS.ICE); 65536 = none (beyond QEMU)' },
+};
+
+const onOff = (v: PropValue): string => (v === true ? 'on' : 'off');
+
+/** A property QEMU 11.1 renamed: the old name sets the new one. */
+function renamed(oldName: string, newName: string): DeprecatedProp {
+  return {
+    def: { kind: 'bool' },
+    warning: (v) => `intel-iommu property '${oldName}' is deprecated (QEMU 11.1 name: '${newName}'); use ${newName}=${onOff(v)}`,
+    replacement: (v) => [newName, v],
+  };
+}
+
+/**
+ * The names QEMU 11.1 no longer accepts (QEMU: "Property
+ * 'intel-iommu.NAME' not found"), kept so old vtemu command lines still run.
+ * Renamed ones set their successor; removed ones keep their 7.2 meaning,
+ * which no 11.1 command line can express: pt=off clears ECAP.PT,
+ * dma-drain=off clears CAP.DRD/DWD (11.1 always sets both), x-buggy-eim=on
+ * resolves eim=auto to on (11.1 needs eim=on instead).
+ */
+export const INTEL_IOMMU_DEPRECATED_PROPS: Readonly<Record<string, DeprecatedProp>> = {
+  'x-scalable-mode': renamed('x-scalable-mode', 'scalable-mode'),
+  'x-flts': renamed('x-flts', 'fsts'),
+  'x-pasid-mode': {
+    def: { kind: 'bool' },
+    warning: (v) => `intel-iommu property 'x-pasid-mode' is deprecated (QEMU 11.1 name: 'pasid-bits'); use pasid-bits=${v === true ? LEGACY_PASID_BITS : 0}`,
+    replacement: (v) => ['pasid-bits', v === true ? LEGACY_PASID_BITS : 0],
+  },
+  pt: {
+    def: { kind: 'bool', default: true },
+    warning: (v) => `intel-iommu property 'pt' is deprecated (QEMU 11.1 removed it and always sets ECAP.PT); pt=${onOff(v)} kept as a vtemu extension`,
+  },
+  'dma-drain': {
+    def: { kind: 'bool', default: true },
+    warning: (v) => `intel-iommu property 'dma-drain' is deprecated (QEMU 11.1 removed it and always sets CAP.DRD/DWD); dma-drain=${onOff(v)} kept as a vtemu extension`,
+  },
+  'x-buggy-eim': {
+    def: { kind: 'bool', default: false },
+    warning: (v) => `intel-iommu property 'x-buggy-eim' is deprecated (QEMU 11.1 removed it; use eim=on); x-buggy-eim=${onOff(v)} kept as a vtemu extension`,
+  },
 };
 
 /** The resolved configuration of one unit. */
@@ -55,15 +108,18 @@ export interface IommuConfig {
   readonly intremap: boolean;
   /** Extended interrupt mode (ECAP.EIM), after auto resolution. */
   readonly eim: boolean;
-  readonly buggyEim: boolean;
   readonly deviceIotlb: boolean;
+  /** ECAP.PT: always, unless the deprecated pt=off asks otherwise. */
   readonly pt: boolean;
+  /** CAP.DRD/DWD: always, unless the deprecated dma-drain=off asks otherwise. */
   readonly dmaDrain: boolean;
   readonly dmaTranslation: boolean;
   readonly snoopControl: boolean;
   readonly scalableMode: boolean;
-  readonly pasidMode: boolean;
-  readonly flts: boolean;
+  /** PASID width in bits; 0 = no PASID support. */
+  readonly pasidBits: number;
+  /** First-stage translation (QEMU 11.1 `fsts`, formerly `x-flts`). */
+  readonly fsts: boolean;
   readonly fs1gp: boolean;
   readonly svm: boolean;
   readonly staleTm: boolean;
@@ -76,27 +132,32 @@ export interface IommuConfig {
   readonly raw: PropValues;
 }
 
+function defaultOf(name: string): PropValue | undefined {
+  return INTEL_IOMMU_PROPS[name]?.default ?? INTEL_IOMMU_DEPRECATED_PROPS[name]?.def.default;
+}
+
 function boolProp(p: PropValues, name: string): boolean {
-  const v = p[name] ?? INTEL_IOMMU_PROPS[name]?.default;
+  const v = p[name] ?? defaultOf(name);
   return v === true || v === 'on';
 }
 
 function numProp(p: PropValues, name: string): number {
-  const v = p[name] ?? INTEL_IOMMU_PROPS[name]?.default ?? 0;
+  const v = p[name] ?? defaultOf(name) ?? 0;
   return Number(v);
 }
 
 function onOffAuto(p: PropValues, name: string): 'on' | 'off' | 'auto' {
-  const v = p[name] ?? INTEL_IOMMU_PROPS[name]?.default;
+  const v = p[name] ?? defaultOf(name);
   if (v === true || v === 'on') return 'on';
   if (v === false || v === 'off') return 'off';
   return 'auto';
 }
 
 /**
- * Resolves and validates properties as QEMU's realize does.  Throws an
- * Error with QEMU's message for a configuration QEMU refuses (and for the
- * features this model does not implement yet).
+ * Resolves and validates properties as QEMU 11.1's realize does.  Throws an
+ * Error with QEMU 11.1's message for a configuration it refuses (checked in
+ * its order: eim, fsts, aw-bits, pasid-bits, svm), then for the features
+ * this model does not implement yet.
  */
 export function resolveIommuConfig(props: PropValues, kernelIrqchip: KernelIrqchip = 'off'): IommuConfig {
   const raw: Record<string, PropValues[string]> = {};
@@ -104,41 +165,44 @@ export function resolveIommuConfig(props: PropValues, kernelIrqchip: KernelIrqch
   Object.assign(raw, props);
 
   // There is no KVM here, so QEMU's kvm_irqchip_in_kernel() is always false:
-  // as under TCG, `-machine kernel-irqchip=...` changes nothing (checked
-  // against QEMU 7.2 with TCG for on/split/off): intremap auto resolves on,
-  // eim auto resolves off, and eim=on needs x-buggy-eim.
+  // `-machine kernel-irqchip=...` changes nothing (checked against QEMU 11.1
+  // -accel qtest for on/split/off): intremap auto resolves on, eim auto
+  // resolves off, and eim=on is accepted (ECAP.EIM set).
   void kernelIrqchip;
   const intremapProp = onOffAuto(raw, 'intremap');
   const intremap = intremapProp !== 'off';
 
   // vtd_decide_config.
-  const buggyEim = boolProp(raw, 'x-buggy-eim');
   const eimProp = onOffAuto(raw, 'eim');
   if (eimProp === 'on' && !intremap) throw new Error('eim=on cannot be selected without intremap=on');
-  const eim = eimProp === 'auto' ? buggyEim && intremap : eimProp === 'on';
-  if (eim && !buggyEim) throw new Error('eim=on requires accel=kvm,kernel-irqchip=split');
+  const eim = eimProp === 'auto' ? boolProp(raw, 'x-buggy-eim') && intremap : eimProp === 'on';
+
+  const scalableMode = boolProp(raw, 'scalable-mode');
+  const fsts = boolProp(raw, 'fsts');
+  if (fsts && !scalableMode) throw new Error('fsts is only available in scalable mode');
 
   const awBits = numProp(raw, 'aw-bits');
-  if (awBits !== AW_BITS.AW39 && awBits !== AW_BITS.AW48 && awBits !== AW_BITS.AW57) {
-    throw new Error(`Supported values for aw-bits are: ${AW_BITS.AW39}, ${AW_BITS.AW48}, ${AW_BITS.AW57}`);
+  const qemuWidth = awBits === AW_BITS.AW39 || awBits === AW_BITS.AW48;
+  if (!fsts && !qemuWidth && (scalableMode || awBits !== AW_BITS.AW57)) {
+    throw new Error(`${scalableMode ? 'Scalable mode(fsts=off)' : 'Legacy mode'}: supported values for aw-bits are: ${AW_BITS.AW39}, ${AW_BITS.AW48}`);
   }
+  if (fsts && awBits !== AW_BITS.AW48) throw new Error(`Scalable mode(fsts=on): supported value for aw-bits is: ${AW_BITS.AW48}`);
 
-  const scalableMode = boolProp(raw, 'x-scalable-mode');
-  const pasidMode = boolProp(raw, 'x-pasid-mode');
-  const flts = boolProp(raw, 'x-flts');
+  const pasidBits = numProp(raw, 'pasid-bits');
+  if (pasidBits !== 0 && !scalableMode) throw new Error('Need to set scalable mode for PASID');
+  if (pasidBits > MAX_PASID_BITS) throw new Error(`PASID width ${pasidBits} exceeds Max PASID Width ${MAX_PASID_BITS} allowed in PCI spec`);
+
   const svm = boolProp(raw, 'svm');
-  const dmaDrain = boolProp(raw, 'dma-drain');
   const deviceIotlb = boolProp(raw, 'device-iotlb');
   const dmaTranslation = boolProp(raw, 'dma-translation');
-  if (scalableMode && !dmaDrain) throw new Error('Need to set dma_drain for scalable mode');
-  if (pasidMode && !scalableMode) throw new Error('Need to set scalable mode for PASID');
-  if (flts && !scalableMode) throw new Error('x-flts is only available in scalable mode');
-  if (flts && awBits !== AW_BITS.AW48) throw new Error(`Scalable mode(flts) requires aw-bits=${AW_BITS.AW48}`);
-  if (svm && (!deviceIotlb || !flts || !dmaTranslation || !pasidMode)) {
-    throw new Error('svm=on requires device-iotlb=on, x-flts=on, dma-translation=on and x-pasid-mode=on');
+  if (svm) {
+    if (!deviceIotlb) throw new Error('Need to set device IOTLB for svm');
+    if (!fsts) throw new Error('Need to set fsts for svm');
+    if (!dmaTranslation) throw new Error('Need to set dma-translation for svm');
+    if (pasidBits === 0) throw new Error('Need to set PASID support for svm');
   }
-  if (scalableMode || pasidMode || flts || svm) {
-    throw new Error('intel-iommu: x-scalable-mode, x-pasid-mode, x-flts and svm are not implemented by vtemu yet');
+  if (scalableMode) {
+    throw new Error('intel-iommu: scalable-mode=on is not implemented by vtemu yet (legacy mode only; fsts, pasid-bits and svm need it)');
   }
 
   const nfr = numProp(raw, 'nfr');
@@ -151,15 +215,14 @@ export function resolveIommuConfig(props: PropValues, kernelIrqchip: KernelIrqch
     cachingMode: boolProp(raw, 'caching-mode'),
     intremap,
     eim,
-    buggyEim,
     deviceIotlb,
     pt: boolProp(raw, 'pt'),
-    dmaDrain,
+    dmaDrain: boolProp(raw, 'dma-drain'),
     dmaTranslation,
     snoopControl: boolProp(raw, 'snoop-control'),
     scalableMode,
-    pasidMode,
-    flts,
+    pasidBits,
+    fsts,
     fs1gp: boolProp(raw, 'fs1gp'),
     svm,
     staleTm: boolProp(raw, 'stale-tm'),

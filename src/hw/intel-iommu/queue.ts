@@ -6,8 +6,9 @@
  *  - GCMD.QIE enable latches IQA (base masked to the host address width,
  *    2^(QS+8) 128-bit entries) and processes at once when IQT is already
  *    non-zero (Windows does that).  IQA reads show the latched base plus the
- *    written QS bits.  IQA.DW is ignored and reads 0 (no scalable mode:
- *    128-bit descriptors only; QEMU 7.2).
+ *    written QS and DW bits.  DW is stored and read back but honoured only
+ *    with ECAP.SMTS: without scalable mode descriptors stay 128-bit (QEMU
+ *    11.1; 7.2 read DW as 0).
  *  - Disable is accepted only when IQH == IQT and the last descriptor
  *    fetched was a wait descriptor; IQH then returns to 0.
  *  - An IQT write latches the tail and, when QI is on and FSTS.IQE is clear,
@@ -46,11 +47,11 @@ const QS_BASE_SHIFT = 8;
 /** Queue base: bits 31:12 of the low half. */
 const IQA_BASE_LO_MASK = 0xffff_f000;
 /**
- * IQA bits shown on reads next to the latched base: QS.  DW is reserved
- * without scalable mode (ECAP.SMTS) and reads 0, as in QEMU 7.2 (current
- * QEMU shows the written bit).
+ * IQA bits shown on reads next to the latched base: QS and DW.  DW reads back
+ * as written even without scalable mode, where it has no effect (QEMU 11.1;
+ * 7.2 read it as 0).
  */
-const IQA_SHOWN_BITS = Iqa.QS_MASK;
+const IQA_SHOWN_BITS = Iqa.QS_MASK | Iqa.DW;
 
 /** What the queue needs besides the core: the interrupt entry cache of the IR module. */
 export interface QueueClients {
@@ -122,7 +123,7 @@ export class InvalidationQueue {
 
   /**
    * Guest reads of IQA show the base latched at QIE enable next to the
-   * written QS bits (QEMU vtd_mem_read); other registers read as stored.
+   * written QS and DW bits (QEMU 11.1 vtd_mem_read); other registers read as stored.
    */
   readOverride(off: number): number | undefined {
     if (off === Reg.IQA) return (this.baseLo | (this.core.regs.get32(Reg.IQA) & IQA_SHOWN_BITS)) >>> 0;

@@ -31,11 +31,13 @@ const PAGE_4K = LEVEL_SIZE[1]!;
 const BYTE = 0xff;
 const BUS_SHIFT = 8;
 
-/** QEMU's PCI_NO_PASID as its FRCD.PV macro records it (16 bits kept). */
-const NO_PASID_PV = 0xffff;
-/** Fault details of page-walk faults (shared, never mutated). */
-const WALK_FAULT = { fpd: false, pv: NO_PASID_PV } as const;
-const WALK_FAULT_FPD = { fpd: true, pv: NO_PASID_PV } as const;
+/**
+ * Fault details of page-walk faults (shared, never mutated).  A request
+ * without PASID records PP=0 and PV=0 (spec 11.4.11, QEMU 11.1; QEMU 7.2
+ * wrote its PCI_NO_PASID, 0xFFFF, into PV).
+ */
+const WALK_FAULT = { fpd: false } as const;
+const WALK_FAULT_FPD = { fpd: true } as const;
 
 /** Source ID of a requester: bus << 8 | devfn. */
 export function sourceId(req: DmaRequester): number {
