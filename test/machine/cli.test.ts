@@ -57,8 +57,6 @@ const ERRORS: [string[], string][] = [
   [['-device', 'edu,multifunction=maybe'], "vtemu: -device edu,multifunction=maybe: Parameter 'multifunction' expects 'on' or 'off'\n"],
   [['-device', 'edu,dma_mask=abc'], "vtemu: -device edu,dma_mask=abc: Parameter 'dma_mask' expects integer\n"],
   ...IOMMU_REFUSED.map(([arg, message]): [string[], string] => [['-device', arg], `vtemu: -device ${arg}: ${message}\n`]),
-  // Accepted by QEMU 11.1, not implemented by vtemu yet: one line.
-  [['-device', 'intel-iommu,scalable-mode=on'], 'vtemu: -device intel-iommu,scalable-mode=on: intel-iommu: scalable-mode=on is not implemented by vtemu yet (legacy mode only; fsts, pasid-bits and svm need it)\n'],
   [['-device', 'intel-iommu,x-pasid-mode=on'], "vtemu: -device intel-iommu,x-pasid-mode=on: warning: intel-iommu property 'x-pasid-mode' is deprecated (QEMU 11.1 name: 'pasid-bits'); use pasid-bits=8\nvtemu: -device intel-iommu,x-pasid-mode=on: Need to set scalable mode for PASID\n"],
   [['-device', 'intel-iommu,x-pasid-mode=maybe'], "vtemu: -device intel-iommu,x-pasid-mode=maybe: Parameter 'x-pasid-mode' expects 'on' or 'off'\n"],
   [['-device', 'intel-iommu', '-device', 'intel-iommu'], 'vtemu: -device intel-iommu: QEMU does not support multiple vIOMMUs for x86 yet.\n'],

@@ -27,8 +27,11 @@ import {
   type IommuExtension,
   type IommuHooks,
   type IotlbInvalidation,
+  type PageGroupResponse,
+  type PasidCacheInvalidation,
+  type PasidIotlbInvalidation,
 } from './hooks.js';
-import { invalidateContext, invalidateIotlb } from './invalidation.js';
+import { invalidateContext, invalidateIotlb, invalidatePasidCache, invalidatePasidIotlb } from './invalidation.js';
 import { Iotlb } from './iotlb.js';
 import { VtdMmio } from './mmio.js';
 import { WalkRules } from './page-walk.js';
@@ -194,6 +197,18 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
 
   invalidateIotlb(inv: IotlbInvalidation, source: 'register' | 'queue'): void {
     invalidateIotlb(this, inv, source);
+  }
+
+  invalidatePasidIotlb(inv: PasidIotlbInvalidation): void {
+    invalidatePasidIotlb(this, inv);
+  }
+
+  invalidatePasidCache(inv: PasidCacheInvalidation): void {
+    invalidatePasidCache(this, inv);
+  }
+
+  pageGroupResponse(resp: PageGroupResponse): void {
+    this.events.emit('pageGroupResponse', resp);
   }
 
   recordFault(sid: number, reason: number, addr: number, isWrite: boolean, extra?: FaultExtra): void {

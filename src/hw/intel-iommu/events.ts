@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type TypedEmitterModule from 'typed-emitter';
+import type { PageGroupResponse } from './hooks.js';
 
 type TypedEmitter<E extends TypedEmitterModule.EventMap> = TypedEmitterModule.default<E>;
 
@@ -45,9 +46,11 @@ export interface TranslateEvent {
 
 /** A cache invalidation performed by the unit (register, queue or internal). */
 export interface InvalidateEvent {
-  readonly cache: 'context' | 'iotlb' | 'iec' | 'pasid' | 'device-iotlb';
-  readonly granularity: 'global' | 'domain' | 'device' | 'page' | 'index';
+  readonly cache: 'context' | 'iotlb' | 'iec' | 'pasid' | 'pasid-iotlb' | 'device-iotlb';
+  readonly granularity: 'global' | 'domain' | 'device' | 'page' | 'index' | 'pasid';
   readonly did?: number;
+  /** PASID of a PASID-granular invalidation (descriptors 6, 7, 8). */
+  readonly pasid?: number;
   readonly sid?: number;
   readonly fm?: number;
   readonly addr?: number;
@@ -62,6 +65,8 @@ export type IommuEventMap = {
   fault: (e: FaultEvent) => void;
   translate: (e: TranslateEvent) => void;
   invalidate: (e: InvalidateEvent) => void;
+  /** A page-group response (descriptor 9) the guest sent to a device. */
+  pageGroupResponse: (e: PageGroupResponse) => void;
 };
 
 /** The unit's emitter type. */

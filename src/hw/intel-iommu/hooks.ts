@@ -62,6 +62,34 @@ export type IotlbInvalidation =
   /** Page-selective: `addr` (4 KiB aligned), 2^am pages, invalidation hint. */
   | { readonly kind: 'page'; readonly did: number; readonly addr: number; readonly am: number; readonly ih: boolean };
 
+/**
+ * PASID-based IOTLB invalidation granularities (descriptor 6, G 5:4):
+ * G=2 every entry of (DID, PASID) whatever its PGTT; G=3 page-selective,
+ * first-stage entries only (QEMU 11.1).
+ */
+export type PasidIotlbInvalidation =
+  | { readonly kind: 'pasid'; readonly did: number; readonly pasid: number }
+  | { readonly kind: 'page'; readonly did: number; readonly pasid: number; readonly addr: number; readonly am: number; readonly ih: boolean };
+
+/** PASID-cache invalidation granularities (descriptor 7, G 5:4: 0 domain, 1 PASID, 3 global). */
+export type PasidCacheInvalidation =
+  | { readonly kind: 'global' }
+  | { readonly kind: 'domain'; readonly did: number }
+  | { readonly kind: 'pasid'; readonly did: number; readonly pasid: number };
+
+/** A page-group response (descriptor 9), passed on to the device that asked. */
+export interface PageGroupResponse {
+  /** Requester ID the response is for. */
+  readonly rid: number;
+  /** PASID present (PP) and its value. */
+  readonly pasidPresent: boolean;
+  readonly pasid: number;
+  /** Response code (0 success, 1 invalid request, 0xF response failure). */
+  readonly code: number;
+  /** Page request group index. */
+  readonly prgi: number;
+}
+
 /** Optional details of a fault. */
 export interface FaultExtra {
   /** Fault processing disable bit of the entry that led to the fault (suppresses qualified faults). */
@@ -97,6 +125,12 @@ export interface IommuCore {
   invalidateContext(inv: ContextInvalidation, source: 'register' | 'queue'): void;
   /** Invalidates IOTLB entries. */
   invalidateIotlb(inv: IotlbInvalidation, source: 'register' | 'queue'): void;
+  /** PASID-based IOTLB invalidation (descriptor 6). */
+  invalidatePasidIotlb(inv: PasidIotlbInvalidation): void;
+  /** PASID-cache invalidation (descriptor 7): PASID entries re-read, IOTLB entries of changed PASIDs dropped. */
+  invalidatePasidCache(inv: PasidCacheInvalidation): void;
+  /** A page-group response (descriptor 9) for the device `rid`. */
+  pageGroupResponse(resp: PageGroupResponse): void;
   /**
    * Records a fault (QEMU vtd_report_fault / vtd_report_frcd_fault): FPD
    * suppression of qualified faults, PFO, same-SID collapse, FRCD, PPF and

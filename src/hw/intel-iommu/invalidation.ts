@@ -9,7 +9,7 @@
  * are ignored (ICC / IVT stay set).
  */
 import type { IntelIommu } from './device.js';
-import type { ContextInvalidation, IotlbInvalidation } from './hooks.js';
+import type { ContextInvalidation, IotlbInvalidation, PasidCacheInvalidation, PasidIotlbInvalidation } from './hooks.js';
 import { MAMV } from './caps.js';
 import { Trace } from './events.js';
 import { CcmdHi, CcmdLo, CtxGranularity, IotlbGranularity, IotlbHi, Iva, Reg } from './reg-layout.js';
@@ -139,4 +139,33 @@ export function handleIotlbWrite(u: IntelIommu): void {
   }
   const iaigMask = IotlbHi.GRANULARITY_MASK << IotlbHi.IAIG_SHIFT;
   u.regs.setClear32(Reg.IOTLB_HI, (iaig << IotlbHi.IAIG_SHIFT) >>> 0, (IotlbHi.IVT | iaigMask) >>> 0);
+}
+
+/** PASID-based IOTLB invalidation (descriptor 6).  Wired with scalable-mode translation. */
+export function invalidatePasidIotlb(u: IntelIommu, inv: PasidIotlbInvalidation): void {
+  if (u.events.listenerCount('invalidate') > 0) {
+    u.events.emit('invalidate', {
+      cache: 'pasid-iotlb',
+      granularity: inv.kind,
+      did: inv.did,
+      pasid: inv.pasid,
+      addr: inv.kind === 'page' ? inv.addr : undefined,
+      am: inv.kind === 'page' ? inv.am : undefined,
+      ih: inv.kind === 'page' ? inv.ih : undefined,
+      source: 'queue',
+    });
+  }
+}
+
+/** PASID-cache invalidation (descriptor 7).  Wired with scalable-mode translation. */
+export function invalidatePasidCache(u: IntelIommu, inv: PasidCacheInvalidation): void {
+  if (u.events.listenerCount('invalidate') > 0) {
+    u.events.emit('invalidate', {
+      cache: 'pasid',
+      granularity: inv.kind,
+      did: inv.kind === 'global' ? undefined : inv.did,
+      pasid: inv.kind === 'pasid' ? inv.pasid : undefined,
+      source: 'queue',
+    });
+  }
 }

@@ -102,20 +102,19 @@ describe('intel-iommu properties', () => {
       [{ svm: true, 'device-iotlb': true, 'scalable-mode': true, fsts: true }, 'Need to set PASID support for svm'],
     ];
     for (const [props, message] of cases) expect(refusal(props), JSON.stringify(props)).toBe(message);
-    // What 11.1 accepts and vtemu does not implement yet: one line, after 11.1's checks.
-    const notYet = 'intel-iommu: scalable-mode=on is not implemented by vtemu yet (legacy mode only; fsts, pasid-bits and svm need it)';
-    const notYetProps: Record<string, boolean | number | string>[] = [
+    // Accepted as QEMU 11.1 accepts them (plus vtemu's aw-bits=57 in legacy mode).
+    const accepted: Record<string, boolean | number | string>[] = [
+      { eim: 'on' },
+      { 'aw-bits': 39 },
+      { 'aw-bits': 57 },
+      { 'pasid-bits': 0 },
+      { 'dma-translation': false, 'stale-tm': true, fs1gp: false, version: 7 },
       { 'scalable-mode': true },
       { 'scalable-mode': true, fsts: true },
       { 'scalable-mode': true, 'pasid-bits': 20 },
       { 'scalable-mode': true, 'dma-translation': false },
       { svm: true, 'device-iotlb': true, 'scalable-mode': true, fsts: true, 'pasid-bits': 8 },
     ];
-    for (const props of notYetProps) {
-      expect(refusal(props), JSON.stringify(props)).toBe(notYet);
-    }
-    // Accepted as QEMU 11.1 accepts them (plus vtemu's aw-bits=57 in legacy mode).
-    const accepted: Record<string, boolean | number | string>[] = [{ eim: 'on' }, { 'aw-bits': 39 }, { 'aw-bits': 57 }, { 'pasid-bits': 0 }, { 'dma-translation': false, 'stale-tm': true, fs1gp: false, version: 7 }];
     for (const props of accepted) {
       expect(refusal(props), JSON.stringify(props)).toBe('<accepted>');
     }
@@ -129,8 +128,8 @@ describe('intel-iommu properties', () => {
     expect(resolveIommuConfig({}).dmaDrain).toBe(true);
     expect(resolveIommuConfig({ pt: false }).pt).toBe(false);
     expect(resolveIommuConfig({ 'dma-drain': false }).dmaDrain).toBe(false);
-    // The old scalable combination check (dma-drain) is gone: scalable mode is refused for itself.
-    expect(() => resolveIommuConfig({ 'scalable-mode': true, 'dma-drain': false })).toThrow(/scalable-mode=on is not implemented/);
+    // The old scalable combination check (dma-drain) is gone in 11.1.
+    expect(resolveIommuConfig({ 'scalable-mode': true, 'dma-drain': false }).scalableMode).toBe(true);
   });
 });
 

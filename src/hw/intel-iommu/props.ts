@@ -201,9 +201,6 @@ export function resolveIommuConfig(props: PropValues, kernelIrqchip: KernelIrqch
     if (!dmaTranslation) throw new Error('Need to set dma-translation for svm');
     if (pasidBits === 0) throw new Error('Need to set PASID support for svm');
   }
-  if (scalableMode) {
-    throw new Error('intel-iommu: scalable-mode=on is not implemented by vtemu yet (legacy mode only; fsts, pasid-bits and svm need it)');
-  }
 
   const nfr = numProp(raw, 'nfr');
   if (!Number.isInteger(nfr) || nfr < 1 || nfr > MAX_NFR) {
