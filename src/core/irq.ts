@@ -25,6 +25,15 @@ export class IrqWire implements IrqLine {
   }
 }
 
+/**
+ * The x86 interrupt address range (Intel SDM 10.11.1, VT-d spec 3.15): a
+ * 4-byte write to 0xFEExxxxx is an interrupt message, not a memory write.
+ */
+export const MSI_ADDRESS_BASE = 0xfee0_0000;
+export const MSI_ADDRESS_LAST = 0xfeef_ffff;
+/** The same range as a DMA window ({ base, last }). */
+export const MSI_WINDOW = Object.freeze({ base: MSI_ADDRESS_BASE, last: MSI_ADDRESS_LAST });
+
 /** Where a message-signalled interrupt ends up (the APIC bus). */
 export interface MsiTarget {
   /** Delivers an MSI write of `data` to `address` (32-bit data, 64-bit address). */

@@ -17,7 +17,9 @@ export interface DemoOutcome {
   readonly passed: boolean;
 }
 
-const SECTION_OF: ReadonlyArray<readonly [RegExp, string]> = [
+/** Line patterns and their section; `null`: the line stays in the current section (domain attach details). */
+const SECTION_OF: ReadonlyArray<readonly [RegExp, string | null]> = [
+  [/^ {2}\S+ (SID 0x[0-9a-f]+|PASID \d+): /, null],
   [/^DMAR: \[/, 'fault handler'],
   [/^fw_cfg|^table-loader|^ACPI/, 'firmware'],
   [/^PCI /, 'PCI enumeration'],
@@ -32,7 +34,10 @@ export async function runDemo(p: GuestPlatform, print: Printer, driver: DriverOp
   const r = await runLinuxGuest(p, driver);
   let section = '';
   for (const line of r.log) {
-    const s = SECTION_OF.find(([re]) => re.test(line))?.[1] ?? (line.startsWith('[') ? 'checks' : 'guest');
+    const found = SECTION_OF.find(([re]) => re.test(line));
+    let s = found ? found[1] ?? section : line.startsWith('[') ? 'checks' : 'guest';
+    // The guest's own lines after a fault-handler interlude belong to the checks again.
+    if (s === 'guest' && section === 'fault handler') s = 'checks';
     if (s !== section && !(s === 'guest' && section === 'checks') && !(s === 'checks' && section === 'guest')) {
       section = s;
       print('');

@@ -40,6 +40,16 @@ const XFER = 2048;
 const FAULT_VECTOR = 0xf1;
 const EDU_MSI_VECTOR = 0x41;
 const HALF = XFER / 2;
+/**
+ * Fault reasons of a DMA to an IOVA the domain does not map: on second-stage
+ * tables (legacy or scalable) 0x05 for a write, 0x06 for a read (PTE write /
+ * read access not set); on first-stage tables 0x71 (entry not present).
+ */
+const UNMAPPED_WRITE_SECOND_STAGE = 0x05;
+const UNMAPPED_READ_SECOND_STAGE = 0x06;
+const UNMAPPED_FIRST_STAGE = 0x71;
+/** Bytes the device tries to read from an unmapped IOVA. */
+const UNMAPPED_PROBE_BYTES = 8;
 
 /** A deterministic byte pattern. */
 export function pattern(seed: number, length: number): Uint8Array {
@@ -106,6 +116,16 @@ export async function runLinuxGuest(p: GuestPlatform, opts: DriverOptions = {}):
     await dom0.dmaUnmap(iovaSrc, PAGE_SIZE);
     await dom0.dmaUnmap(iovaDst, PAGE_SIZE);
 
+    // 1a. Unmapped means gone: a DMA read from the old IOVA faults (the unmap's IOTLB invalidation took effect).
+    await drv.handleFaults();
+    await e0.toDevice(iovaSrc, UNMAPPED_PROBE_BYTES);
+    const sids0 = drv.device(e0.fn).sids;
+    const uf = (await drv.handleFaults()).find((r) => sids0.includes(r.sid));
+    const wantRead = dom0.firstStage ? UNMAPPED_FIRST_STAGE : UNMAPPED_READ_SECOND_STAGE;
+    check('unmapped IOVA faults', uf !== undefined && uf.reason === wantRead && uf.type === 'read' && uf.address === BigInt(iovaSrc),
+      uf ? `after dma_unmap of IOVA 0x${iovaSrc.toString(16)}: ${formatFault(uf)}` : `DMA from unmapped IOVA 0x${iovaSrc.toString(16)} did not fault (stale IOTLB entry?)`);
+    log.push(...drv.drainLog());
+
     // 2. One contiguous IOVA range over scattered pages.
     const pages: number[] = [];
     for (let i = 0; i < 4; i++) { pages.push(await drv.alloc.page()); await drv.alloc.page(); }
@@ -130,7 +150,8 @@ export async function runLinuxGuest(p: GuestPlatform, opts: DriverOptions = {}):
     await e0.toDevice(buf, XFER);
     await e0.fromDevice(buf + XFER, XFER);
     const got = await p.readBytes(buf + XFER, XFER);
-    const how = dom0.passThrough(drv.device(e0.fn).unit) ? 'pass-through context entry' : 'static identity page tables';
+    const unit0 = drv.device(e0.fn).unit;
+    const how = dom0.passThrough(unit0) ? (unit0.scalable ? 'pass-through PASID entry' : 'pass-through context entry') : 'static identity page tables';
     check('identity-mapped DMA', firstDiff(got, data) < 0, `${e0.fn.name} DMA at bus address = physical 0x${buf.toString(16)} (${how})`);
   }
 
@@ -178,6 +199,7 @@ export async function runLinuxGuest(p: GuestPlatform, opts: DriverOptions = {}):
     const ga = await p.readBytes(pa, XFER);
     const gb = await p.readBytes(pb, XFER);
     const ok = firstDiff(ga, xa) < 0 && firstDiff(gb, xb) < 0;
+    log.push(...drv.drainLog());
     check('same IOVA, two domains, kept apart', ok,
       `${a.fn.name} IOVA 0x${IOVA.toString(16)} -> 0x${pa.toString(16)}, ${b.fn.name} IOVA 0x${IOVA.toString(16)} -> 0x${pb.toString(16)}`);
   }
@@ -189,6 +211,7 @@ export async function runLinuxGuest(p: GuestPlatform, opts: DriverOptions = {}):
     const d = drv.newDomain('unmanaged', 'fault-test');
     await drv.attach(vdev, d);
     await d.ensurePageTable(vdev.unit);
+    log.push(...drv.drainLog());
   }
   await drv.handleFaults();
   const BAD = 0x20_0000;
@@ -196,7 +219,8 @@ export async function runLinuxGuest(p: GuestPlatform, opts: DriverOptions = {}):
   const faults = await drv.handleFaults();
   const sid = drv.device(victim.fn).sids[0]!;
   const f = faults.find((r) => r.sid === sid);
-  check('fault provoked and decoded', f !== undefined && f.reason === 0x5 && f.address === BigInt(BAD),
+  const reason = drv.device(victim.fn).domain?.firstStage ? UNMAPPED_FIRST_STAGE : UNMAPPED_WRITE_SECOND_STAGE;
+  check('fault provoked and decoded', f !== undefined && f.reason === reason && f.address === BigInt(BAD),
     f ? formatFault(f) : 'no fault record');
   if (p.interrupts.msi) {
     const ev = p.takeInterrupts().find((x) => x.kind === 'msi' && x.vector === FAULT_VECTOR);

@@ -4,6 +4,7 @@
  * contiguous pages merge into one copy, as with a single unit), and leaves
  * requesters nobody claims untranslated.
  */
+import { MSI_WINDOW } from '../core/irq.js';
 import { describe, expect, it } from 'vitest';
 import { iova } from '../memory/address.js';
 import { AddressSpace, MemTx } from '../memory/address-space.js';
@@ -23,6 +24,7 @@ const MAPPED_PAGES = 8;
 
 /** A unit's translator: IOVA pages [IOVA, +MAPPED_PAGES) map contiguously; records translate and peek calls. */
 class UnitTranslator implements DmaTranslator {
+  readonly interruptWindow = MSI_WINDOW;
   readonly calls: number[] = [];
   readonly peeks: number[] = [];
   readonly interrupts: number[] = [];
@@ -112,7 +114,7 @@ describe('RoutedIommu', () => {
     const a = unit(false, [], true);
     const routed = new RoutedIommu([a.routed], () => {});
     const t = routed.translatorFor(requester(8));
-    const e = { iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None };
+    const e = { iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None, fault: 0 };
     expect(t.peek!(iova(IOVA), DmaAccess.Read, e)).toBe(false);
     expect(e.perm).toBe(IommuPerm.None);
     const { as } = memory();
@@ -125,9 +127,9 @@ describe('RoutedIommu', () => {
     const msis: number[] = [];
     const routed = new RoutedIommu([a.routed], (addr) => msis.push(addr));
     const t = routed.translatorFor(requester(0x18));
-    const e = { iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None };
+    const e = { iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None, fault: 0 };
     expect(t.peek!(iova(0x3000), DmaAccess.Write, e)).toBe(true);
-    expect(e).toEqual({ iova: 0x3000, translated: 0x3000, addrMask: PAGE - 1, perm: IommuPerm.ReadWrite });
+    expect(e).toEqual({ iova: 0x3000, translated: 0x3000, addrMask: PAGE - 1, perm: IommuPerm.ReadWrite, fault: 0 });
     const { as, ram } = memory();
     const out = new Uint8Array(3 * PAGE);
     expect(new DmaSpace(as, () => true, () => t).read(0x2800, out)).toBe(MemTx.Ok);

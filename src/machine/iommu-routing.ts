@@ -5,7 +5,18 @@
  * INCLUDE_PCI_ALL takes every other requester (VT-d spec 8.3.1).  Bus numbers
  * are guest-programmed, so the unit is chosen at translation time.
  */
-import { IommuPerm, type DmaAccess, type DmaIommu, type DmaRequester, type DmaTranslator, type IotlbEntry } from '../memory/iommu.js';
+import {
+  IommuPerm,
+  NO_PASID,
+  type DmaAccess,
+  type DmaIommu,
+  type DmaRequestKind,
+  type DmaRequester,
+  type DmaTranslator,
+  type DmaWindow,
+  type IotlbEntry,
+} from '../memory/iommu.js';
+import { MSI_WINDOW } from '../core/irq.js';
 import { BridgeReg } from '../pci/config.js';
 import type { PciDevice } from '../pci/device.js';
 import type { Iova } from '../memory/address.js';
@@ -19,6 +30,7 @@ function identity(iova: number, out: IotlbEntry): void {
   out.translated = iova;
   out.addrMask = PAGE_MASK;
   out.perm = IommuPerm.ReadWrite;
+  out.fault = 0;
 }
 
 /** One unit and what it claims. */
@@ -59,20 +71,25 @@ export class RoutedIommu implements DmaIommu {
     return this.catchAll;
   }
 
-  translatorFor(requester: DmaRequester): DmaTranslator {
+  translatorFor(requester: DmaRequester, pasid: number = NO_PASID): DmaTranslator {
     const per = new Map<RoutedUnit, DmaTranslator>();
     const unclaimed = this.unclaimedInterrupt;
     const pick = (): DmaTranslator | null => {
       const u = this.unitFor(requester.busNumber(), requester.devfn);
       if (!u) return null;
       let t = per.get(u);
-      if (!t) per.set(u, (t = u.iommu.translatorFor(requester)));
+      if (!t) per.set(u, (t = u.iommu.translatorFor(requester, pasid)));
       return t;
     };
     return {
-      translate(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean {
+      // The chosen unit's window; an unclaimed requester's untranslated DMA still signals interrupts there.
+      get interruptWindow(): DmaWindow | null {
         const t = pick();
-        if (t) return t.translate(iova, access, out);
+        return t ? t.interruptWindow : pasid === NO_PASID ? MSI_WINDOW : null;
+      },
+      translate(iova: Iova, access: DmaAccess, out: IotlbEntry, kind?: DmaRequestKind): boolean {
+        const t = pick();
+        if (t) return t.translate(iova, access, out, kind);
         identity(iova, out);
         return true;
       },

@@ -3,6 +3,7 @@
  * by bus mastering, split into fragments by a translator, zeros for faulting
  * pages, and the interrupt window.
  */
+import { MSI_WINDOW } from '../core/irq.js';
 import { describe, expect, it } from 'vitest';
 import { AddressSpace, MemTx } from './address-space.js';
 import { DmaSpace } from './dma-space.js';
@@ -26,6 +27,7 @@ function system(): { as: AddressSpace; ram: ReturnType<typeof createTsRam> } {
  * `pages[i]` (-1: fault) with `perm`; records every call.
  */
 class FakeTranslator implements DmaTranslator {
+  readonly interruptWindow = MSI_WINDOW;
   readonly calls: [iova: number, access: DmaAccess][] = [];
   readonly interrupts: [addr: number, data: number][] = [];
   constructor(
@@ -144,6 +146,7 @@ describe('DmaSpace', () => {
     root.add(new RamRegion('ram', ram.size, ram), 0);
     let n = 0;
     const t: DmaTranslator = {
+      interruptWindow: MSI_WINDOW,
       translate(iova, _access, out) {
         n++;
         out.iova = iova - (iova % 2 ** 21);
@@ -358,6 +361,7 @@ describe('DmaSpace at 64-bit addresses (readWide / writeWide, and numbers from 2
    * translations, peeks and faults.
    */
   class PageTableTranslator implements DmaTranslator {
+  readonly interruptWindow = MSI_WINDOW;
     readonly calls: number[] = [];
     readonly peeks: number[] = [];
     readonly faults: number[] = [];

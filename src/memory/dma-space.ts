@@ -19,14 +19,7 @@
  */
 import { AddressSpace, MemTx } from './address-space.js';
 import type { Iova } from './address.js';
-import {
-  DmaAccess,
-  type DmaTranslator,
-  INTERRUPT_WINDOW_BASE,
-  INTERRUPT_WINDOW_LAST,
-  IommuPerm,
-  newIotlbEntry,
-} from './iommu.js';
+import { DmaAccess, type DmaTranslator, IommuPerm, newIotlbEntry } from './iommu.js';
 
 /** The memory interface a device sees for its DMA. */
 export interface DmaMemory {
@@ -151,6 +144,10 @@ export class DmaSpace implements DmaMemory {
     let result = MemTx.Ok;
     let done = 0;
     const need = access === DmaAccess.Read ? IommuPerm.Read : IommuPerm.Write;
+    // The translator's interrupt window (none: an empty range above every address).
+    const win = t.interruptWindow;
+    const winBase = win === null ? Infinity : win.base;
+    const winLast = win === null ? -1 : win.last;
     // True when `this.peeked` holds the translation of the current address, from a peek.
     let carried = false;
     while (done < buf.length) {
@@ -168,14 +165,14 @@ export class DmaSpace implements DmaMemory {
         }
       }
       let len = buf.length - done;
-      if (at >= INTERRUPT_WINDOW_BASE && at <= INTERRUPT_WINDOW_LAST) {
-        len = Math.min(len, INTERRUPT_WINDOW_LAST + 1 - at);
+      if (at >= winBase && at <= winLast) {
+        len = Math.min(len, winLast + 1 - at);
         if (this.interruptWindow(t, at, buf, done, len, access) !== MemTx.Ok) result = MemTx.DecodeError;
         done += len;
         continue;
       }
       // A translated piece never runs into the interrupt window.
-      if (at < INTERRUPT_WINDOW_BASE) len = Math.min(len, INTERRUPT_WINDOW_BASE - at);
+      if (at < winBase) len = Math.min(len, winBase - at);
       const e = carried ? this.peeked : this.entry;
       const ok = carried || t.translate(at as Iova, access, e);
       carried = false;
@@ -240,7 +237,7 @@ export class DmaSpace implements DmaMemory {
   }
 
   /**
-   * [at, at+len) inside the interrupt window, as QEMU's VT-d interrupt
+   * [at, at+len) inside the translator's interrupt window, as QEMU's VT-d interrupt
    * region sees it (valid and implemented size 4 only): the piece is split
    * like memory_access_size does; each aligned 4-byte write is an interrupt
    * request, an aligned 4-byte read returns 0 (accepted), any other piece is

@@ -11,13 +11,13 @@ import { DmaSpace } from './dma-space.js';
 import {
   DmaAccess,
   type DmaTranslator,
-  INTERRUPT_WINDOW_BASE,
-  INTERRUPT_WINDOW_LAST,
+  type DmaWindow,
   type IotlbEntry,
   IommuPerm,
   newIotlbEntry,
 } from './iommu.js';
 import { createTsRam } from './ram-ts.js';
+import { MSI_ADDRESS_BASE, MSI_ADDRESS_LAST } from '../core/irq.js';
 import { ContainerRegion, RamRegion } from './region.js';
 
 describe('access and permission encodings', () => {
@@ -42,10 +42,10 @@ describe('access and permission encodings', () => {
 });
 
 describe('newIotlbEntry', () => {
-  it('is an empty, permissionless entry with exactly the four contract fields', () => {
+  it('is an empty, permissionless entry with exactly the five contract fields', () => {
     const e = newIotlbEntry();
-    expect(e).toStrictEqual({ iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None });
-    expect(Object.keys(e).sort()).toEqual(['addrMask', 'iova', 'perm', 'translated']);
+    expect(e).toStrictEqual({ iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None, fault: 0 });
+    expect(Object.keys(e).sort()).toEqual(['addrMask', 'fault', 'iova', 'perm', 'translated']);
   });
 
   it('hands out a fresh object every time (callers own and fill it)', () => {
@@ -56,10 +56,14 @@ describe('newIotlbEntry', () => {
     a.translated = 0x2000;
     a.addrMask = 0xfff;
     a.perm = IommuPerm.ReadWrite;
-    expect(b).toStrictEqual({ iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None });
-    expect(newIotlbEntry()).toStrictEqual({ iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None });
+    expect(b).toStrictEqual({ iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None, fault: 0 });
+    expect(newIotlbEntry()).toStrictEqual({ iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None, fault: 0 });
   });
 });
+
+/** The window the test translator answers with: the x86 MSI range. */
+const INTERRUPT_WINDOW_BASE = MSI_ADDRESS_BASE;
+const INTERRUPT_WINDOW_LAST = MSI_ADDRESS_LAST;
 
 describe('interrupt window constants', () => {
   it('is the 1 MiB at 0xFEE00000 (Intel SDM: MSI address 0xFEExxxxx)', () => {
@@ -73,6 +77,7 @@ describe('interrupt window constants', () => {
 describe('the contract as a DMA space applies it', () => {
   /** Identity translator over 4 KiB pages that records translations and interrupt writes. */
   class Identity implements DmaTranslator {
+    constructor(readonly interruptWindow: DmaWindow | null = { base: INTERRUPT_WINDOW_BASE, last: INTERRUPT_WINDOW_LAST }) {}
     readonly translated: [iova: number, access: DmaAccess][] = [];
     readonly interrupts: [addr: number, data: number][] = [];
     translate(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean {
@@ -88,14 +93,14 @@ describe('the contract as a DMA space applies it', () => {
     }
   }
 
-  function setup() {
+  function setup(window?: DmaWindow | null) {
     // RAM right below and right above the window so translated bytes land somewhere.
     const below = createTsRam(0x1000);
     const above = createTsRam(0x1000);
     const root = new ContainerRegion('system', 2 ** 40);
     root.add(new RamRegion('below', 0x1000, below), INTERRUPT_WINDOW_BASE - 0x1000);
     root.add(new RamRegion('above', 0x1000, above), INTERRUPT_WINDOW_LAST + 1);
-    const t = new Identity();
+    const t = new Identity(window);
     const dma = new DmaSpace(new AddressSpace('memory', root), () => true, () => t);
     return { t, dma, below, above };
   }
@@ -141,5 +146,21 @@ describe('the contract as a DMA space applies it', () => {
     expect(t.interrupts).toEqual([[0xfeef_fffc, 1]]);
     expect(t.translated).toEqual([[0xfef0_0000, DmaAccess.Write]]);
     expect(above.readU16(0)).toBe(0x6655);
+  });
+
+  it('the window is the translator\'s answer: a translator without one gets the range translated', () => {
+    const { t, dma } = setup(null);
+    // Translated to 0xFEE00000 where this system has nothing.
+    expect(dma.writeU32(INTERRUPT_WINDOW_BASE, 0x11)).toBe(MemTx.DecodeError);
+    expect(t.interrupts).toEqual([]);
+    expect(t.translated).toEqual([[0xfee0_0000, DmaAccess.Write]]);
+  });
+
+  it('a translator may place the window elsewhere', () => {
+    const { t, dma } = setup({ base: 0x1000, last: 0x1fff });
+    expect(dma.writeU32(0x1ffc, 0x33)).toBe(MemTx.Ok);
+    expect(dma.writeU32(INTERRUPT_WINDOW_BASE, 0x44)).toBe(MemTx.DecodeError);
+    expect(t.interrupts).toEqual([[0x1ffc, 0x33]]);
+    expect(t.translated).toEqual([[0xfee0_0000, DmaAccess.Write]]);
   });
 });

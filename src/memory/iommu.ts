@@ -7,7 +7,16 @@
  * source ID from the requester at translation time because a guest may
  * renumber buses.  `translate` fills a caller-owned entry (no allocation on the
  * hot path) and returns false when the access faults; the IOMMU has then
- * already recorded the fault.
+ * already recorded the fault (or, for an ATS translation request, returned
+ * it in the entry instead).
+ *
+ * A request carries attributes: the PASID is a property of the address
+ * space (a device has one DMA space per requester and PASID, as PCIe
+ * requests with a PASID prefix are translated in that PASID's space); the
+ * kind (untranslated, translated by the device's ATC, or an ATS translation
+ * request) is passed per request.  The interrupt window is the translator's
+ * answer too: `interruptWindow` names the IOVA range whose 4-byte writes are
+ * interrupt requests instead of memory accesses.
  */
 import type { Iova } from './address.js';
 
@@ -28,17 +37,48 @@ export const enum IommuPerm {
 /**
  * One translation: [iova & ~addrMask, +addrMask] maps to
  * [translated & ~addrMask, ...] with `perm`.  addrMask is page size - 1.
+ * After a refused translation `fault` holds the IOMMU's fault reason (0 when
+ * the IOMMU gave none), whether or not the IOMMU also recorded it.
  */
 export interface IotlbEntry {
   iova: number;
   translated: number;
   addrMask: number;
   perm: IommuPerm;
+  fault: number;
 }
 
 /** A fresh entry to hand to `translate`. */
 export function newIotlbEntry(): IotlbEntry {
-  return { iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None };
+  return { iova: 0, translated: 0, addrMask: 0, perm: IommuPerm.None, fault: 0 };
+}
+
+/** The PASID of a request without a PASID prefix. */
+export const NO_PASID = -1;
+
+/** Largest PASID (20 bits, PCIe). */
+export const MAX_PASID = 0xf_ffff;
+
+/**
+ * What a DMA request is, for the IOMMU (PCIe AT field):
+ * - Untranslated: an ordinary DMA whose address the IOMMU translates;
+ *   a refusal is recorded as a fault.
+ * - Translated: the device already translated the address through its ATC;
+ *   the IOMMU lets it through where it allows translated requests.
+ * - TranslationRequest: an ATS translation request; the answer (or the
+ *   fault reason) is returned in the entry and nothing is recorded.
+ */
+export const DmaRequestKind = {
+  Untranslated: 0,
+  Translated: 1,
+  TranslationRequest: 2,
+} as const;
+export type DmaRequestKind = (typeof DmaRequestKind)[keyof typeof DmaRequestKind];
+
+/** An address range [base, last] of a device's DMA address space. */
+export interface DmaWindow {
+  readonly base: number;
+  readonly last: number;
 }
 
 /** Who issued a DMA: resolved to a source ID when the IOMMU needs one. */
@@ -64,7 +104,7 @@ export interface DmaTranslator {
    * indices, range checks, cache keys, fault addresses) and must never take
    * an address at or above 2^53 for anything but a page base.
    */
-  translate(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean;
+  translate(iova: Iova, access: DmaAccess, out: IotlbEntry, kind?: DmaRequestKind): boolean;
   /**
    * Optional: fills `out` and returns true only when `translate` would give
    * this very entry with no effect anyone could observe (a cached
@@ -75,18 +115,18 @@ export interface DmaTranslator {
    */
   peek?(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean;
   /**
-   * A 4-byte DMA write into the interrupt window 0xFEE00000-0xFEEFFFFF:
-   * an MSI to remap (or pass through).  Other sizes and reads are dropped /
-   * read 0 by the caller.
+   * The IOVA range of this address space where DMA is not translated but
+   * signals interrupts (x86: 0xFEE00000-0xFEEFFFFF), or null when there is
+   * none.  An aligned 4-byte write there goes to `interruptWrite`; other
+   * sizes and reads are dropped / read 0 by the caller.
    */
+  readonly interruptWindow: DmaWindow | null;
+  /** A 4-byte DMA write into the interrupt window: an MSI to remap (or pass through). */
   interruptWrite(addr: number, data: number): void;
 }
 
 /** What a bus needs from an IOMMU. */
 export interface DmaIommu {
-  translatorFor(requester: DmaRequester): DmaTranslator;
+  /** The translator of `requester`'s DMA address space for `pasid` (NO_PASID: requests without a PASID). */
+  translatorFor(requester: DmaRequester, pasid?: number): DmaTranslator;
 }
-
-/** Base and limit of the interrupt address window seen by device DMA. */
-export const INTERRUPT_WINDOW_BASE = 0xfee0_0000;
-export const INTERRUPT_WINDOW_LAST = 0xfeef_ffff;

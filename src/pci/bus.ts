@@ -36,8 +36,8 @@ export interface PciBusHost {
   readonly dmaMemory: AddressSpace;
   /** Bumped whenever the IOMMU changes; devices re-fetch translators when it moves. */
   readonly iommuGeneration: number;
-  /** The IOMMU translator for a requester, or null without an IOMMU. */
-  translatorFor(requester: DmaRequester): DmaTranslator | null;
+  /** The IOMMU translator for a requester and PASID (NO_PASID: none), or null without an IOMMU. */
+  translatorFor(requester: DmaRequester, pasid?: number): DmaTranslator | null;
   /** Root-bus INTx mapping: (devfn, pin 0..3) to a root IRQ index (q35: PIRQ A-H). */
   mapRootIrq(devfn: number, pin: number): number;
   /** A root IRQ changed level (OR of every device routed to it). */

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { MSI_WINDOW } from '../core/irq.js';
 import { MemTx } from '../memory/address-space.js';
 import { createRam } from '../memory/ram-backend.js';
 import { MmioRegion, RamRegion } from '../memory/region.js';
-import { IommuPerm, type DmaIommu, type DmaRequester, type IotlbEntry } from '../memory/iommu.js';
+import { IommuPerm, NO_PASID, type DmaIommu, type DmaRequester, type IotlbEntry } from '../memory/iommu.js';
 import { IrqWire } from '../core/irq.js';
 import { PciCommand, PciConfig, PciReg, PciStatus } from './config.js';
 import { BAR_UNMAPPED } from './device.js';
@@ -234,12 +235,54 @@ describe('DMA and MSI', () => {
     expect(msis.length).toBe(1);
   });
 
+  it('DMA with a PASID goes through that PASID\'s translator, gated by bus mastering; without an IOMMU the PASID is ignored', () => {
+    const { host, ram } = dmaHost();
+    ram.writeU32(0x5000, 0x55667788);
+    ram.writeU32(0x7000, 0x01020304);
+    const asked: [number, number | undefined][] = [];
+    const iommu: DmaIommu = {
+      translatorFor: (r: DmaRequester, pasid?: number) => {
+        asked.push([r.devfn, pasid]);
+        return {
+          interruptWindow: null,
+          translate(iova: number, _access, out: IotlbEntry) {
+            out.iova = iova & ~0xfff;
+            out.translated = pasid === 9 ? 0x5000 : iova & ~0xfff;
+            out.addrMask = 0xfff;
+            out.perm = IommuPerm.ReadWrite;
+            return true;
+          },
+          interruptWrite() {},
+        };
+      },
+    };
+    host.setIommu(iommu);
+    const d = new TestEndpoint();
+    const early = d.dmaWithPasid(9);
+    host.rootBus.plug(d, { devfn: 0x20 });
+    const buf = new Uint8Array(4);
+    expect(early.read(0x7000, buf)).toBe(MemTx.DecodeError); // bus mastering off
+    d.configWrite(PciReg.Command, 2, PciCommand.Master);
+    expect(early.read(0x7000, buf)).toBe(MemTx.Ok);
+    expect(new DataView(buf.buffer).getUint32(0, true)).toBe(0x55667788);
+    expect(d.dmaWithPasid(9)).toBe(early);
+    d.dma.read(0x7000, buf);
+    expect(new DataView(buf.buffer).getUint32(0, true)).toBe(0x01020304);
+    expect(asked).toEqual([[0x20, 9], [0x20, NO_PASID]]);
+    host.setIommu(null);
+    early.read(0x7000, buf);
+    expect(new DataView(buf.buffer).getUint32(0, true)).toBe(0x01020304);
+    expect(() => d.dmaWithPasid(0x10_0000)).toThrow(/PASID 1048576 out of range/);
+    expect(() => d.dmaWithPasid(-1)).toThrow(/out of range/);
+  });
+
   it('MSI and DMA pass the IOMMU translator of the requester', () => {
     const { host, ram } = dmaHost();
     ram.writeU32(0x5000, 0x11223344);
     const seen: { sid: number; addr: number; data?: number }[] = [];
     const iommu: DmaIommu = {
       translatorFor: (r: DmaRequester) => ({
+        interruptWindow: MSI_WINDOW,
         translate(iova: number, _access, out: IotlbEntry) {
           seen.push({ sid: (r.busNumber() << 8) | r.devfn, addr: iova });
           out.iova = iova & ~0xfff;

@@ -8,7 +8,7 @@
 import type { MmioRegion } from '../memory/region.js';
 import { MemTx } from '../memory/address-space.js';
 import { DmaSpace, type DmaMemory } from '../memory/dma-space.js';
-import type { DmaRequester, DmaTranslator } from '../memory/iommu.js';
+import { MAX_PASID, type DmaRequester, type DmaTranslator } from '../memory/iommu.js';
 import type { Device } from '../machine/device-type.js';
 import {
   PciCommand,
@@ -106,6 +106,8 @@ export abstract class PciDevice implements Device {
   private intxLevel = false;
   private translatorCache: DmaTranslator | null = null;
   private translatorGen = -1;
+  /** DMA spaces of requests with a PASID prefix, by PASID (created on first use). */
+  private readonly pasidSpaces = new Map<number, DeviceDma>();
   private requesterCache: DmaRequester | null = null;
 
   constructor(init: PciDeviceInit) {
@@ -185,6 +187,7 @@ export abstract class PciDevice implements Device {
       () => this.currentTranslator(),
     );
     this.iommuDmaImpl.space = new DmaSpace(bus.host.dmaMemory, ungated, () => this.currentTranslator());
+    for (const [pasid, d] of this.pasidSpaces) d.space = this.pasidSpace(bus, pasid);
   }
 
   // ---- BARs -------------------------------------------------------------
@@ -366,6 +369,37 @@ export abstract class PciDevice implements Device {
   requester(): DmaRequester {
     if (!this.requesterCache) this.requesterCache = requesterOf(this);
     return this.requesterCache;
+  }
+
+  /**
+   * This device's DMA address space for requests carrying `pasid` (a PCIe
+   * PASID TLP prefix; 0..2^20-1), bus-master gated like `dma`.  With an
+   * IOMMU the requests are translated in that PASID's space; without one
+   * the PASID is ignored.  Throws on a PASID outside 20 bits (a device bug,
+   * not guest input: a device model must mask what the guest programs).
+   */
+  dmaWithPasid(pasid: number): DmaMemory {
+    if (!Number.isInteger(pasid) || pasid < 0 || pasid > MAX_PASID) throw new Error(`pci device ${this.typeName}: PASID ${pasid} out of range`);
+    let d = this.pasidSpaces.get(pasid);
+    if (d === undefined) {
+      d = new DeviceDma();
+      this.pasidSpaces.set(pasid, d);
+      if (this.parentBus !== null) d.space = this.pasidSpace(this.parentBus, pasid);
+    }
+    return d;
+  }
+
+  /** The DmaSpace of `pasid` on `bus`: gated like `dma`, its translator re-fetched when the IOMMU changes. */
+  private pasidSpace(bus: PciBus, pasid: number): DmaSpace {
+    let gen = -1;
+    let translator: DmaTranslator | null = null;
+    return new DmaSpace(bus.host.dmaMemory, () => this.masterChainEnabled(), () => {
+      if (gen !== bus.host.iommuGeneration) {
+        translator = bus.host.translatorFor(this.requester(), pasid);
+        gen = bus.host.iommuGeneration;
+      }
+      return translator;
+    });
   }
 
   private currentTranslator(): DmaTranslator | null {

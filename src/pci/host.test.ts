@@ -7,6 +7,7 @@
  * enumeration and reset.  QEMU comparisons of register contents are in
  * ich9.test.ts, bridges.test.ts and device.test.ts.
  */
+import { MSI_WINDOW } from '../core/irq.js';
 import { describe, expect, it } from 'vitest';
 import { AddressSpace, MemTx } from '../memory/address-space.js';
 import type { DmaIommu, DmaRequester, DmaTranslator } from '../memory/iommu.js';
@@ -429,7 +430,7 @@ describe('IOMMU hook (QEMU pci_setup_iommu)', () => {
     expect(host.iommuGeneration).toBe(0);
     expect(host.translatorFor(r)).toBeNull();
     const asked: DmaRequester[] = [];
-    const t: DmaTranslator = { translate: () => false, interruptWrite: () => {} };
+    const t: DmaTranslator = { interruptWindow: MSI_WINDOW, translate: () => false, interruptWrite: () => {} };
     const iommu: DmaIommu = {
       translatorFor: (req) => {
         asked.push(req);

@@ -7,7 +7,7 @@
  */
 import type { AddressSpace } from '../memory/address-space.js';
 import { ContainerRegion, MmioRegion, type AccessRules, type MmioOps } from '../memory/region.js';
-import type { DmaIommu, DmaRequester, DmaTranslator } from '../memory/iommu.js';
+import { NO_PASID, type DmaIommu, type DmaRequester, type DmaTranslator } from '../memory/iommu.js';
 import { NO_IRQ, type IrqLine } from '../core/irq.js';
 import { PCI_CONFIG_SPACE_SIZE } from './config.js';
 import { PciBus, type PciBusHost, pciDevfn } from './bus.js';
@@ -168,9 +168,9 @@ export class Q35PciHost implements PciBusHost {
     return this.iommuGen;
   }
 
-  /** The translator for a requester (null without an IOMMU). */
-  translatorFor(requester: DmaRequester): DmaTranslator | null {
-    return this.iommu ? this.iommu.translatorFor(requester) : null;
+  /** The translator for a requester and PASID (NO_PASID: requests without one; null without an IOMMU). */
+  translatorFor(requester: DmaRequester, pasid: number = NO_PASID): DmaTranslator | null {
+    return this.iommu ? this.iommu.translatorFor(requester, pasid) : null;
   }
 
   // ---- INTx ---------------------------------------------------------------------

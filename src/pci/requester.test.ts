@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MSI_WINDOW } from '../core/irq.js';
 import { IommuPerm, type DmaIommu, type DmaRequester } from '../memory/iommu.js';
 import { BridgeReg, PciCommand, PciReg } from './config.js';
 import { PcieRootPort, PciePciBridge, PciPciBridge, X3130Upstream, Xio3130Downstream } from './bridges.js';
@@ -116,6 +117,7 @@ describe('requester IDs (QEMU pci_device_get_iommu_bus_devfn)', () => {
       translatorFor(r) {
         asked.push(sid(r));
         return {
+          interruptWindow: MSI_WINDOW,
           translate(iova, _a, out) {
             sids.push(sid(r));
             out.iova = iova;

@@ -70,7 +70,10 @@ export class VtemuRunner implements QtestRunner {
  * global-setup.ts), never the package's dist/.
  */
 export function buildCli(): string {
-  return inject('vtemuCli');
+  const cli = inject('vtemuCli');
+  // Without the global setup (a config that does not compile the sources) there is no CLI under test: never fall back to dist/.
+  if (typeof cli !== 'string') throw new Error('the CLI under test was not compiled: run with vitest.config.ts (its globalSetup compiles the sources)');
+  return cli;
 }
 
 /** Platform options that make `vtemu-cli` platforms run the CLI under test. */

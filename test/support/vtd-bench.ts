@@ -12,7 +12,7 @@ import { AddressSpace } from '../../src/memory/address-space.js';
 import { createRam } from '../../src/memory/ram-backend.js';
 import { ContainerRegion, RamRegion } from '../../src/memory/region.js';
 import { DmaSpace } from '../../src/memory/dma-space.js';
-import type { DmaRequester } from '../../src/memory/iommu.js';
+import { NO_PASID, type DmaRequester } from '../../src/memory/iommu.js';
 import type { InterruptOrigin, MsiTarget } from '../../src/core/irq.js';
 import { VirtualClock } from '../../src/core/clock.js';
 import type { PropValues, Tracer } from '../../src/machine/device-type.js';
@@ -177,16 +177,79 @@ export class VtdBench {
   }
 
   /** A requester and its DMA space through the unit. */
-  device(bus: number, devfn: number): { req: FakeRequester; dma: DmaSpace } {
+  device(bus: number, devfn: number, pasid = NO_PASID): { req: FakeRequester; dma: DmaSpace } {
     const req = new FakeRequester(bus, devfn);
-    const dma = new DmaSpace(this.memory, () => true, () => this.iommu.translatorFor(req));
+    const dma = new DmaSpace(this.memory, () => true, () => this.iommu.translatorFor(req, pasid));
     return { req, dma };
   }
 
-  /** Root table with SRTP (does not enable translation). */
-  setRoot(root: number): void {
-    this.w64(Reg.RTADDR, BigInt(root));
+  /** A DMA space of an existing requester for `pasid` (requests with a PASID prefix). */
+  pasidSpace(req: FakeRequester, pasid: number): DmaSpace {
+    return new DmaSpace(this.memory, () => true, () => this.iommu.translatorFor(req, pasid));
+  }
+
+  /** Root table with SRTP (does not enable translation); `scalable` sets RTADDR.SMT. */
+  setRoot(root: number, scalable = false): void {
+    this.w64(Reg.RTADDR, BigInt(root) | (scalable ? RTADDR_SMT : 0n));
     this.gcmd(Gcmd.SRTP);
+  }
+
+  /**
+   * Writes the scalable-mode context entry of (bus, devfn) pointing at the
+   * PASID directory `pasidDir`, creating the root half and context table if
+   * needed.
+   */
+  setScalableContext(root: number, bus: number, devfn: number, pasidDir: number, opts: { fpd?: boolean; pre?: boolean } = {}): void {
+    const half = root + bus * 16 + (devfn >= 0x80 ? 8 : 0);
+    let rootHalf = this.peek64(half);
+    if ((rootHalf & 1n) === 0n) {
+      rootHalf = BigInt(this.allocPage()) | 1n;
+      this.poke64(half, rootHalf);
+    }
+    const at = Number(rootHalf & ~0xfffn) + (devfn & 0x7f) * 32;
+    this.poke64(at, BigInt(pasidDir) | (opts.pre ? 0x10n : 0n) | (opts.fpd ? 2n : 0n) | 1n);
+    for (let i = 8; i < 32; i += 8) this.poke64(at + i, 0n);
+  }
+
+  /**
+   * Writes PASID `pasid`'s entry under the directory `dir` (creating its
+   * directory entry and PASID table if needed) and returns its address.
+   */
+  setPasidEntry(dir: number, pasid: number, e: PasidEntryFields): number {
+    const dirAt = dir + (pasid >>> 6) * 8;
+    let de = this.peek64(dirAt);
+    if ((de & 1n) === 0n) {
+      de = BigInt(this.allocPage()) | 1n;
+      this.poke64(dirAt, de);
+    }
+    const at = Number(de & ~0xfffn) + (pasid & 0x3f) * 64;
+    const q0 = BigInt(e.ss ?? 0) | (BigInt(e.pgtt) << 6n) | (BigInt(e.aw ?? 2) << 2n) | (e.fpd ? 2n : 0n) | (e.p === false ? 0n : 1n);
+    this.poke64(at, q0);
+    this.poke64(at + 8, BigInt(e.did ?? 0));
+    this.poke64(at + 16, BigInt(e.fs ?? 0) | (BigInt(e.fspm ?? 0) << 2n));
+    for (let i = 24; i < 64; i += 8) this.poke64(at + i, 0n);
+    return at;
+  }
+
+  /**
+   * Maps `iova` -> `phys` in first-stage tables rooted at `top` (`levels`
+   * levels), leaf at `leafLevel`, leaf flags `flags` (default P|RW|US);
+   * intermediate entries P|RW|US.
+   */
+  mapFs(top: number, levels: number, iova: number, phys: number, flags = FS_PRESENT_RW_US, leafLevel = 1): void {
+    let table = top;
+    for (let level = levels; level > leafLevel; level--) {
+      const idx = Math.floor(iova / 2 ** (12 + 9 * (level - 1))) % 512;
+      const at = table + idx * 8;
+      let e = this.peek64(at);
+      if ((e & 1n) === 0n) {
+        e = BigInt(this.allocPage()) | BigInt(FS_PRESENT_RW_US);
+        this.poke64(at, e);
+      }
+      table = Number(e & 0x000f_ffff_ffff_f000n);
+    }
+    const idx = Math.floor(iova / 2 ** (12 + 9 * (leafLevel - 1))) % 512;
+    this.poke64(table + idx * 8, BigInt(phys) | BigInt(flags) | (leafLevel > 1 ? 0x80n : 0n));
   }
 
   /** Sets GCMD from the current status plus/minus persistent bits (Linux style). */
@@ -240,6 +303,23 @@ export class VtdBench {
     }
     return table + (Math.floor(iova / 2 ** (12 + 9 * (level - 1))) % 512) * 8;
   }
+}
+
+/** RTADDR bit 10: scalable-mode root table. */
+const RTADDR_SMT = 1n << 10n;
+/** First-stage PTE bits P (0), RW (1), US (2). */
+export const FS_PRESENT_RW_US = 0x7;
+
+/** Fields of a PASID table entry (spec 9.6); unset ones are 0, P defaults to 1, AW to 2. */
+export interface PasidEntryFields {
+  pgtt: number;
+  did?: number;
+  aw?: number;
+  ss?: number;
+  fs?: number;
+  fspm?: number;
+  fpd?: boolean;
+  p?: boolean;
 }
 
 /** Context entry halves for a multi-level (TT=0) entry. */

@@ -6,10 +6,17 @@
  *    invalidations Linux issues (caching-mode aware);
  *  - unmanaged: a vfio-like owner picks its IOVAs;
  *  - blocked: no context entry at all (every DMA faults).
+ * In scalable mode the same domains live in the device's RID_PASID entry
+ * (pasid.ts): DMA and unmanaged domains on first-stage tables when the unit
+ * offers them, else second stage; identity as pass-through (DID 1).  Map
+ * and unmap then invalidate as Linux's cache tags do: first-stage domains
+ * never flush on map (caching mode covers second stage only) and unmap with
+ * PASID-based IOTLB descriptors; second-stage domains as in legacy mode.
  */
 import { PAGE_SIZE } from '../alloc.js';
-import type { VtdUnit } from './unit.js';
-import { IovaAllocator, SlPageTable, type MapPerm } from './pagetable.js';
+import { FLPT_DEFAULT_DID, type VtdUnit } from './unit.js';
+import { FIRST_STAGE, FIRST_STAGE_LEVELS, IovaAllocator, IoPageTable, SECOND_STAGE, type MapPerm } from './pagetable.js';
+import { RID_PASID, type PasidTable } from './pasid.js';
 
 /** Domain kinds. */
 export type DomainType = 'identity' | 'dma' | 'unmanaged' | 'blocked';
@@ -38,14 +45,19 @@ export interface DeviceHandle {
   /** RMRR ranges [base, limit] this device needs identity-mapped. */
   readonly rmrrs: ReadonlyArray<readonly [number, number]>;
   domain: Domain | undefined;
+  /** Scalable mode: the device's PASID directory and tables (set up at probe). */
+  pasidTable?: PasidTable | undefined;
 }
+
 
 /** DMA direction of a DMA-API mapping. */
 export type DmaDirection = 'to-device' | 'from-device' | 'bidirectional';
 
 /** One domain. */
 export class Domain {
-  pageTable: SlPageTable | undefined;
+  pageTable: IoPageTable | undefined;
+  /** The page table is first stage (scalable mode with ECAP.FLTS); decided with the table. */
+  firstStage = false;
   iova: IovaAllocator | undefined;
   readonly devices = new Set<DeviceHandle>();
   /** Highest IOVA + 1 handed out by the DMA API (the smallest DMA mask of the devices). */
@@ -55,8 +67,9 @@ export class Domain {
 
   constructor(readonly type: DomainType, readonly name: string) {}
 
-  /** The DID this domain uses on `unit` (allocated on first use). */
+  /** The DID this domain uses on `unit` (allocated on first use; pass-through PASID entries use DID 1). */
   did(unit: VtdUnit): number {
+    if (unit.scalable && this.passThrough(unit)) return FLPT_DEFAULT_DID;
     let d = this.dids.get(unit);
     if (d === undefined) { d = unit.allocDid(); this.dids.set(unit, d); }
     return d;
@@ -67,14 +80,19 @@ export class Domain {
     return [...new Set([...this.devices].map((d) => d.unit))];
   }
 
-  /** Whether this domain's context entries use pass-through. */
+  /** Whether this domain's context (legacy) or RID_PASID (scalable) entries use pass-through. */
   passThrough(unit: VtdUnit): boolean {
     return this.type === 'identity' && unit.ecapf('PT') === 1;
   }
 
-  /** Allocates the page table for a translating domain. */
-  async ensurePageTable(unit: VtdUnit): Promise<SlPageTable> {
-    if (!this.pageTable) this.pageTable = await new SlPageTable(unit.p, unit.alloc, unit.levels).init();
+  /** Allocates the page table for a translating domain (first stage when the unit prefers it). */
+  async ensurePageTable(unit: VtdUnit): Promise<IoPageTable> {
+    if (!this.pageTable) {
+      this.firstStage = unit.firstStage;
+      this.pageTable = this.firstStage
+        ? await new IoPageTable(unit.p, unit.alloc, FIRST_STAGE_LEVELS, FIRST_STAGE).init()
+        : await new IoPageTable(unit.p, unit.alloc, unit.levels, SECOND_STAGE).init();
+    }
     if (!this.iova && this.type === 'dma') this.iova = new IovaAllocator(2 ** Math.min(unit.addressWidth, 32));
     return this.pageTable;
   }
@@ -93,19 +111,23 @@ export class Domain {
     await this.afterMap(iova, pages.length * PAGE_SIZE);
   }
 
-  /** After map: caching mode -> PSI per unit; otherwise a write-buffer flush. */
+  /** After map: caching mode -> PSI per unit (second stage only); otherwise a write-buffer flush. */
   async afterMap(iova: number, size: number): Promise<void> {
     for (const unit of this.units()) {
-      if (unit.cachingMode) await unit.flushIotlb('map-iotlb', psi(this.did(unit), iova, size, false));
+      if (unit.cachingMode && !this.firstStage) await unit.flushIotlb('map-iotlb', psi(this.did(unit), iova, size, false));
       else await unit.flushWriteBuffer();
     }
   }
 
-  /** Unmaps and invalidates (PSI, IH=1: no page-table pages were freed). */
+  /** Unmaps and invalidates (PSI, IH=1: no page-table pages were freed); first stage: PASID-based PSI on RID_PASID. */
   async unmap(iova: number, size: number): Promise<void> {
     if (!this.pageTable) return;
     await this.pageTable.unmap(iova, size);
-    for (const unit of this.units()) await unit.flushIotlb('unmap-iotlb', psi(this.did(unit), iova, size, true));
+    for (const unit of this.units()) {
+      const scope = psi(this.did(unit), iova, size, true);
+      if (this.firstStage) await unit.flushPasidIotlb('unmap-iotlb', { ...scope, pasid: RID_PASID });
+      else await unit.flushIotlb('unmap-iotlb', scope);
+    }
   }
 
   /** DMA API: map a physically contiguous buffer, returns its IOVA. */

@@ -3,7 +3,9 @@
  * order (interrupt remapping first when the DMAR asks for it), devices
  * bound to their unit by device scope or INCLUDE_PCI_ALL, IOMMU groups,
  * default domains (identity with iommu=pt, else one DMA domain per group)
- * with RMRR identity maps, then translation on.
+ * with RMRR identity maps, then translation on.  On a unit in scalable mode
+ * each device gets its PASID table and scalable context entries at probe,
+ * and domains are attached through its RID_PASID entry (pasid.ts).
  */
 import { GuestAllocator } from '../alloc.js';
 import type { GuestPlatform } from '../platform.js';
@@ -16,7 +18,15 @@ import { formatFault, type FaultRecord } from './faults.js';
 import { buildGroups, dmaAliases, formatGroup, type IommuGroup } from './groups.js';
 import { InterruptRemapping } from './irq-remap.js';
 import { LARGE_PAGE } from './pagetable.js';
+import { setPasidEntry, setupSmContext, tearDownPasidEntry } from './pasid.js';
 import { VtdUnit, type InvalidationSite } from './unit.js';
+
+/** ", scalable mode, first-stage tables" etc. for the group log line. */
+function domainStage(domain: Domain, unit: VtdUnit): string {
+  if (!unit.scalable) return '';
+  if (domain.passThrough(unit)) return ', scalable mode, pass-through';
+  return `, scalable mode, ${unit.firstStage ? 'first' : 'second'}-stage tables`;
+}
 
 /** Linux's refusal message for RMRR devices and unmanaged domains. */
 export const RMRR_REFUSAL = 'Device is ineligible for IOMMU domain attach due to platform RMRR requirement.  Contact your platform vendor.';
@@ -27,8 +37,10 @@ export interface DriverOptions {
   readonly passThrough?: boolean;
   /** intremap=off. */
   readonly noIntremap?: boolean;
-  /** Register-based invalidation only. */
+  /** Register-based invalidation only (implies legacy mode). */
   readonly noQi?: boolean;
+  /** intel_iommu=sm_off: legacy mode even when ECAP.SMTS is set. */
+  readonly smOff?: boolean;
   /** Test-only: invalidations to leave out. */
   readonly skip?: ReadonlySet<InvalidationSite>;
   /** RAM identity-mapped by the static identity domain when there is no ECAP.PT. */
@@ -68,7 +80,7 @@ export class LinuxVtd {
     const dmar = this.fw.dmar;
     if (!dmar) throw new Error('DMAR: no table, IOMMU not found');
     for (const drhd of this.drhds()) {
-      const unit = new VtdUnit(this.p, drhd.base, this.alloc, { noQi: this.opts.noQi, skip: this.opts.skip });
+      const unit = new VtdUnit(this.p, drhd.base, this.alloc, { noQi: this.opts.noQi, smOff: this.opts.smOff, skip: this.opts.skip });
       if (await unit.probe()) this.units.push(unit);
     }
     // Interrupt remapping first (Linux enable_IR), when the DMAR and the unit allow it.
@@ -122,18 +134,23 @@ export class LinuxVtd {
     const endpoints = this.fw.pci.functions.filter((f) => !f.isBridge && this.unitFor(f));
     for (const f of endpoints) {
       const unit = this.unitFor(f)!;
-      this.devices.set(f, { name: f.name, sids: dmaAliases(f), unit, rmrrs: this.rmrrsFor(f), domain: undefined });
+      const dev: DeviceHandle = { name: f.name, sids: dmaAliases(f), unit, rmrrs: this.rmrrsFor(f), domain: undefined };
+      this.devices.set(f, dev);
+      // Linux probe: a scalable-mode unit gets the device's PASID table into its context entries now.
+      if (unit.scalable) await setupSmContext(unit, dev);
     }
     this.groups = buildGroups(endpoints);
+    this.flushUnitLogs();
     for (const g of this.groups) {
       const type: DomainType = this.opts.passThrough ? 'identity' : 'dma';
       const domain = type === 'identity' ? await this.identityDomain() : this.newDomain('dma');
+      const unit = this.devices.get(g.members[0]!)!.unit;
+      this.log.push(`${formatGroup(g)} -> ${domain.name} domain (unit 0x${unit.base.toString(16)}${domainStage(domain, unit)})`);
       for (const f of g.members) {
         const r = await this.attach(this.devices.get(f)!, domain);
         if (!r.ok) this.log.push(`${f.name}: ${r.message}`);
       }
-      const unit = this.devices.get(g.members[0]!)!.unit;
-      this.log.push(`${formatGroup(g)} -> ${domain.name} domain (unit 0x${unit.base.toString(16)})`);
+      this.flushUnitLogs();
     }
   }
 
@@ -170,14 +187,16 @@ export class LinuxVtd {
     const unit = dev.unit;
     const old = dev.domain;
     if (old && old.type !== 'blocked') {
-      for (const sid of dev.sids) await clearContext(unit, sid, old.did(unit));
+      if (unit.scalable) await tearDownPasidEntry(unit, dev);
+      else for (const sid of dev.sids) await clearContext(unit, sid, old.did(unit));
       old.devices.delete(dev);
     }
     dev.domain = domain;
     domain.devices.add(dev);
     if (domain.type === 'blocked') return { ok: true };
     if (domain.type === 'identity' && !domain.passThrough(unit)) await this.fillIdentity(domain, unit);
-    for (const sid of dev.sids) await setContext(unit, sid, domain);
+    if (unit.scalable) await setPasidEntry(unit, dev, domain);
+    else for (const sid of dev.sids) await setContext(unit, sid, domain);
     if (domain.type === 'dma' || domain.type === 'identity') {
       for (const [base, limit] of dev.rmrrs) {
         if (domain.passThrough(unit)) continue;

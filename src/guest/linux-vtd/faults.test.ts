@@ -44,6 +44,15 @@ describe('handleFaults', () => {
     expect(recs.map((r) => [r.index, r.type, r.reason, r.address])).toEqual([[1, 'interrupt', 0x22, 5n], [0, 'write', 5, 0n]]);
     expect(formatFault(recs[0]!)).toContain('[INTR-REMAP] Request device [01:00.0] fault index 0x5 [fault reason 0x22]');
   });
+  it('decodes a scalable-mode fault with a PASID (PP) and names it', async () => {
+    const hi = (1n << 63n) | (0x59n << 32n) | (0x1234n << 40n) | (1n << 31n) | 0x0018n; // F, write, FR 0x59, PASID 0x1234, PP
+    const { p } = unit([[0x7000n, hi]]);
+    const [r] = await handleFaults(p, BASE, FRO, 1);
+    expect([r!.pasid, r!.reason, r!.type]).toEqual([0x1234, 0x59, 'write']);
+    expect(formatFault(r!)).toBe('DMAR: [DMA Write PASID 0x1234] Request device [00:03.0] fault addr 0x7000 [fault reason 0x59] SM: PASID table entry not present');
+    expect(faultReasonName(0x71)).toBe('SM: first-stage paging entry not present');
+    expect(faultReasonName(0x51)).toBe('SM: PASID directory entry not present');
+  });
   it('reads nothing without PPF and names unknown reasons', async () => {
     const { p } = unit([]);
     expect(await handleFaults(p, BASE, FRO, 1)).toEqual([]);

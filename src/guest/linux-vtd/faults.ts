@@ -17,14 +17,28 @@ export const FAULT_REASONS: Readonly<Record<number, string>> = {
   0x21: 'Interrupt index exceeded the interrupt-remapping table size', 0x22: 'Present field in the IRTE entry is clear',
   0x23: 'Error accessing interrupt-remapping table pointed by IRTA_REG', 0x24: 'Detected reserved fields in the IRTE entry',
   0x25: 'Blocked a compatibility format interrupt request', 0x26: 'Blocked an interrupt request due to source-id verification failure',
-  0x30: 'SM: Present bit in root entry is clear', 0x31: 'SM: Present bit in context entry is clear',
-  0x47: 'SM: Invalid PASID directory/table entry', 0x50: 'SM: Read access to root table failed',
-  0x51: 'SM: Read access to context table failed', 0x58: 'SM: Non-zero reserved bits in root entry',
-  0x59: 'SM: Non-zero reserved bits in context entry', 0x5b: 'SM: Invalid context entry',
-  0x70: 'SM: PASID table entry read failed', 0x71: 'SM: Present bit in first-level paging entry is clear',
-  0x72: 'SM: Non-zero reserved bits in first-level paging entry', 0x73: 'SM: Error in first-level paging entry read',
-  0x80: 'SM: Non-canonical input address', 0x81: 'SM: User/supervisor access violation', 0x85: 'SM: Write to read-only page',
-  0x87: 'SM: Untranslated request to interrupt address range', 0x91: 'SM: A/D bit update failed',
+  // Scalable mode (spec appendix A, 0x30-0x90; worded here, numbered as Linux's table).
+  0x30: 'SM: invalid root table address', 0x31: 'SM: TTM 0 for a request with PASID', 0x32: 'SM: TTM 0 for a page group request',
+  0x38: 'SM: root entry not readable', 0x39: 'SM: root entry not present', 0x3a: 'SM: reserved bits set in root entry',
+  0x40: 'SM: context entry not readable', 0x41: 'SM: context entry not present', 0x42: 'SM: reserved bits set in context entry',
+  0x43: 'SM: invalid context entry', 0x44: 'SM: DTE clear in context entry', 0x45: 'SM: PASIDE clear in context entry',
+  0x46: 'SM: PASID above the context entry maximum', 0x47: 'SM: PRE clear in context entry', 0x48: 'SM: RID_PASID error in context entry',
+  0x50: 'SM: PASID directory entry not readable', 0x51: 'SM: PASID directory entry not present',
+  0x52: 'SM: reserved bits set in PASID directory entry',
+  0x58: 'SM: PASID table entry not readable', 0x59: 'SM: PASID table entry not present', 0x5a: 'SM: reserved bits set in PASID table entry',
+  0x5b: 'SM: invalid PASID table entry', 0x5c: 'SM: ERE clear in PASID table entry', 0x5d: 'SM: SRE clear in PASID table entry',
+  0x70: 'SM: first-stage paging entry not readable', 0x71: 'SM: first-stage paging entry not present',
+  0x72: 'SM: reserved bits set in first-stage paging entry', 0x73: 'SM: first-stage top-level entry not readable',
+  0x74: 'SM: nested: first-stage entry address beyond MGAW', 0x75: 'SM: nested: top-level first-stage entry not readable',
+  0x76: 'SM: nested: first-stage entry read not permitted', 0x77: 'SM: nested: first-stage entry write not permitted',
+  0x78: 'SM: second-stage paging entry not readable', 0x79: 'SM: second-stage read/write permission error',
+  0x7a: 'SM: reserved bits set in second-stage paging entry', 0x7b: 'SM: invalid second-stage table pointer',
+  0x7c: 'SM: second-stage A/D update needed under no-snoop',
+  0x80: 'SM: non-canonical address in first-stage translation', 0x81: 'SM: user access to a supervisor page',
+  0x82: 'SM: execute not permitted', 0x83: 'SM: address beyond the hardware maximum', 0x84: 'SM: second-stage address beyond the maximum',
+  0x85: 'SM: write to a page without write permission', 0x86: 'SM: read of a page without read permission',
+  0x87: 'SM: untranslated request to the interrupt address range', 0x90: 'SM: first-stage A/D update needed under no-snoop',
+  0x91: 'SM: A/D bit update failed',
 };
 
 /** Name of a fault reason. */
@@ -51,7 +65,8 @@ export function formatFault(f: FaultRecord): string {
   if (f.type === 'interrupt') {
     return `DMAR: [INTR-REMAP] Request device ${sid} fault index 0x${f.address.toString(16)} [fault reason 0x${hex2(f.reason)}] ${f.reasonName}`;
   }
-  return `DMAR: [DMA ${f.type === 'read' ? 'Read' : 'Write'} NO_PASID] Request device ${sid} fault addr 0x${f.address.toString(16)} ` +
+  const pasid = f.pasid === undefined ? 'NO_PASID' : `PASID 0x${f.pasid.toString(16)}`;
+  return `DMAR: [DMA ${f.type === 'read' ? 'Read' : 'Write'} ${pasid}] Request device ${sid} fault addr 0x${f.address.toString(16)} ` +
     `[fault reason 0x${hex2(f.reason)}] ${f.reasonName}`;
 }
 

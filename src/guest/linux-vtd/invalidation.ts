@@ -2,6 +2,12 @@
  * Cache invalidation as Linux issues it: register-based (CCMD / IOTLB
  * registers, polled) or queued (qi_submit_sync: descriptors + a wait
  * descriptor whose status write the driver spins on).
+ *
+ * With ECAP.SMTS the queue holds 256-bit descriptors (IQA.DW=1, QS=1: two
+ * pages, 256 entries; IQT/IQH = index << 5) whatever mode the driver runs
+ * in, as Linux does; legacy descriptors then take 32 bytes with zero upper
+ * halves.  Only such a queue carries the scalable-mode descriptors:
+ * PASID-based IOTLB (6), PASID-cache (7) and PASID-based device-TLB (8).
  */
 import type { GuestPlatform } from '../platform.js';
 import type { GuestAllocator } from '../alloc.js';
@@ -65,9 +71,16 @@ export class RegisterInvalidator implements Invalidator {
   }
 }
 
-/** Queued-invalidation descriptor fields (128-bit descriptors). */
+/** PASID-cache invalidation granularities (descriptor 7). */
+export type PasidCacheScope = { kind: 'domain'; did: number } | { kind: 'pasid'; did: number; pasid: number } | { kind: 'global' };
+/** PASID-based IOTLB granularities (descriptor 6): all of a PASID in a domain, or pages of it. */
+export type PasidIotlbScope = { kind: 'pasid'; did: number; pasid: number } | { kind: 'page'; did: number; pasid: number; addr: number; am: number; ih: boolean };
+/** A PASID-based device-TLB invalidation (descriptor 8): `sizeOrder` 0 is one page, n is 2^n pages at an aligned `addr`. */
+export interface PasidDevTlbScope { readonly sid: number; readonly pasid: number; readonly qdep: number; readonly addr: number; readonly sizeOrder: number }
+
+/** Queued-invalidation descriptor fields (qw0 / qw1; 256-bit descriptors add two zero qwords). */
 export const QiDesc = {
-  CC: 1n, IOTLB: 2n, DEVTLB: 3n, IEC: 4n, WAIT: 5n,
+  CC: 1n, IOTLB: 2n, DEVTLB: 3n, IEC: 4n, WAIT: 5n, PASID_IOTLB: 6n, PASID_CACHE: 7n, PASID_DEVTLB: 8n,
   GRAN_SHIFT: 4n,
   DID_SHIFT: 16n,
   SID_SHIFT: 32n,
@@ -80,13 +93,33 @@ export const QiDesc = {
   WAIT_SW: 1n << 5n,
   WAIT_STATUS_SHIFT: 32n,
   IH: 1n << 6n,
+  /** Descriptors 6-8: PASID in qw0 bits 51:32. */
+  PASID_SHIFT: 32n,
+  /** Descriptor 8: SID 31:16, QDEP 8:4; qw1 S (size) bit 11. */
+  PDEVTLB_SID_SHIFT: 16n,
+  PDEVTLB_QDEP_SHIFT: 4n,
+  PDEVTLB_QDEP_MASK: 0x1fn,
+  PDEVTLB_S: 1n << 11n,
 } as const;
 
-/** Queue geometry (Linux: one page, 256 descriptors of 16 bytes). */
+/** Granularity values of descriptor 7 (PASID-cache). */
+export const PcGran = { DOMAIN: 0n, PASID: 1n, GLOBAL: 3n } as const;
+/** Granularity values of descriptor 6 (PASID-based IOTLB). */
+export const PiotlbGran = { PASID: 2n, PAGE: 3n } as const;
+
+/** Queue geometry (Linux: 256 descriptors; one page of 16-byte ones, or two pages of 32-byte ones). */
 const QI_ENTRIES = 256;
 const QI_DESC_SIZE = 16;
+const QI_WIDE_DESC_SIZE = 32;
+/** IQH/IQT hold index << 4 (128-bit) or << 5 (256-bit). */
+const QI_SHIFT = 4n;
+const QI_WIDE_SHIFT = 5n;
+/** IQA.QS of the 256-bit queue: 2^QS pages. */
+const QI_WIDE_QS = 1n;
 const QI_DONE = 2;
 const QI_IN_USE = 1;
+const QWORD = 8;
+const PAGE_SHIFT = 12;
 
 /** Queued invalidation (the unit must have QIE set by `enable`). */
 export class QueuedInvalidator implements Invalidator {
@@ -94,19 +127,28 @@ export class QueuedInvalidator implements Invalidator {
   private tail = 0;
   private status = 0;
   queue = 0;
+  /** 256-bit descriptors (IQA.DW): the unit offers scalable mode. */
+  wide = false;
   /** Descriptors the hardware rejected (IQE) so far. */
   iqeCount = 0;
 
   constructor(private readonly p: GuestPlatform, private readonly base: number, private readonly alloc: GuestAllocator) {}
 
-  /** Allocates the queue and status word; IQA value to program. */
-  async prepare(): Promise<bigint> {
-    if (!this.queue) {
-      this.queue = await this.alloc.page();
-      this.status = await this.alloc.alloc(16, 16);
+  /** Bytes per descriptor. */
+  get descSize(): number {
+    return this.wide ? QI_WIDE_DESC_SIZE : QI_DESC_SIZE;
+  }
+
+  /** Allocates the queue and status word; IQA value to program (`wide`: ECAP.SMTS, 256-bit descriptors). */
+  async prepare(wide = false): Promise<bigint> {
+    if (!this.queue || wide !== this.wide) {
+      const bytes = QI_ENTRIES * (wide ? QI_WIDE_DESC_SIZE : QI_DESC_SIZE);
+      this.queue = await this.alloc.alloc(bytes, bytes);
+      if (!this.status) this.status = await this.alloc.alloc(16, 16);
+      this.wide = wide;
     }
     this.tail = 0;
-    return BigInt(this.queue) & ~Iqa.QS_MASK;
+    return wide ? BigInt(this.queue) | Iqa.DW | QI_WIDE_QS : BigInt(this.queue);
   }
 
   async context(scope: ContextScope): Promise<void> {
@@ -132,32 +174,70 @@ export class QueuedInvalidator implements Invalidator {
     await this.submit([[q0, 0n]]);
   }
 
+  /** PASID-cache invalidation (descriptor 7; needs the 256-bit queue). */
+  async pasidCache(scope: PasidCacheScope): Promise<void> {
+    const g = scope.kind === 'global' ? PcGran.GLOBAL : scope.kind === 'pasid' ? PcGran.PASID : PcGran.DOMAIN;
+    let q0 = QiDesc.PASID_CACHE | (g << QiDesc.GRAN_SHIFT);
+    if (scope.kind !== 'global') q0 |= BigInt(scope.did) << QiDesc.DID_SHIFT;
+    if (scope.kind === 'pasid') q0 |= BigInt(scope.pasid) << QiDesc.PASID_SHIFT;
+    await this.submit([[q0, 0n]]);
+  }
+
+  /** PASID-based IOTLB invalidation (descriptor 6; needs the 256-bit queue). */
+  async pasidIotlb(scope: PasidIotlbScope): Promise<void> {
+    const g = scope.kind === 'page' ? PiotlbGran.PAGE : PiotlbGran.PASID;
+    const q0 = QiDesc.PASID_IOTLB | (g << QiDesc.GRAN_SHIFT) | (BigInt(scope.did) << QiDesc.DID_SHIFT) | (BigInt(scope.pasid) << QiDesc.PASID_SHIFT);
+    const q1 = scope.kind === 'page' ? BigInt(scope.addr) | (scope.ih ? QiDesc.IH : 0n) | BigInt(scope.am) : 0n;
+    await this.submit([[q0, q1]]);
+  }
+
+  /**
+   * PASID-based device-TLB invalidation (descriptor 8), for ATS devices
+   * using a PASID other than RID_PASID (Linux flushes RID_PASID with the
+   * legacy descriptor 3).  PFSID stays 0: it is meaningful only with ECAP.DIT.
+   */
+  async pasidDevTlb(scope: PasidDevTlbScope): Promise<void> {
+    const q0 = QiDesc.PASID_DEVTLB | (BigInt(scope.sid) << QiDesc.PDEVTLB_SID_SHIFT) | (BigInt(scope.pasid) << QiDesc.PASID_SHIFT) |
+      ((BigInt(scope.qdep) & QiDesc.PDEVTLB_QDEP_MASK) << QiDesc.PDEVTLB_QDEP_SHIFT);
+    // Size encoding (spec 6.5.2.7): with S set, the lowest clear address bit above bit 11 marks the range size.
+    const sizeBits = scope.sizeOrder > 0 ? QiDesc.PDEVTLB_S | (((1n << BigInt(scope.sizeOrder - 1)) - 1n) << BigInt(PAGE_SHIFT)) : 0n;
+    await this.submit([[q0, BigInt(scope.addr) | sizeBits]]);
+  }
+
   /** Submits descriptors plus a wait descriptor; resolves when the status write lands. */
   async submit(descs: ReadonlyArray<readonly [bigint, bigint]>): Promise<void> {
     await this.p.write(this.status, 4, QI_IN_USE);
     const all = [...descs, [QiDesc.WAIT | QiDesc.WAIT_SW | (BigInt(QI_DONE) << QiDesc.WAIT_STATUS_SHIFT), BigInt(this.status)] as const];
     const first = this.tail;
     for (const [q0, q1] of all) {
-      const at = this.queue + this.tail * QI_DESC_SIZE;
-      await this.p.write64(at, q0);
-      await this.p.write64(at + 8, q1);
+      await this.writeDesc(this.tail, q0, q1);
       this.tail = (this.tail + 1) % QI_ENTRIES;
     }
-    await this.p.write64(this.base + Reg.IQT, BigInt(this.tail * QI_DESC_SIZE));
+    const shift = this.wide ? QI_WIDE_SHIFT : QI_SHIFT;
+    await this.p.write64(this.base + Reg.IQT, BigInt(this.tail) << shift);
     for (let i = 0; i < POLL_LIMIT; i++) {
       if ((await this.p.read(this.status, 4)) === QI_DONE) return;
       const fsts = await this.p.read(this.base + Reg.FSTS, 4);
       if (fsts & Fsts.IQE) {
         // Linux: replace the bad descriptor with a wait descriptor, clear IQE, report -EINVAL.
-        const head = Number((await this.p.read64(this.base + Reg.IQH)) >> 4n);
-        const at = this.queue + head * QI_DESC_SIZE;
-        await this.p.write64(at, all[all.length - 1]![0]);
-        await this.p.write64(at + 8, all[all.length - 1]![1]);
+        const head = Number((await this.p.read64(this.base + Reg.IQH)) >> shift);
+        await this.writeDesc(head, all[all.length - 1]![0], all[all.length - 1]![1]);
         await this.p.write(this.base + Reg.FSTS, 4, Fsts.IQE);
         this.iqeCount++;
         throw new Error(`VT-d: invalidation queue error at descriptor ${head} (submitted from ${first})`);
       }
     }
     throw new Error('VT-d: queued invalidation timed out');
+  }
+
+  /** Writes descriptor `index` (a 256-bit one with zero upper qwords in the wide queue). */
+  private async writeDesc(index: number, q0: bigint, q1: bigint): Promise<void> {
+    const at = this.queue + index * this.descSize;
+    await this.p.write64(at, q0);
+    await this.p.write64(at + QWORD, q1);
+    if (this.wide) {
+      await this.p.write64(at + 2 * QWORD, 0n);
+      await this.p.write64(at + 3 * QWORD, 0n);
+    }
   }
 }

@@ -1,15 +1,55 @@
 /**
- * Second-level (legacy) I/O page tables as Linux builds them: levels =
- * agaw + 2, 512 entries of 8 bytes per table, PTE R bit0 W bit1 SNP bit11
- * PS bit7, address from bit 12; intermediate entries point at the next
- * table with R|W set.  The driver remembers which tables it allocated
- * (a shadow of the non-leaf levels) so walks need no guest reads.
+ * I/O page tables as Linux builds them, in two formats sharing one shape
+ * (512 entries of 8 bytes per table, address from bit 12, PS bit 7 at
+ * level 2 for a 2 MiB leaf):
+ *  - second stage (legacy and scalable PGTT=2), levels = agaw + 2: PTE R
+ *    bit 0, W bit 1, SNP bit 11; intermediate entries R|W;
+ *  - first stage (scalable PGTT=1), the x86 4-level format: P bit 0, RW
+ *    bit 1, US bit 2, A bit 5, D bit 6.  Linux pre-sets A everywhere and D
+ *    on writable leaves so the unit never has to write them back, and sets
+ *    US because the unit treats every DMA as a user access.
+ * The driver remembers which tables it allocated (a shadow of the non-leaf
+ * levels) so walks need no guest reads.
  */
 import type { GuestPlatform } from '../platform.js';
 import { PAGE_SIZE, type GuestAllocator } from '../alloc.js';
 
-/** PTE bits. */
+/** Second-stage PTE bits. */
 export const Pte = { R: 1n, W: 2n, PS: 1n << 7n, SNP: 1n << 11n, ADDR_MASK: 0x000f_ffff_ffff_f000n } as const;
+/** First-stage (x86) PTE bits. */
+export const FsPte = { P: 1n, RW: 2n, US: 4n, A: 1n << 5n, D: 1n << 6n, PS: 1n << 7n } as const;
+/** First-stage tables are always 4-level here (5-level needs CAP.FS5LP, which QEMU does not offer). */
+export const FIRST_STAGE_LEVELS = 4;
+
+/** Access a mapping grants. */
+export interface MapPerm { readonly read: boolean; readonly write: boolean }
+
+/** How one page-table format encodes its entries. */
+export interface PageTableFormat {
+  readonly name: 'second-stage' | 'first-stage';
+  /** Bits of an entry pointing at a next-level table. */
+  readonly tableBits: bigint;
+  /** Bits of a leaf granting `perm` (PS excluded). */
+  leafBits(perm: MapPerm): bigint;
+  /** Bits meaning "this entry maps something" (a lookup's present test). */
+  readonly presentMask: bigint;
+}
+
+/** Second stage: R/W per the mapping; SNP only on request. */
+export const SECOND_STAGE: PageTableFormat = {
+  name: 'second-stage',
+  tableBits: Pte.R | Pte.W,
+  leafBits: (perm) => (perm.read ? Pte.R : 0n) | (perm.write ? Pte.W : 0n),
+  presentMask: Pte.R | Pte.W,
+};
+
+/** First stage: present (reads always allowed), RW for writes, US, A, and D on writable leaves. */
+export const FIRST_STAGE: PageTableFormat = {
+  name: 'first-stage',
+  tableBits: FsPte.P | FsPte.RW | FsPte.US | FsPte.A,
+  leafBits: (perm) => FsPte.P | FsPte.US | FsPte.A | (perm.write ? FsPte.RW | FsPte.D : 0n),
+  presentMask: FsPte.P,
+};
 /** Index bits per level and entries per table. */
 const LEVEL_BITS = 9;
 const ENTRIES = 512;
@@ -18,11 +58,8 @@ const PTE_SIZE = 8;
 /** Size of a level-2 superpage. */
 export const LARGE_PAGE = 0x20_0000;
 
-/** Access a mapping grants. */
-export interface MapPerm { readonly read: boolean; readonly write: boolean }
-
 /** One domain's page-table tree. */
-export class SlPageTable {
+export class IoPageTable {
   /** Guest-physical address of the top-level table. */
   root = 0;
   /** table address -> (index -> child table address) */
@@ -30,8 +67,9 @@ export class SlPageTable {
   /** Page-table pages allocated so far (root included). */
   tablePages = 0;
 
-  /** `levels` is 3, 4 or 5 (AW field 1, 2, 3). */
-  constructor(private readonly p: GuestPlatform, private readonly alloc: GuestAllocator, readonly levels: number) {}
+  /** `levels` is 3, 4 or 5 (AW field 1, 2, 3); first stage uses 4. */
+  constructor(private readonly p: GuestPlatform, private readonly alloc: GuestAllocator, readonly levels: number,
+    readonly format: PageTableFormat = SECOND_STAGE) {}
 
   /** Allocates the root table. */
   async init(): Promise<this> {
@@ -58,16 +96,16 @@ export class SlPageTable {
         this.tablePages++;
         this.children.set(next, new Map());
         kids.set(idx, next);
-        await this.p.write64(table + idx * PTE_SIZE, BigInt(next) | Pte.R | Pte.W);
+        await this.p.write64(table + idx * PTE_SIZE, BigInt(next) | this.format.tableBits);
       }
       table = next;
     }
     return table;
   }
 
-  /** Maps [iova, iova+size) to [phys, ...) in 4 KiB pages. */
+  /** Maps [iova, iova+size) to [phys, ...) in 4 KiB pages (`snoop`: SNP, second stage only). */
   async map(iova: number, phys: number, size: number, perm: MapPerm, snoop = false): Promise<void> {
-    const bits = (perm.read ? Pte.R : 0n) | (perm.write ? Pte.W : 0n) | (snoop ? Pte.SNP : 0n);
+    const bits = this.format.leafBits(perm) | (snoop && this.format === SECOND_STAGE ? Pte.SNP : 0n);
     for (let off = 0; off < size; off += PAGE_SIZE) {
       const table = (await this.leafTable(iova + off, true))!;
       await this.p.write64(table + this.index(iova + off, 1) * PTE_SIZE, BigInt(phys + off) | bits);
@@ -76,7 +114,7 @@ export class SlPageTable {
 
   /** Maps [iova, iova+size) with 2 MiB superpages (PS at level 2); all three must be 2 MiB aligned. */
   async mapLarge(iova: number, phys: number, size: number, perm: MapPerm): Promise<void> {
-    const bits = (perm.read ? Pte.R : 0n) | (perm.write ? Pte.W : 0n) | Pte.PS;
+    const bits = this.format.leafBits(perm) | Pte.PS;
     for (let off = 0; off < size; off += LARGE_PAGE) {
       let table = this.root;
       for (let level = this.levels; level > 2; level--) {
@@ -88,7 +126,7 @@ export class SlPageTable {
           this.tablePages++;
           this.children.set(next, new Map());
           kids.set(idx, next);
-          await this.p.write64(table + idx * PTE_SIZE, BigInt(next) | Pte.R | Pte.W);
+          await this.p.write64(table + idx * PTE_SIZE, BigInt(next) | this.format.tableBits);
         }
         table = next;
       }
@@ -114,7 +152,7 @@ export class SlPageTable {
     const table = await this.leafTable(iova, false);
     if (table === undefined) return undefined;
     const pte = await this.p.read64(table + this.index(iova, 1) * PTE_SIZE);
-    if (!(pte & (Pte.R | Pte.W))) return undefined;
+    if (!(pte & this.format.presentMask)) return undefined;
     return Number(pte & Pte.ADDR_MASK) + (iova % PAGE_SIZE);
   }
 }

@@ -4,21 +4,31 @@
  * queued invalidation, root table + SRTP, global context and IOTLB
  * invalidation (unless CAP.ESRTPS), fault interrupt, translation enable,
  * protected memory off.
+ *
+ * Scalable mode is used when ECAP.SMTS is set (Linux with intel_iommu=sm_on,
+ * the default of current kernels) and queued invalidation is available:
+ * RTADDR carries SMT, domain ID 1 is reserved for pass-through PASID
+ * entries, and the global invalidations after SRTP include the PASID cache.
  */
 import type { GuestPlatform } from '../platform.js';
 import type { GuestAllocator } from '../alloc.js';
-import { Cap, Ecap, Fectl, GCMD_ONE_SHOT, Gcmd, Pmen, POLL_LIMIT, Reg, field } from './regs.js';
-import { QueuedInvalidator, RegisterInvalidator, type ContextScope, type Invalidator, type IotlbScope } from './invalidation.js';
+import { Cap, Ecap, Fectl, GCMD_ONE_SHOT, Gcmd, Pmen, POLL_LIMIT, RTADDR_SMT, Reg, field } from './regs.js';
+import {
+  QueuedInvalidator, RegisterInvalidator, type ContextScope, type Invalidator, type IotlbScope, type PasidCacheScope, type PasidIotlbScope,
+} from './invalidation.js';
 import { handleFaults, type FaultRecord } from './faults.js';
 
 /** Named invalidations a test may skip (to prove they are needed). */
 export type InvalidationSite =
-  | 'attach-context' | 'attach-iotlb' | 'detach-context' | 'detach-iotlb' | 'map-iotlb' | 'unmap-iotlb' | 'bringup-context' | 'bringup-iotlb';
+  | 'attach-context' | 'attach-iotlb' | 'detach-context' | 'detach-iotlb' | 'map-iotlb' | 'unmap-iotlb' | 'bringup-context' | 'bringup-iotlb'
+  | 'attach-pasid-cache' | 'detach-pasid-cache' | 'bringup-pasid-cache';
 
 /** Options of a unit. */
 export interface UnitOptions {
-  /** Use register-based invalidation even when ECAP.QI is set. */
+  /** Use register-based invalidation even when ECAP.QI is set (scalable mode then stays off). */
   readonly noQi?: boolean;
+  /** Legacy mode even when ECAP.SMTS is set (Linux intel_iommu=sm_off). */
+  readonly smOff?: boolean;
   /** Invalidations to leave out (test-only). */
   readonly skip?: ReadonlySet<InvalidationSite>;
   /** Fault event MSI: data (vector) and address. */
@@ -35,6 +45,8 @@ const MSI_ADDRESS_BASE = 0xfee0_0000;
 const REG_UNIT = 16;
 /** Major version field of VER (bits 7:4). */
 const VER_MAJOR_SHIFT = 4;
+/** Domain ID of pass-through PASID entries in scalable mode (Linux FLPT_DEFAULT_DID); never handed to a domain. */
+export const FLPT_DEFAULT_DID = 1;
 
 /** A remapping unit. */
 export class VtdUnit {
@@ -48,6 +60,8 @@ export class VtdUnit {
   invalidator: Invalidator;
   readonly qi: QueuedInvalidator;
   rootTable = 0;
+  /** The unit runs in scalable mode (RTADDR.SMT): decided by `probe`. */
+  scalable = false;
   /** Lines describing each step (register values included). */
   readonly log: string[] = [];
   /** Domain IDs in use (0 reserved). */
@@ -65,6 +79,8 @@ export class VtdUnit {
   get froBytes(): number { return this.capf('FRO') * REG_UNIT; }
   get nfr(): number { return this.capf('NFR') + 1; }
   get domainCount(): number { return 1 << (4 + 2 * this.capf('ND')); }
+  /** DMA domains use first-stage tables (scalable mode with ECAP.FLTS, as Linux prefers). */
+  get firstStage(): boolean { return this.scalable && this.ecapf('FLTS') === 1; }
 
   /** Step 1: identify; returns false when the unit looks absent. */
   async probe(): Promise<boolean> {
@@ -82,12 +98,23 @@ export class VtdUnit {
     const pick = SAGAW_LEVELS.find(([bit, , aw]) => sagaw & (1 << bit) && aw <= Math.max(mgaw, 39));
     if (pick) [, this.levels, this.addressWidth] = pick;
     this.invalidator = new RegisterInvalidator(this.p, this.base, this.ecapf('IRO') * REG_UNIT);
+    this.decideScalable();
     this.log.push(`unit 0x${this.base.toString(16)}: VER ${this.ver >> VER_MAJOR_SHIFT}.${this.ver & 0xf} CAP 0x${this.cap.toString(16)} ` +
       `ECAP 0x${this.ecap.toString(16)} GSTS 0x${gsts.toString(16)}`);
     this.log.push(`  SAGAW 0x${sagaw.toString(16)} MGAW ${mgaw} -> ${this.levels}-level tables; ND ${this.capf('ND')} (${this.domainCount} domains) ` +
       `CM ${this.capf('CM')} RWBF ${this.capf('RWBF')} ESRTPS ${this.capf('ESRTPS')} QI ${this.ecapf('QI')} IR ${this.ecapf('IR')} PT ${this.ecapf('PT')} ` +
       `FRO 0x${this.capf('FRO').toString(16)} NFR ${this.nfr}`);
+    if (this.ecapf('SMTS')) {
+      this.log.push(`  SMTS 1 FLTS ${this.ecapf('FLTS')} SLTS ${this.ecapf('SLTS')} PASID ${this.ecapf('PASID')} -> ` +
+        (this.scalable ? `scalable mode, DMA domains on ${this.firstStage ? 'first' : 'second'}-stage tables` : 'legacy mode'));
+    }
     return true;
+  }
+
+  /** Scalable mode when offered, wanted, and queued invalidation is usable (PASID descriptors exist only in the queue). */
+  private decideScalable(): void {
+    this.scalable = this.ecapf('SMTS') === 1 && !this.opts.smOff && !this.opts.noQi && this.ecapf('QI') === 1;
+    if (this.scalable) this.dids.add(FLPT_DEFAULT_DID);
   }
 
   /** Writes GCMD (shadow | bits) and polls GSTS until `(gsts & status) === want`. */
@@ -134,7 +161,19 @@ export class VtdUnit {
     await this.invalidator.iotlb(s, this.capf('DRD') === 1, this.capf('DWD') === 1);
   }
 
-  /** Allocates a domain ID (never 0). */
+  /** PASID-cache invalidation at a named site (scalable mode only). */
+  async flushPasidCache(site: InvalidationSite, scope: PasidCacheScope): Promise<void> {
+    if (this.opts.skip?.has(site)) { this.log.push(`  (skipped ${site} PASID-cache invalidation)`); return; }
+    await this.qi.pasidCache(scope);
+  }
+
+  /** PASID-based IOTLB invalidation at a named site (scalable mode only). */
+  async flushPasidIotlb(site: InvalidationSite, scope: PasidIotlbScope): Promise<void> {
+    if (this.opts.skip?.has(site)) { this.log.push(`  (skipped ${site} PASID-based IOTLB invalidation)`); return; }
+    await this.qi.pasidIotlb(scope);
+  }
+
+  /** Allocates a domain ID (never 0; never 1 in scalable mode). */
   allocDid(): number {
     for (let d = 1; d < this.domainCount; d++) if (!this.dids.has(d)) { this.dids.add(d); return d; }
     throw new Error('VT-d: out of domain IDs');
@@ -147,12 +186,13 @@ export class VtdUnit {
       return;
     }
     if (this.gcmd & Gcmd.QIE) await this.disableQi();
-    const iqa = await this.qi.prepare();
+    // Linux: 256-bit descriptors whenever the unit offers scalable mode, whichever mode is used.
+    const iqa = await this.qi.prepare(this.ecapf('SMTS') === 1);
     await this.p.write64(this.base + Reg.IQT, 0n);
     await this.p.write64(this.base + Reg.IQA, iqa);
     const gsts = await this.setPersistent(Gcmd.QIE, true);
     this.invalidator = this.qi;
-    this.log.push(`  QI: IQA 0x${iqa.toString(16)} (256 descriptors), GCMD.QIE -> GSTS 0x${gsts.toString(16)}`);
+    this.log.push(`  QI: IQA 0x${iqa.toString(16)} (256 descriptors of ${this.qi.descSize * 8} bits), GCMD.QIE -> GSTS 0x${gsts.toString(16)}`);
   }
 
   /** Disables QI after the queue drained (IQH == IQT). */
@@ -172,15 +212,18 @@ export class VtdUnit {
     }
     this.rootTable = await this.alloc.page();
     await this.flushWriteBuffer();
-    await this.p.write64(this.base + Reg.RTADDR, BigInt(this.rootTable));
+    const rtaddr = BigInt(this.rootTable) | (this.scalable ? RTADDR_SMT : 0n);
+    await this.p.write64(this.base + Reg.RTADDR, rtaddr);
     const gsts = await this.oneShot(Gcmd.SRTP, true);
-    this.log.push(`  root table at 0x${this.rootTable.toString(16)}: RTADDR written, GCMD.SRTP -> GSTS 0x${gsts.toString(16)}`);
+    this.log.push(`  root table at 0x${this.rootTable.toString(16)}: RTADDR 0x${rtaddr.toString(16)}${this.scalable ? ' (SMT: scalable mode)' : ''}, ` +
+      `GCMD.SRTP -> GSTS 0x${gsts.toString(16)}`);
     if (this.capf('ESRTPS')) {
       this.log.push('  CAP.ESRTPS: SRTP flushed the caches, no global invalidation');
     } else {
       await this.flushContext('bringup-context', { kind: 'global' });
+      if (this.scalable) await this.flushPasidCache('bringup-pasid-cache', { kind: 'global' });
       await this.flushIotlb('bringup-iotlb', { kind: 'global' });
-      this.log.push(`  global context-cache and IOTLB invalidation (${this.invalidator.kind})`);
+      this.log.push(`  global context-cache${this.scalable ? ', PASID-cache' : ''} and IOTLB invalidation (${this.invalidator.kind})`);
     }
     const vector = this.opts.faultVector ?? DEFAULT_FAULT_VECTOR;
     const addr = this.opts.faultAddress ?? MSI_ADDRESS_BASE;

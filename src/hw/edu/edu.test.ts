@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { MSI_WINDOW } from '../../core/irq.js';
 import { VirtualClock } from '../../core/clock.js';
 import type { Tracer } from '../../machine/device-type.js';
 import { AddressSpace } from '../../memory/address-space.js';
@@ -358,6 +359,7 @@ describe('edu DMA', () => {
 
   it('DMA goes through the IOMMU translator', () => {
     const translator: DmaTranslator = {
+      interruptWindow: MSI_WINDOW,
       translate(iova: number, access: DmaAccess, out: IotlbEntry): boolean {
         if (iova >= 0x1000) return false;
         out.iova = iova & ~0xfff;
@@ -379,6 +381,7 @@ describe('edu DMA', () => {
   it('a RAM-side address of 2^53 or more reaches the IOMMU exactly (after the dma_mask clamp)', () => {
     const seen: number[] = [];
     const translator: DmaTranslator = {
+      interruptWindow: MSI_WINDOW,
       translate(iova: number, _access: DmaAccess, out: IotlbEntry): boolean {
         seen.push(iova);
         out.iova = iova;

@@ -1,9 +1,11 @@
 /**
  * CAP / ECAP values (VT-d spec 11.4.2 / 11.4.3) for the property sets QEMU
- * documents (reference: qemu-intel-iommu.md, qemu-11-vtd.md), field by field
- * and as whole register values.  Configurations QEMU accepts but vtemu
- * refuses at realize (scalable mode, PASID, first stage, SVM) are fed to
- * capValue / ecapValue as resolved configs with those fields set.
+ * documents (reference: qemu-intel-iommu.md, qemu-11-vtd.md) and the ones
+ * measured on QEMU 11.1.3 in scalable mode, field by field and as whole
+ * register values; then vtemu's own bits (x-pi, x-fs5lp, x-nested,
+ * x-smpwc).  A few tests feed capValue / ecapValue resolved configs with
+ * single fields set directly, combinations validation would refuse, to show
+ * that each field counts alone.
  */
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../test/support/prng.js';
@@ -13,7 +15,7 @@ import type { PropValues } from '../../machine/device-type.js';
 import { Reg } from './reg-layout.js';
 
 const cfg = (props: PropValues = {}): IommuConfig => resolveIommuConfig(props);
-/** A resolved config with fields QEMU has but vtemu refuses at realize. */
+/** A resolved config with some fields set directly (past validation). */
 const beyond = (over: Partial<IommuConfig>, props: PropValues = {}): IommuConfig => ({ ...cfg(props), ...over });
 
 const hex = (v: bigint) => '0x' + v.toString(16).padStart(16, '0');
@@ -38,26 +40,45 @@ describe('CAP / ECAP: QEMU register values', () => {
     });
   }
 
-  it('QEMU 11.1 scalable-mode rows (fed as resolved configs)', () => {
-    // scalable-mode=on: SMTS | SRS | SSTS.
-    expect(hex(ecapValue(beyond({ scalableMode: true })))).toBe(hex(0x0000_4800_80f0_0f4an));
-    expect(hex(capValue(beyond({ scalableMode: true })))).toBe(hex(0x80d2008c222f0606n));
-    // + pasid-bits=20: PASID | PSS=19 (11.1 row); pasid-bits=8 (the old x-pasid-mode=on): PSS=7.
-    expect(hex(ecapValue(beyond({ scalableMode: true, pasidBits: 20 })))).toBe(hex(0x0000_4998_80f0_0f4an));
-    expect(hex(ecapValue(beyond({ scalableMode: true, pasidBits: 8 })))).toBe(hex(0x0000_4938_80f0_0f4an));
-    // fsts: SMTS | FSTS (no SRS / SSTS), CAP.FS1GP.
-    const fsts = beyond({ scalableMode: true, fsts: true });
-    expect(hex(capValue(fsts))).toBe(hex(0x81d2008c222f0606n));
-    expect(hex(ecapValue(fsts))).toBe(hex(0x0000_8800_00f0_0f4an));
-    // fs1gp=off drops CAP.FS1GP only.
-    const noGp = beyond({ scalableMode: true, fsts: true, fs1gp: false });
-    expect(hex(capValue(noGp))).toBe(hex(0x80d2008c222f0606n));
-    expect(hex(ecapValue(noGp))).toBe(hex(0x0000_8800_00f0_0f4an));
-    // scalable-mode=on,fsts=on,pasid-bits=20,device-iotlb=on,svm=on (11.1 row).
-    const svm = beyond({ scalableMode: true, fsts: true, pasidBits: 20, svm: true, deviceIotlb: true });
-    expect(hex(capValue(svm))).toBe(hex(0x81d2008c222f0606n));
-    expect(hex(ecapValue(svm))).toBe(hex(0x0000_8d9a_20f0_0f4en));
-  });
+  // Scalable mode, read from QEMU 11.1.3 with readq (test/diff/intel-iommu-regs-sm.test.ts compares them live).
+  const SM = { 'scalable-mode': true } as const;
+  const FS = { 'scalable-mode': true, fsts: true } as const;
+  const SVM = { ...FS, svm: true, 'device-iotlb': true } as const;
+  const QEMU_SM: [string, PropValues, bigint, bigint][] = [
+    // SMTS 43 | SSTS 46 | SRS 31.
+    ['scalable-mode=on', SM, 0x80d2008c222f0606n, 0x0000_4800_80f0_0f4an],
+    // FSTS 47 instead of SSTS | SRS; CAP.FS1GP 56.
+    ['+fsts=on', FS, 0x81d2008c222f0606n, 0x0000_8800_00f0_0f4an],
+    // PASID 40, PSS 39:35 = pasid-bits - 1.
+    ['+pasid-bits=8', { ...SM, 'pasid-bits': 8 }, 0x80d2008c222f0606n, 0x0000_4938_80f0_0f4an],
+    ['+pasid-bits=20', { ...SM, 'pasid-bits': 20 }, 0x80d2008c222f0606n, 0x0000_4998_80f0_0f4an],
+    ['+fsts=on,pasid-bits=8', { ...FS, 'pasid-bits': 8 }, 0x81d2008c222f0606n, 0x0000_8938_00f0_0f4an],
+    // PRS 29 | NWFS 33 | PDS 42 with svm; DT 2 from device-iotlb.
+    ['+svm=on,device-iotlb=on,fsts=on,pasid-bits=20', { ...SVM, 'pasid-bits': 20 }, 0x81d2008c222f0606n, 0x0000_8d9a_20f0_0f4en],
+    ['+svm=on,device-iotlb=on,fsts=on,pasid-bits=8,fs1gp=off', { ...SVM, 'pasid-bits': 8, fs1gp: false }, 0x80d2008c222f0606n, 0x0000_8d3a_20f0_0f4en],
+    // fs1gp counts only with fsts.
+    ['+fs1gp=off', { ...SM, fs1gp: false }, 0x80d2008c222f0606n, 0x0000_4800_80f0_0f4an],
+    ['+fsts=on,fs1gp=off', { ...FS, fs1gp: false }, 0x80d2008c222f0606n, 0x0000_8800_00f0_0f4an],
+    ['+aw-bits=39', { ...SM, 'aw-bits': 39 }, 0x80d2008c22260206n, 0x0000_4800_80f0_0f4an],
+    ['+caching-mode=on', { ...SM, 'caching-mode': true }, 0x80d2008c222f0686n, 0x0000_4800_80f0_0f4an],
+    ['+fsts=on,caching-mode=on', { ...FS, 'caching-mode': true }, 0x81d2008c222f0686n, 0x0000_8800_00f0_0f4an],
+    // SAGAW 0; FS1GP stays with fsts.
+    ['+dma-translation=off', { ...SM, 'dma-translation': false }, 0x80d2008c222f0006n, 0x0000_4800_80f0_0f4an],
+    ['+fsts=on,dma-translation=off', { ...FS, 'dma-translation': false }, 0x81d2008c222f0006n, 0x0000_8800_00f0_0f4an],
+    ['+snoop-control=on', { ...SM, 'snoop-control': true }, 0x80d2008c222f0606n, 0x0000_4800_80f0_0fcan],
+    ['+stale-tm=on,device-iotlb=on', { ...SM, 'stale-tm': true, 'device-iotlb': true }, 0x80d2008c222f0606n, 0x0000_4800_80f0_0f4en],
+    ['+device-iotlb=on', { ...SM, 'device-iotlb': true }, 0x80d2008c222f0606n, 0x0000_4800_80f0_0f4en],
+    ['+intremap=off', { ...SM, intremap: 'off' }, 0x80d2008c222f0606n, 0x0000_4800_8000_0f42n],
+    ['+eim=on', { ...SM, eim: 'on' }, 0x80d2008c222f0606n, 0x0000_4800_80f0_0f5an],
+    ['+eim=on,fsts=on,pasid-bits=16', { ...FS, eim: 'on', 'pasid-bits': 16 }, 0x81d2008c222f0606n, 0x0000_8978_00f0_0f5an],
+  ];
+  for (const [name, props, cap, ecap] of QEMU_SM) {
+    it(`QEMU 11.1 scalable mode: ${name}`, () => {
+      const c = cfg(props);
+      expect(hex(capValue(c))).toBe(hex(cap));
+      expect(hex(ecapValue(c))).toBe(hex(ecap));
+    });
+  }
 
   it('QEMU 7.2 default (aw-bits 39) differs only by ESRTPS (bit 63)', () => {
     expect(hex(capValue(cfg({ 'aw-bits': 39 })) & ~Cap.ESRTPS)).toBe(hex(0x00d2008c22260206n));
@@ -139,6 +160,19 @@ describe('CAP fields', () => {
     expect(bit(capValue(beyond({ fsts: false, fs1gp: true })), 56)).toBe(false);
   });
 
+  it('x-fs5lp sets CAP.FS5LP (bit 60), with fsts only', () => {
+    const fs = cfg({ 'scalable-mode': true, fsts: true });
+    const fs5 = cfg({ 'scalable-mode': true, fsts: true, 'x-fs5lp': true });
+    expect(hex(capValue(fs5))).toBe(hex(0x91d2008c222f0606n));
+    expect(capValue(fs5) ^ capValue(fs)).toBe(Cap.FS5LP);
+    expect(ecapValue(fs5)).toBe(ecapValue(fs));
+    // With aw-bits=57 (accepted with x-fs5lp only): SAGAW 0xe, MGAW 56 as well.
+    expect(hex(capValue(cfg({ 'scalable-mode': true, fsts: true, 'x-fs5lp': true, 'aw-bits': 57 })))).toBe(hex(0x91d2008c22380e06n));
+    // The field alone: no first stage, no FS5LP.
+    expect(bit(capValue(beyond({ fs5lp: true })), 60)).toBe(false);
+    expect(bit(capValue(beyond({ fs5lp: true, fsts: true })), 60)).toBe(true);
+  });
+
   it('x-pi sets CAP.PI (bit 59) only with interrupt remapping', () => {
     expect(hex(capValue(cfg({ 'x-pi': true })))).toBe(hex(0x88d2008c222f0606n));
     expect(postedInterrupts(cfg({ 'x-pi': true }))).toBe(true);
@@ -199,6 +233,22 @@ describe('ECAP fields', () => {
     expect(ecapValue(beyond({ fsts: true }))).toBe(ecapValue(cfg()));
   });
 
+  it('x-nested sets ECAP.NEST (bit 26) and SSTS (bit 46) next to FSTS; x-smpwc sets SMPWC (bit 48)', () => {
+    const fs = cfg({ 'scalable-mode': true, fsts: true });
+    const nest = ecapValue(cfg({ 'scalable-mode': true, fsts: true, 'x-nested': true }));
+    expect(hex(nest)).toBe(hex(0x0000_c800_04f0_0f4an));
+    expect(nest ^ ecapValue(fs)).toBe(Ecap.NEST | Ecap.SSTS);
+    // SRS stays with fsts=off only, as QEMU sets it.
+    expect(bit(nest, 31)).toBe(false);
+    expect(capValue(cfg({ 'scalable-mode': true, fsts: true, 'x-nested': true }))).toBe(capValue(fs));
+    const smpwc = ecapValue(cfg({ 'scalable-mode': true, 'x-smpwc': true }));
+    expect(hex(smpwc)).toBe(hex(0x0001_4800_80f0_0f4an));
+    expect(smpwc ^ ecapValue(cfg({ 'scalable-mode': true }))).toBe(Ecap.SMPWC);
+    expect(hex(ecapValue(cfg({ 'scalable-mode': true, fsts: true, 'x-smpwc': true, 'x-nested': true })))).toBe(hex(0x0001_c800_04f0_0f4an));
+    // The fields count only in scalable mode.
+    expect(ecapValue(beyond({ nested: true, smpwc: true }))).toBe(ecapValue(cfg()));
+  });
+
   it('PASID (bit 40) and PSS = pasid-bits - 1 (bits 39:35); PRS, NWFS, PDS with svm', () => {
     const p = ecapValue(beyond({ pasidBits: 8 }));
     expect(bit(p, 40)).toBe(true);
@@ -220,7 +270,7 @@ describe('named fields', () => {
     expect([Cap.MGAW_SHIFT, Cap.FRO_SHIFT, Cap.FRO]).toEqual([16n, 24n, 0x22n]);
     expect([Cap.SLLPS_2M, Cap.SLLPS_1G, Cap.PSI]).toEqual([1n << 34n, 1n << 35n, 1n << 39n]);
     expect([Cap.NFR_SHIFT, Cap.MAMV_SHIFT, Cap.MAMV]).toEqual([40n, 48n, 18n]);
-    expect([Cap.DWD, Cap.DRD, Cap.FS1GP, Cap.PI, Cap.ESRTPS]).toEqual([1n << 54n, 1n << 55n, 1n << 56n, 1n << 59n, 1n << 63n]);
+    expect([Cap.DWD, Cap.DRD, Cap.FS1GP, Cap.PI, Cap.FS5LP, Cap.ESRTPS]).toEqual([1n << 54n, 1n << 55n, 1n << 56n, 1n << 59n, 1n << 60n, 1n << 63n]);
   });
 
   it('ECAP bit positions (spec 11.4.3)', () => {
@@ -228,7 +278,7 @@ describe('named fields', () => {
     expect([Ecap.IRO_SHIFT, Ecap.IRO, Ecap.MHMV_SHIFT, Ecap.MHMV]).toEqual([8n, 0xfn, 20n, 0xfn]);
     expect([Ecap.PRS, Ecap.SRS, Ecap.NWFS]).toEqual([1n << 29n, 1n << 31n, 1n << 33n]);
     expect([Ecap.PSS_SHIFT, Ecap.PSS, Ecap.PASID, Ecap.PDS]).toEqual([35n, 7n, 1n << 40n, 1n << 42n]);
-    expect([Ecap.SMTS, Ecap.SSTS, Ecap.FSTS]).toEqual([1n << 43n, 1n << 46n, 1n << 47n]);
+    expect([Ecap.SMTS, Ecap.SSTS, Ecap.FSTS, Ecap.SMPWC, Ecap.NEST]).toEqual([1n << 43n, 1n << 46n, 1n << 47n, 1n << 48n, 1n << 26n]);
   });
 
   it('MAMV is CAP.MAMV as a number', () => {
@@ -287,5 +337,64 @@ describe('random property sets (seeded)', () => {
       expect(ecap >> 24n, what).toBe(0n);
       expect(ecap & 0x21n, what).toBe(0n); // C, bit 5
     }
+  });
+});
+
+describe('random scalable property sets (seeded)', () => {
+  it('every scalable field follows its property, for every set validation accepts', () => {
+    const seed = 0x5ca1_ab1e;
+    const rng = new Rng(seed);
+    let accepted = 0;
+    const seen = new Set<string>();
+    for (let n = 0; n < 600; n++) {
+      const props = {
+        'scalable-mode': rng.chance(0.8),
+        fsts: rng.chance(0.5),
+        fs1gp: rng.chance(0.5),
+        'aw-bits': rng.pick([39, 48, 57]),
+        'pasid-bits': rng.pick([0, 0, 1, 8, 16, 20]),
+        svm: rng.chance(0.3),
+        'device-iotlb': rng.chance(0.5),
+        'dma-translation': rng.chance(0.8),
+        'caching-mode': rng.chance(0.5),
+        'x-fs5lp': rng.chance(0.3),
+        'x-nested': rng.chance(0.3),
+        'x-smpwc': rng.chance(0.3),
+      } as const;
+      let c: IommuConfig;
+      try {
+        c = cfg(props);
+      } catch {
+        continue;
+      }
+      accepted++;
+      for (const k of ['fsts', 'svm', 'x-fs5lp', 'x-nested', 'x-smpwc'] as const) if (props[k]) seen.add(k);
+      if (props['aw-bits'] === 57 && props.fsts) seen.add('fsts,aw-bits=57');
+      const what = `seed ${seed} #${n} ${JSON.stringify(props)}`;
+      const cap = capValue(c);
+      const ecap = ecapValue(c);
+      const sm = props['scalable-mode'];
+      const fs = props.fsts;
+      expect(bit(cap, 56), what).toBe(fs && props.fs1gp);
+      expect(bit(cap, 60), what).toBe(props['x-fs5lp']);
+      expect(bit(cap, 7), what).toBe(props['caching-mode']);
+      expect(field(cap, 8, 5), what).toBe(props['dma-translation'] ? { 39: 2, 48: 6, 57: 14 }[props['aw-bits']] : 0);
+      expect(bit(ecap, 43), what).toBe(sm);
+      expect(bit(ecap, 47), what).toBe(fs);
+      expect(bit(ecap, 46), what).toBe(sm && (!fs || props['x-nested']));
+      expect(bit(ecap, 31), what).toBe(sm && !fs);
+      expect(bit(ecap, 26), what).toBe(props['x-nested']);
+      expect(bit(ecap, 48), what).toBe(props['x-smpwc']);
+      expect(bit(ecap, 40), what).toBe(props['pasid-bits'] > 0);
+      expect(field(ecap, 35, 5), what).toBe(Math.max(props['pasid-bits'] - 1, 0));
+      for (const b of [29, 33, 42]) expect(bit(ecap, b), what).toBe(props.svm);
+      expect(bit(ecap, 2), what).toBe(props['device-iotlb']);
+      // Nothing else above bit 24 and no reserved CAP bit.
+      expect(ecap & ~((1n << 24n) - 1n) & ~((1n << 26n) | (1n << 29n) | (1n << 31n) | (1n << 33n) | (0x3fn << 35n) | (1n << 42n) | (1n << 43n) | (7n << 46n)), what).toBe(0n);
+      expect(cap & ((1n << 6n) | (3n << 22n) | (3n << 57n) | (3n << 61n)), what).toBe(0n);
+    }
+    // The generator reaches many accepted sets, of every kind checked above.
+    expect(accepted).toBeGreaterThan(60);
+    expect([...seen].sort()).toEqual(['fsts', 'fsts,aw-bits=57', 'svm', 'x-fs5lp', 'x-nested', 'x-smpwc']);
   });
 });

@@ -1,7 +1,11 @@
 /**
  * CAP and ECAP register values from the configuration (VT-d spec 11.4.2,
- * 11.4.3), as QEMU's vtd_cap_init computes them.  Computed once at realize,
- * so bigints are fine here.
+ * 11.4.3), as QEMU 11.1's vtd_cap_init computes them.  Computed once at
+ * realize, so bigints are fine here.
+ *
+ * Beyond QEMU, each off by default: CAP.PI (x-pi), CAP.FS5LP (x-fs5lp, with
+ * fsts), ECAP.NEST with ECAP.SSTS (x-nested, with fsts) and ECAP.SMPWC
+ * (x-smpwc), all validated in props.ts.
  */
 import type { IommuConfig } from './props.js';
 
@@ -40,6 +44,8 @@ export const Cap = {
   FS1GP: 1n << 56n,
   /** Posted interrupts, bit 59 (queue-ir-extension.ts, beyond QEMU). */
   PI: 1n << 59n,
+  /** First-stage 5-level paging, bit 60 (vtemu's x-fs5lp, beyond QEMU). */
+  FS5LP: 1n << 60n,
   /** Enhanced set root table pointer support (SRTP flushes caches), bit 63. */
   ESRTPS: 1n << 63n,
 } as const;
@@ -64,6 +70,8 @@ export const Ecap = {
   /** Maximum handle mask value, bits 23:20. */
   MHMV_SHIFT: 20n,
   MHMV: 0xfn,
+  /** Nested translation, bit 26 (vtemu's x-nested, beyond QEMU). */
+  NEST: 1n << 26n,
   /** Page requests, bit 29. */
   PRS: 1n << 29n,
   /** Supervisor requests, bit 31. */
@@ -84,6 +92,8 @@ export const Ecap = {
   SSTS: 1n << 46n,
   /** First-stage translation, bit 47. */
   FSTS: 1n << 47n,
+  /** Scalable-mode page-walk coherency, bit 48 (vtemu's x-smpwc, beyond QEMU). */
+  SMPWC: 1n << 48n,
 } as const;
 
 /** CAP.PI: posted interrupts (x-pi) are offered, which needs interrupt remapping. */
@@ -117,6 +127,7 @@ export function capValue(cfg: IommuConfig): bigint {
   if (cfg.dmaDrain) cap |= Cap.DWD | Cap.DRD;
   if (cfg.cachingMode) cap |= Cap.CM;
   if (cfg.fsts && cfg.fs1gp) cap |= Cap.FS1GP;
+  if (cfg.fsts && cfg.fs5lp) cap |= Cap.FS5LP;
   if (postedInterrupts(cfg)) cap |= Cap.PI;
   return cap;
 }
@@ -135,6 +146,11 @@ export function ecapValue(cfg: IommuConfig): bigint {
   if (cfg.scalableMode) {
     ecap |= Ecap.SMTS;
     ecap |= cfg.fsts ? Ecap.FSTS : Ecap.SRS | Ecap.SSTS;
+    // A nested translation walks both stages, so x-nested offers the second
+    // stage next to fsts's first (a guest such as Linux allocates the nest
+    // parent as a second-stage domain and checks SSTS for it).
+    if (cfg.nested) ecap |= Ecap.NEST | Ecap.SSTS;
+    if (cfg.smpwc) ecap |= Ecap.SMPWC;
   }
   if (cfg.pasidBits > 0) ecap |= Ecap.PASID | (BigInt(cfg.pasidBits - 1) << Ecap.PSS_SHIFT);
   if (cfg.svm) ecap |= Ecap.PRS | Ecap.PDS | Ecap.NWFS;

@@ -165,7 +165,7 @@ describe('tracing', () => {
     read32();
     const e = newIotlbEntry();
     expect(b.iommu.translatorFor(req).peek!(iova(0x5123), DmaAccess.Read, e)).toBe(true);
-    expect(e).toEqual({ iova: 0x5000, translated: OTHER, addrMask: 0xfff, perm: IommuPerm.ReadWrite });
+    expect(e).toEqual({ iova: 0x5000, translated: OTHER, addrMask: 0xfff, perm: IommuPerm.ReadWrite, fault: 0 });
     const t = translating({ tracer: { enabled: (n) => n === 'vtd_iotlb_page_hit', trace: () => {} } });
     t.read32();
     expect(t.b.iommu.translatorFor(t.req).peek!(iova(0x5123), DmaAccess.Read, newIotlbEntry())).toBe(false);

@@ -10,12 +10,12 @@
  * `interruptFromIoapic`, and builds the DMAR table from `dmarConfig()`.
  */
 import type { AddressSpace } from '../../memory/address-space.js';
-import type { DmaIommu, DmaRequester } from '../../memory/iommu.js';
+import { NO_PASID, type DmaIommu, type DmaRequester } from '../../memory/iommu.js';
 import { MmioRegion } from '../../memory/region.js';
 import type { MsiTarget } from '../../core/irq.js';
 import type { VirtualClock } from '../../core/clock.js';
 import type { Device, DeviceContext, DeviceType, PropValues, Tracer } from '../../machine/device-type.js';
-import { capValue, ecapValue, sagawFor } from './caps.js';
+import { Cap, capValue, Ecap, ecapValue, sagawFor } from './caps.js';
 import { createIommuEmitter, Trace, type IommuEmitter } from './events.js';
 import { generateFaultEvent, raiseFaultStatus, recordFault, signalEvent } from './faults.js';
 import {
@@ -35,6 +35,9 @@ import { invalidateContext, invalidateIotlb, invalidatePasidCache, invalidatePas
 import { Iotlb } from './iotlb.js';
 import { VtdMmio } from './mmio.js';
 import { WalkRules } from './page-walk.js';
+import { FsWalkRules } from './first-stage-walk.js';
+import type { ScalableRules } from './scalable-context.js';
+import type { WalkStageRules } from './walk-stage.js';
 import { PassThroughSwitch } from './pass-through.js';
 import { INTEL_IOMMU_DEPRECATED_PROPS, INTEL_IOMMU_PROPS, resolveIommuConfig, type IommuConfig } from './props.js';
 import { DMAR_BASE, Gsts, Reg } from './reg-layout.js';
@@ -76,6 +79,10 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
   readonly iotlb = new Iotlb();
   readonly walkRules: WalkRules;
   readonly ctxRules: ContextRules;
+  /** What scalable-mode entries may ask for (from CAP/ECAP). */
+  readonly smRules: ScalableRules;
+  /** Second- and first-stage walk rules. */
+  readonly walkStageRules: WalkStageRules;
   readonly events: IommuEmitter = createIommuEmitter();
   readonly memory: AddressSpace;
   readonly msi: MsiTarget;
@@ -90,6 +97,8 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
   dmarEnabled = false;
   /** Root table address latched by SRTP. */
   rootTable = 0;
+  /** RTADDR.SMT latched by SRTP with scalable-mode=on: the root table is a scalable-mode one. */
+  scalable = false;
   /** Next fault recording register to use. */
   nextFrcd = 0;
   /** Invalidation queue base latched at QIE enable (what IQA reads return). */
@@ -97,7 +106,8 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
   /** Whether IOTLB hits are traced (computed at creation; see refreshTracing). */
   traceHits = false;
   private ccGen = 1;
-  private readonly byKey = new Map<object, VtdTranslator>();
+  /** Translators by requester key, then PASID (NO_PASID for requests without one). */
+  private readonly byKey = new Map<object, Map<number, VtdTranslator>>();
   private readonly cap: bigint;
   private readonly ecap: bigint;
 
@@ -119,6 +129,16 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
       deviceIotlb: config.deviceIotlb,
       passThrough: config.pt,
     };
+    this.smRules = {
+      hawHiMask: this.walkRules.hawHiMask,
+      sagaw: Number(sagawFor(config)),
+      fsts: (this.ecap & Ecap.FSTS) !== 0n,
+      ssts: (this.ecap & Ecap.SSTS) !== 0n,
+      pt: (this.ecap & Ecap.PT) !== 0n,
+      nested: (this.ecap & Ecap.NEST) !== 0n,
+      fs5lp: (this.cap & Cap.FS5LP) !== 0n,
+    };
+    this.walkStageRules = { ss: this.walkRules, fs: new FsWalkRules(config.awBits) };
     this.passThrough = new PassThroughSwitch(this);
     this.region = new MmioRegion('intel_iommu', this.regs.size, new VtdMmio(this), {
       valid: { min: 4, max: 8 },
@@ -166,19 +186,25 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
    */
   refreshAddressSpaces(): void {
     this.passThrough.decideAll();
-    for (const t of this.byKey.values()) t.refreshBypass();
+    for (const t of this.translators()) t.refreshBypass();
   }
 
   /** The translators created so far. */
-  translators(): IterableIterator<VtdTranslator> {
-    return this.byKey.values();
+  *translators(): IterableIterator<VtdTranslator> {
+    for (const spaces of this.byKey.values()) yield* spaces.values();
   }
 
-  translatorFor(requester: DmaRequester): VtdTranslator {
-    let t = this.byKey.get(requester.key);
+  /** The translator of `requester`'s address space for `pasid` (NO_PASID: requests without a PASID). */
+  translatorFor(requester: DmaRequester, pasid: number = NO_PASID): VtdTranslator {
+    let spaces = this.byKey.get(requester.key);
+    if (spaces === undefined) {
+      spaces = new Map();
+      this.byKey.set(requester.key, spaces);
+    }
+    let t = spaces.get(pasid);
     if (t === undefined) {
-      t = new VtdTranslator(this, requester);
-      this.byKey.set(requester.key, t);
+      t = new VtdTranslator(this, requester, pasid);
+      spaces.set(pasid, t);
     }
     return t;
   }
@@ -262,6 +288,7 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
     this.regs.reset();
     this.dmarEnabled = false;
     this.rootTable = 0;
+    this.scalable = false;
     this.nextFrcd = 0;
     this.iqBase = 0;
     this.resetCaches();

@@ -12,7 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemTx } from '../../memory/address-space.js';
-import { IommuPerm } from '../../memory/iommu.js';
+import { IommuPerm, NO_PASID } from '../../memory/iommu.js';
 import { VtdFault } from './fault-reasons.js';
 import { Iotlb } from './iotlb.js';
 import { EventCtl, Fsts, Gcmd, Gsts, Reg } from './reg-layout.js';
@@ -219,9 +219,9 @@ describe('second-stage reserved bits (current QEMU masks)', () => {
 
 describe('IOTLB page-selective invalidation with the full address mask (current QEMU)', () => {
   const fill = (t: Iotlb) => {
-    t.insert(8, 7, 0x20_0000, 2, 0x400_0000, IommuPerm.ReadWrite); // 2 MiB at 2 MiB (gfn 0x200)
-    t.insert(8, 7, 0x410_4000, 1, 0x500_0000, IommuPerm.ReadWrite); // 4 KiB, gfn 0x4104
-    t.insert(8, 7, 0x4000_0000, 3, 0, IommuPerm.ReadWrite); // 1 GiB at 1 GiB
+    t.insert(8, NO_PASID, 7, 0x20_0000, 2, 0x400_0000, IommuPerm.ReadWrite); // 2 MiB at 2 MiB (gfn 0x200)
+    t.insert(8, NO_PASID, 7, 0x410_4000, 1, 0x500_0000, IommuPerm.ReadWrite); // 4 KiB, gfn 0x4104
+    t.insert(8, NO_PASID, 7, 0x4000_0000, 3, 0, IommuPerm.ReadWrite); // 1 GiB at 1 GiB
   };
   it('does not over-invalidate (QEMU 7.2 did: uint8_t mask)', () => {
     const t = new Iotlb();
@@ -231,7 +231,7 @@ describe('IOTLB page-selective invalidation with the full address mask (current 
     expect(t.removePages(7, 0x4000, 0)).toBe(0); // 7.2: gfn 0x004 aliased 0x4104
     expect(t.size).toBe(3);
     expect(t.removePages(7, 0, 18)).toBe(2); // 0-1 GiB block: not the 1 GiB page at 1 GiB
-    expect(t.lookup(8, 0x4000_0000)?.level).toBe(3);
+    expect(t.lookup(8, NO_PASID, 0x4000_0000)?.level).toBe(3);
   });
   it('removes entries in the block or whose page contains the address', () => {
     const t = new Iotlb();

@@ -13,6 +13,8 @@ import { Gcmd, Gsts, Reg } from './reg-layout.js';
 
 /** Address bits of RTADDR / IQA low dwords (bits 31:12). */
 const RTADDR_LO_MASK = 0xffff_f000;
+/** RTADDR bit 10: scalable-mode root table (spec 11.4.5, TTM = 01b). */
+const RTADDR_SMT = 1 << 10;
 
 /** Handles a write to GCMD (already stored through the masks). */
 export function handleGcmdWrite(u: IntelIommu): void {
@@ -51,7 +53,8 @@ function setRootTablePointer(u: IntelIommu): void {
   const lo = (u.regs.get32(Reg.RTADDR) & RTADDR_LO_MASK) >>> 0;
   const hi = u.regs.get32(Reg.RTADDR + 4) & u.walkRules.hawHiMask;
   u.rootTable = lo + hi * 2 ** 32;
-  if (u.tracer.enabled(Trace.rootPointer)) u.tracer.trace(Trace.rootPointer, { root: u.rootTable, scalable: false });
+  u.scalable = u.config.scalableMode && (u.regs.get32(Reg.RTADDR) & RTADDR_SMT) !== 0;
+  if (u.tracer.enabled(Trace.rootPointer)) u.tracer.trace(Trace.rootPointer, { root: u.rootTable, scalable: u.scalable });
   u.regs.setClear32(Reg.GSTS, Gsts.RTPS, 0);
   u.resetCaches();
 }

@@ -11,6 +11,8 @@
 import type { IntelIommu } from './device.js';
 import type { ContextInvalidation, IotlbInvalidation, PasidCacheInvalidation, PasidIotlbInvalidation } from './hooks.js';
 import { MAMV } from './caps.js';
+import { NO_PASID } from '../../memory/iommu.js';
+import { sourceId } from './translator.js';
 import { Trace } from './events.js';
 import { CcmdHi, CcmdLo, CtxGranularity, IotlbGranularity, IotlbHi, Iva, Reg } from './reg-layout.js';
 
@@ -141,8 +143,17 @@ export function handleIotlbWrite(u: IntelIommu): void {
   u.regs.setClear32(Reg.IOTLB_HI, (iaig << IotlbHi.IAIG_SHIFT) >>> 0, (IotlbHi.IVT | iaigMask) >>> 0);
 }
 
-/** PASID-based IOTLB invalidation (descriptor 6).  Wired with scalable-mode translation. */
+/** Whether a PASID-cache invalidation covers the PASID 0 entry of a requester whose entry holds `did`. */
+function pasidCacheCovers(inv: PasidCacheInvalidation, did: number): boolean {
+  if (inv.kind === 'global') return true;
+  if (inv.did !== did) return false;
+  return inv.kind === 'domain' || inv.pasid === 0;
+}
+
+/** PASID-based IOTLB invalidation (descriptor 6, QEMU vtd_piotlb_pasid/page_invalidate). */
 export function invalidatePasidIotlb(u: IntelIommu, inv: PasidIotlbInvalidation): void {
+  if (inv.kind === 'pasid') u.iotlb.removePasid(inv.did, inv.pasid);
+  else u.iotlb.removePasidPages(inv.did, inv.pasid, inv.addr, inv.am);
   if (u.events.listenerCount('invalidate') > 0) {
     u.events.emit('invalidate', {
       cache: 'pasid-iotlb',
@@ -157,8 +168,21 @@ export function invalidatePasidIotlb(u: IntelIommu, inv: PasidIotlbInvalidation)
   }
 }
 
-/** PASID-cache invalidation (descriptor 7).  Wired with scalable-mode translation. */
+/**
+ * PASID-cache invalidation (descriptor 7).  QEMU 11.1 keeps no PASID-cache
+ * state for emulated devices (PASID entries are re-read on every IOTLB
+ * miss), so cached translations stay until an IOTLB or PASID-based IOTLB
+ * invalidation; what it does act on is the pass-through switch: requesters
+ * whose PASID 0 entry the invalidation covers (global; the domain; the
+ * domain and PASID 0) are decided again, in both directions.
+ */
 export function invalidatePasidCache(u: IntelIommu, inv: PasidCacheInvalidation): void {
+  if (u.scalable) {
+    const sids: number[] = [];
+    for (const t of u.translators()) if (t.pasid === NO_PASID) sids.push(sourceId(t.requester));
+    u.passThrough.redecideCovered((did) => pasidCacheCovers(inv, did), sids);
+    for (const t of u.translators()) t.refreshBypass();
+  }
   if (u.events.listenerCount('invalidate') > 0) {
     u.events.emit('invalidate', {
       cache: 'pasid',

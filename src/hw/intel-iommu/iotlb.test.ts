@@ -1,18 +1,21 @@
 /**
  * The IOTLB hash table against a plain reference model (a Map keyed by
  * strings, QEMU's semantics written the obvious way): random inserts,
- * lookups, domain- and page-selective removals and flushes, with IOVAs that
+ * lookups, domain-, page-, PASID- and PASID-page-selective removals and
+ * flushes over legacy (no PASID) and scalable (PASID, PGTT) entries, with IOVAs that
  * straddle 32-bit boundaries and reach 2^57, many entries per source ID (long
  * probe runs) and removals from the middle of runs (backward-shift deletion).
  */
 import { describe, expect, it } from 'vitest';
-import { IommuPerm } from '../../memory/iommu.js';
-import { Iotlb, IOTLB_MAX_ENTRIES, type VtdIotlbEntry } from './iotlb.js';
+import { IommuPerm, NO_PASID } from '../../memory/iommu.js';
+import { Iotlb, IOTLB_MAX_ENTRIES, PGTT_FIRST_STAGE, PGTT_LEGACY, type VtdIotlbEntry } from './iotlb.js';
 import { Rng } from '../../../test/support/prng.js';
 
 interface ModelEntry {
   sid: number;
+  pasid: number;
   did: number;
+  pgtt: number;
   level: number;
   size: number;
   iova: number;
@@ -27,7 +30,7 @@ const levelSize = (level: number) => 2 ** (12 + 9 * (level - 1));
 /** The reference: QEMU's IOTLB semantics over a string-keyed Map. */
 class ModelIotlb {
   readonly m = new Map<string, ModelEntry>();
-  insert(sid: number, did: number, iova: number, level: number, translated: number, perm: IommuPerm): boolean {
+  insert(sid: number, pasid: number, did: number, iova: number, level: number, translated: number, perm: IommuPerm, pgtt: number): boolean {
     let flushed = false;
     if (this.m.size >= IOTLB_MAX_ENTRIES) {
       this.m.clear();
@@ -36,12 +39,12 @@ class ModelIotlb {
     const size = levelSize(level);
     const page = Math.floor(iova / size);
     const base = page * size;
-    this.m.set(`${sid}/${level}/${page}`, { sid, did, level, size, iova: base, gfn: base / PAGE_4K, translated, perm });
+    this.m.set(`${sid}/${pasid}/${level}/${page}`, { sid, pasid, did, pgtt, level, size, iova: base, gfn: base / PAGE_4K, translated, perm });
     return flushed;
   }
-  lookup(sid: number, iova: number): ModelEntry | undefined {
+  lookup(sid: number, pasid: number, iova: number): ModelEntry | undefined {
     for (let level = 1; level <= 3; level++) {
-      const e = this.m.get(`${sid}/${level}/${Math.floor(iova / levelSize(level))}`);
+      const e = this.m.get(`${sid}/${pasid}/${level}/${Math.floor(iova / levelSize(level))}`);
       if (e) return e;
     }
     return undefined;
@@ -60,11 +63,26 @@ class ModelIotlb {
     const block = 2 ** am;
     const gfnAddr = Math.floor(addr / PAGE_4K);
     const gfn = gfnAddr - (gfnAddr % block);
-    return this.removeWhere(
-      (e) => e.did === did && (e.gfn - (e.gfn % block) === gfn || Math.floor(addr / e.size) * e.size === e.iova),
-    );
+    // QEMU 11.1: a legacy page-selective invalidation also drops every first-stage entry of the domain.
+    return this.removeWhere((e) => e.did === did && (e.pgtt === PGTT_FIRST_STAGE || inBlock(e, addr, gfn, block)));
+  }
+  removePasidPages(did: number, pasid: number, addr: number, am: number): number {
+    const block = 2 ** am;
+    const gfnAddr = Math.floor(addr / PAGE_4K);
+    const gfn = gfnAddr - (gfnAddr % block);
+    return this.removeWhere((e) => e.did === did && e.pasid === pasid && e.pgtt === PGTT_FIRST_STAGE && inBlock(e, addr, gfn, block));
   }
 }
+
+function inBlock(e: ModelEntry, addr: number, gfn: number, block: number): boolean {
+  return e.gfn - (e.gfn % block) === gfn || Math.floor(addr / e.size) * e.size === e.iova;
+}
+
+const SIDS = [0x0008, 0x0010, 0x0100, 0xffff];
+/** Legacy entries, PASID 0 and two PASIDs, the largest among them. */
+const PASIDS = [NO_PASID, NO_PASID, 0, 1, 0xf_ffff];
+/** PGTT tags: legacy, first stage, second stage. */
+const PGTTS = [PGTT_LEGACY, PGTT_FIRST_STAGE, 2];
 
 /** IOVAs around interesting places: low memory, the 4 GiB line, high 48- and 57-bit addresses. */
 function randomIova(r: Rng): number {
@@ -78,8 +96,8 @@ function same(e: VtdIotlbEntry | undefined, m: ModelEntry | undefined): void {
     return;
   }
   expect(e).toBeDefined();
-  const { sid, did, level, size, iova, gfn, translated, perm } = e!;
-  expect({ sid, did, level, size, iova, gfn, translated, perm }).toEqual(m);
+  const { sid, pasid, did, pgtt, level, size, iova, gfn, translated, perm } = e!;
+  expect({ sid, pasid, did, pgtt, level, size, iova, gfn, translated, perm }).toEqual(m);
 }
 
 describe('Iotlb', () => {
@@ -87,27 +105,41 @@ describe('Iotlb', () => {
     const r = new Rng(seed * 0x9e3779b9);
     const t = new Iotlb();
     const m = new ModelIotlb();
-    const recent: [number, number][] = [];
+    const recent: [number, number, number][] = [];
     for (let step = 0; step < 20_000; step++) {
       const op = r.int(1000);
       if (op < 500) {
-        const sid = r.pick([0x0008, 0x0010, 0x0100, 0xffff]);
+        const sid = r.pick(SIDS);
+        const pasid = r.pick(PASIDS);
         const iova = randomIova(r);
         const level = r.pick([1, 1, 1, 2, 3]);
-        const args = [sid, r.pick([1, 2, 3]), iova, level, r.int(2 ** 20) * PAGE_4K, r.pick([1, 2, 3])] as const;
-        expect(t.insert(...args)).toBe(m.insert(...args));
-        recent.push([sid, iova]);
+        const pgtt = pasid === NO_PASID ? PGTT_LEGACY : r.pick(PGTTS.slice(1));
+        const perm = r.pick([IommuPerm.Read, IommuPerm.Write, IommuPerm.ReadWrite]);
+        const args = [sid, pasid, r.pick([1, 2, 3]), iova, level, r.int(2 ** 20) * PAGE_4K, perm, pgtt] as const;
+        expect(t.insert(...args, false)).toBe(m.insert(...args));
+        recent.push([sid, pasid, iova]);
         if (recent.length > 64) recent.shift();
-      } else if (op < 900) {
+      } else if (op < 880) {
         // Half the lookups hit something inserted lately (or its neighbourhood).
-        const [sid, iova] =
-          recent.length && r.chance(0.5) ? r.pick(recent) : [r.pick([0x0008, 0x0010, 0x0100, 0xffff]), randomIova(r)];
-        const probe = iova + r.pick([0, 0, PAGE_4K, -PAGE_4K, 2 ** 21]);
-        same(t.lookup(sid, Math.max(0, probe)), m.lookup(sid, Math.max(0, probe)));
-      } else if (op < 960) {
-        const [, iova] = recent.length ? r.pick(recent) : [0, randomIova(r)];
+        const [sid, pasid, iova] = recent.length && r.chance(0.5) ? r.pick(recent) : [r.pick(SIDS), r.pick(PASIDS), randomIova(r)];
+        const probe = Math.max(0, iova + r.pick([0, 0, PAGE_4K, -PAGE_4K, 2 ** 21]));
+        same(t.lookup(sid, pasid, probe), m.lookup(sid, pasid, probe));
+      } else if (op < 920) {
+        const [, , iova] = recent.length ? r.pick(recent) : [0, 0, randomIova(r)];
         const args = [r.pick([1, 2, 3]), iova, r.pick([0, 0, 1, 4, 9, 18])] as const;
         expect(t.removePages(...args)).toBe(m.removePages(...args));
+      } else if (op < 950) {
+        const [, pasid, iova] = recent.length ? r.pick(recent) : [0, 1, randomIova(r)];
+        const args = [r.pick([1, 2, 3]), pasid, iova, r.pick([0, 0, 1, 4, 9, 18])] as const;
+        expect(t.removePasidPages(...args)).toBe(m.removePasidPages(...args));
+      } else if (op < 970) {
+        const did = r.pick([1, 2, 3]);
+        const pasid = r.pick(PASIDS);
+        expect(t.removePasid(did, pasid)).toBe(m.removeWhere((e) => e.did === did && e.pasid === pasid));
+      } else if (op < 980) {
+        const sid = r.pick(SIDS);
+        const pasid = r.pick(PASIDS);
+        expect(t.removeSpace(sid, pasid)).toBe(m.removeWhere((e) => e.sid === sid && e.pasid === pasid));
       } else if (op < 995) {
         const did = r.pick([1, 2, 3]);
         expect(t.removeDomain(did)).toBe(m.removeWhere((e) => e.did === did));
@@ -119,28 +151,72 @@ describe('Iotlb', () => {
     }
     // Every surviving entry is still reachable, and entries() lists exactly them.
     expect([...t.entries()].length).toBe(m.m.size);
-    for (const e of m.m.values()) same(t.lookup(e.sid, e.iova), m.lookup(e.sid, e.iova));
+    for (const e of m.m.values()) same(t.lookup(e.sid, e.pasid, e.iova), m.lookup(e.sid, e.pasid, e.iova));
   });
 
   it('flushes everything when the 1025th entry arrives, and reports it', () => {
     const t = new Iotlb();
-    for (let i = 0; i < IOTLB_MAX_ENTRIES; i++) expect(t.insert(8, 1, i * PAGE_4K, 1, i * PAGE_4K, IommuPerm.Read)).toBe(false);
+    for (let i = 0; i < IOTLB_MAX_ENTRIES; i++) expect(t.insert(8, NO_PASID, 1, i * PAGE_4K, 1, i * PAGE_4K, IommuPerm.Read)).toBe(false);
     expect(t.size).toBe(IOTLB_MAX_ENTRIES);
-    expect(t.insert(8, 1, 2 ** 40, 1, 0, IommuPerm.Read)).toBe(true);
+    expect(t.insert(8, NO_PASID, 1, 2 ** 40, 1, 0, IommuPerm.Read)).toBe(true);
     expect(t.size).toBe(1);
-    expect(t.lookup(8, 0)).toBeUndefined();
-    expect(t.lookup(8, 2 ** 40 + 5)?.iova).toBe(2 ** 40);
+    expect(t.lookup(8, NO_PASID, 0)).toBeUndefined();
+    expect(t.lookup(8, NO_PASID, 2 ** 40 + 5)?.iova).toBe(2 ** 40);
   });
 
   it('keeps entries reachable when their neighbours in a probe run are removed', () => {
     const t = new Iotlb();
     // 1000 consecutive pages of one source ID, then remove every other one by page invalidation.
-    for (let i = 0; i < 1000; i++) t.insert(8, i & 1 ? 2 : 1, i * PAGE_4K, 1, (i + 7) * PAGE_4K, IommuPerm.ReadWrite);
+    for (let i = 0; i < 1000; i++) t.insert(8, NO_PASID, i & 1 ? 2 : 1, i * PAGE_4K, 1, (i + 7) * PAGE_4K, IommuPerm.ReadWrite);
     expect(t.removeDomain(2)).toBe(500);
     for (let i = 0; i < 1000; i++) {
-      const e = t.lookup(8, i * PAGE_4K + 1);
+      const e = t.lookup(8, NO_PASID, i * PAGE_4K + 1);
       if (i & 1) expect(e).toBeUndefined();
       else expect(e?.translated).toBe((i + 7) * PAGE_4K);
     }
+  });
+});
+
+describe('PASID tags (QEMU 11.1 keying)', () => {
+  it('the same page of one source ID is a different entry per PASID, and legacy entries are apart from PASID 0', () => {
+    const t = new Iotlb();
+    t.insert(8, NO_PASID, 1, 0x1000, 1, 0xa000, IommuPerm.Read);
+    t.insert(8, 0, 1, 0x1000, 1, 0xb000, IommuPerm.Read, PGTT_FIRST_STAGE);
+    t.insert(8, 5, 1, 0x1000, 1, 0xc000, IommuPerm.Read, 2);
+    expect(t.size).toBe(3);
+    expect(t.lookup(8, NO_PASID, 0x1234)?.translated).toBe(0xa000);
+    expect(t.lookup(8, 0, 0x1234)?.translated).toBe(0xb000);
+    expect(t.lookup(8, 5, 0x1234)?.translated).toBe(0xc000);
+    expect(t.lookup(8, 6, 0x1234)).toBeUndefined();
+  });
+
+  it('entries keep the PGTT and FPD they were built with', () => {
+    const t = new Iotlb();
+    t.insert(8, 3, 4, 0x2000, 1, 0x9000, IommuPerm.Read, PGTT_FIRST_STAGE, true);
+    const e = t.lookup(8, 3, 0x2000)!;
+    expect([e.pgtt, e.fpd, e.did]).toEqual([PGTT_FIRST_STAGE, true, 4]);
+    t.insert(8, 3, 4, 0x2000, 1, 0x9000, IommuPerm.Read, 2, false);
+    expect([e.pgtt, e.fpd]).toEqual([2, false]);
+  });
+
+  it('a legacy page-selective invalidation drops every first-stage entry of the domain, and only those beyond the block', () => {
+    const t = new Iotlb();
+    t.insert(8, 1, 7, 0x40_0000, 1, 0, IommuPerm.Read, PGTT_FIRST_STAGE);
+    t.insert(8, 1, 7, 0x80_0000, 1, 0, IommuPerm.Read, 2);
+    t.insert(0x10, 1, 9, 0x40_0000, 1, 0, IommuPerm.Read, PGTT_FIRST_STAGE);
+    expect(t.removePages(7, 0x1000, 0)).toBe(1);
+    expect(t.lookup(0x10, 1, 0x40_0000)).toBeDefined();
+    expect(t.lookup(8, 1, 0x40_0000)).toBeUndefined();
+    expect(t.lookup(8, 1, 0x80_0000)).toBeDefined();
+  });
+
+  it('a PASID page-selective invalidation leaves second-stage entries alone', () => {
+    const t = new Iotlb();
+    t.insert(8, 1, 7, 0x1000, 1, 0, IommuPerm.Read, 2);
+    t.insert(8, 1, 7, 0x2000, 1, 0, IommuPerm.Read, PGTT_FIRST_STAGE);
+    expect(t.removePasidPages(7, 1, 0, 4)).toBe(1);
+    expect(t.lookup(8, 1, 0x1000)).toBeDefined();
+    expect(t.removePasid(7, 1)).toBe(1);
+    expect(t.size).toBe(0);
   });
 });

@@ -1,8 +1,17 @@
 /**
- * The IOTLB, modelled on QEMU's: a hash of second-stage leaf translations
- * keyed by {page number at the leaf level, source ID, level}, tagged with the
- * domain ID; at most 1024 entries, then everything is flushed; pass-through
+ * The IOTLB, modelled on QEMU's: a hash of leaf translations keyed by
+ * {page number at the leaf level, source ID, PASID, level}, tagged with the
+ * domain ID and the PASID-granular translation type (PGTT) that produced
+ * them; at most 1024 entries, then everything is flushed; pass-through
  * translations are never cached.  Lookups try 4 KiB, 2 MiB then 1 GiB keys.
+ * Legacy-mode entries have no PASID (NO_PASID); in scalable mode requests
+ * without a PASID are keyed by PASID 0, as QEMU 11.1 keys them.
+ *
+ * Invalidation follows QEMU 11.1: a legacy IOTLB descriptor's page-selective
+ * form drops every first-stage entry of the domain (first-stage entries are
+ * PASID-tagged, so a page in the second-stage address space names none of
+ * them exactly); a PASID-based page-selective invalidation only drops
+ * first-stage entries.
  *
  * The hash is an open-addressing table (linear probing, at least 4 slots per
  * entry, backward-shift deletion) whose keys are integers: the page number as
@@ -11,7 +20,7 @@
  * also kept in a dense list, so steady-state misses allocate nothing and a
  * flush touches only the live entries.
  */
-import { IommuPerm } from '../../memory/iommu.js';
+import { IommuPerm, NO_PASID } from '../../memory/iommu.js';
 import { Geometry, LEVEL_SIZE } from './page-walk.js';
 import { TWO_POW_32 } from '../../memory/address.js';
 
@@ -24,9 +33,14 @@ const PAGE_4K = 2 ** Geometry.PAGE_SHIFT;
 const SLOT_BITS = 12;
 const SLOTS = 1 << SLOT_BITS;
 const SLOT_MASK = SLOTS - 1;
-/** Multipliers of the slot hash (odd 32-bit constants: golden ratio, Murmur3). */
+/** Multipliers of the slot hash (odd 32-bit constants: golden ratio, Murmur3 twice). */
 const HASH_MUL_A = 0x9e37_79b1;
 const HASH_MUL_B = 0x85eb_ca6b;
+const HASH_MUL_C = 0xc2b2_ae35;
+/** PGTT of a first-stage entry (scalable-context.ts Pgtt.FirstStage; the IOTLB only tells it apart). */
+export const PGTT_FIRST_STAGE = 1;
+/** The PGTT tag of legacy-mode entries (second stage, no PASID table). */
+export const PGTT_LEGACY = 0;
 /** Bits of the level in the hashed (sid, level) word. */
 const LEVEL_BITS = 2;
 /** IOVA bits below the page number of each cacheable level (index = level). */
@@ -35,7 +49,13 @@ const PAGE_SHIFT_OF_LEVEL: readonly number[] = [0, 12, 21, 30];
 /** One cached translation. */
 export interface VtdIotlbEntry {
   sid: number;
+  /** PASID of the request space (NO_PASID in legacy mode). */
+  pasid: number;
   did: number;
+  /** PGTT of the translation (PGTT_LEGACY in legacy mode). */
+  pgtt: number;
+  /** FPD in force when the entry was built (faults raised on a hit use it). */
+  fpd: boolean;
   /** 4 KiB frame number of the input page base (QEMU entry->gfn). */
   gfn: number;
   level: number;
@@ -60,7 +80,10 @@ export interface VtdIotlbEntry {
 function newEntry(): VtdIotlbEntry {
   return {
     sid: 0,
+    pasid: NO_PASID,
     did: 0,
+    pgtt: PGTT_LEGACY,
+    fpd: false,
     gfn: 0,
     level: 0,
     size: 0,
@@ -87,9 +110,21 @@ function pageHiOf(hi: number, level: number): number {
 }
 
 /** The home slot of a key. */
-function slotOf(sid: number, level: number, pageLo: number, pageHi: number): number {
-  const h = Math.imul(pageLo, HASH_MUL_A) ^ Math.imul(pageHi ^ ((sid << LEVEL_BITS) | level), HASH_MUL_B);
+function slotOf(sid: number, pasid: number, level: number, pageLo: number, pageHi: number): number {
+  const h =
+    Math.imul(pageLo, HASH_MUL_A) ^ Math.imul(pageHi ^ ((sid << LEVEL_BITS) | level), HASH_MUL_B) ^ Math.imul(pasid, HASH_MUL_C);
   return Math.imul(h ^ (h >>> 16), HASH_MUL_A) >>> (32 - SLOT_BITS);
+}
+
+/** First 4 KiB frame of the 2^am-page block (`block` pages) holding `addr`. */
+function blockGfn(addr: number, block: number): number {
+  const gfnAddr = Math.floor(addr / PAGE_4K);
+  return gfnAddr - (gfnAddr % block);
+}
+
+/** The entry's frame is in the block starting at frame `gfn`, or its (large) page holds `addr`. */
+function inBlock(e: VtdIotlbEntry, addr: number, gfn: number, block: number): boolean {
+  return e.gfn - (e.gfn % block) === gfn || Math.floor(addr / e.size) * e.size === e.iova;
 }
 
 /** The IOTLB of one unit. */
@@ -105,24 +140,24 @@ export class Iotlb {
     return this.count;
   }
 
-  /** The entry translating `iova` for `sid`, if cached. */
-  lookup(sid: number, iova: number): VtdIotlbEntry | undefined {
+  /** The entry translating `iova` for `sid` and `pasid` (NO_PASID in legacy mode), if cached. */
+  lookup(sid: number, pasid: number, iova: number): VtdIotlbEntry | undefined {
     const lo = iova >>> 0;
     const hi = Math.floor(iova / TWO_POW_32);
     for (let level = 1; level <= MAX_CACHED_LEVEL; level++) {
-      const e = this.find(sid, level, pageLoOf(lo, hi, level), pageHiOf(hi, level));
+      const e = this.find(sid, pasid, level, pageLoOf(lo, hi, level), pageHiOf(hi, level));
       if (e !== null) return e;
     }
     return undefined;
   }
 
   /** The entry of one key, or null (the table always has a free slot, so probing ends). */
-  private find(sid: number, level: number, pageLo: number, pageHi: number): VtdIotlbEntry | null {
+  private find(sid: number, pasid: number, level: number, pageLo: number, pageHi: number): VtdIotlbEntry | null {
     const slots = this.slots;
-    for (let i = slotOf(sid, level, pageLo, pageHi); ; i = (i + 1) & SLOT_MASK) {
+    for (let i = slotOf(sid, pasid, level, pageLo, pageHi); ; i = (i + 1) & SLOT_MASK) {
       const e = slots[i]!;
       if (e === null) return null;
-      if (e.pageLo === pageLo && e.sid === sid && e.level === level && e.pageHi === pageHi) return e;
+      if (e.pageLo === pageLo && e.sid === sid && e.level === level && e.pageHi === pageHi && e.pasid === pasid) return e;
     }
   }
 
@@ -130,7 +165,17 @@ export class Iotlb {
    * Caches a leaf translation (QEMU vtd_update_iotlb): when full, flushes
    * everything first.  Returns true when that flush happened.
    */
-  insert(sid: number, did: number, iova: number, level: number, translated: number, perm: IommuPerm): boolean {
+  insert(
+    sid: number,
+    pasid: number,
+    did: number,
+    iova: number,
+    level: number,
+    translated: number,
+    perm: IommuPerm,
+    pgtt: number = PGTT_LEGACY,
+    fpd = false,
+  ): boolean {
     let flushed = false;
     if (this.count >= IOTLB_MAX_ENTRIES) {
       this.clear();
@@ -139,14 +184,15 @@ export class Iotlb {
     const hi = Math.floor(iova / TWO_POW_32);
     const pageLo = pageLoOf(iova >>> 0, hi, level);
     const pageHi = pageHiOf(hi, level);
-    let e = this.find(sid, level, pageLo, pageHi);
+    let e = this.find(sid, pasid, level, pageLo, pageHi);
     if (e === null) {
       e = this.pool.pop() ?? newEntry();
       e.sid = sid;
+      e.pasid = pasid;
       e.level = level;
       e.pageLo = pageLo;
       e.pageHi = pageHi;
-      e.home = slotOf(sid, level, pageLo, pageHi);
+      e.home = slotOf(sid, pasid, level, pageLo, pageHi);
       let i = e.home;
       while (this.slots[i] !== null) i = (i + 1) & SLOT_MASK;
       this.slots[i] = e;
@@ -161,6 +207,8 @@ export class Iotlb {
     e.gfn = e.iova / PAGE_4K;
     e.translated = translated;
     e.perm = perm;
+    e.pgtt = pgtt;
+    e.fpd = fpd;
     return flushed;
   }
 
@@ -182,17 +230,30 @@ export class Iotlb {
   /**
    * Page-selective invalidation (QEMU vtd_hash_remove_by_page): removes the
    * entries of domain `did` whose frame falls in the 2^am-page block of
-   * `addr`, or whose (large) page contains `addr`.
+   * `addr`, or whose (large) page contains `addr`, and every first-stage
+   * entry of the domain (QEMU 11.1).
    */
   removePages(did: number, addr: number, am: number): number {
     const block = 2 ** am;
-    const gfnAddr = Math.floor(addr / PAGE_4K);
-    const gfn = gfnAddr - (gfnAddr % block);
-    return this.removeWhere((e) => {
-      if (e.did !== did) return false;
-      if (e.gfn - (e.gfn % block) === gfn) return true;
-      return Math.floor(addr / e.size) * e.size === e.iova;
-    });
+    const gfn = blockGfn(addr, block);
+    return this.removeWhere((e) => e.did === did && (e.pgtt === PGTT_FIRST_STAGE || inBlock(e, addr, gfn, block)));
+  }
+
+  /** PASID-selective invalidation (descriptor 6, G=2): every entry of (`did`, `pasid`). */
+  removePasid(did: number, pasid: number): number {
+    return this.removeWhere((e) => e.did === did && e.pasid === pasid);
+  }
+
+  /** PASID-based page-selective invalidation (descriptor 6, G=3): first-stage entries of (`did`, `pasid`) in the block. */
+  removePasidPages(did: number, pasid: number, addr: number, am: number): number {
+    const block = 2 ** am;
+    const gfn = blockGfn(addr, block);
+    return this.removeWhere((e) => e.did === did && e.pasid === pasid && e.pgtt === PGTT_FIRST_STAGE && inBlock(e, addr, gfn, block));
+  }
+
+  /** Every entry of one request space (a PASID entry that changed under a PASID-cache invalidation). */
+  removeSpace(sid: number, pasid: number): number {
+    return this.removeWhere((e) => e.sid === sid && e.pasid === pasid);
   }
 
   private removeWhere(pred: (e: VtdIotlbEntry) => boolean): number {

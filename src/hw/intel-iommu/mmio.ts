@@ -7,7 +7,7 @@
  *   half triggers; FSTS / FECTL -> fault event rules; FRCD high dwords ->
  *   PPF; IQT / IQA / ICS / IECTL -> extension hooks (ICS / IECTL IP rules are
  *   applied here too, as QEMU does).
- * An 8-byte write to FECTL or IECTL stores the 32-bit register only and
+ * An 8-byte write to FECTL, IECTL or PECTL stores the 32-bit register only and
  * leaves the data register after it alone (QEMU 11.1 logs and truncates it;
  * 7.2 asserted).  QEMU truncates at GCMD and IEADDR too, but their upper
  * neighbours, GSTS and IEUADDR, are read-only: not observable.  IQA reads
@@ -30,7 +30,7 @@ const ALL_ONES_64 = 0xffff_ffff_ffff_ffffn;
 const LO_MASK = 0xffff_ffffn;
 
 /** 32-bit registers whose 8-byte writes are truncated to them (the writable data register follows). */
-const DWORD_REGS: ReadonlySet<number> = new Set([Reg.FECTL, Reg.IECTL]);
+const DWORD_REGS: ReadonlySet<number> = new Set([Reg.FECTL, Reg.IECTL, Reg.PECTL]);
 /** The IQA low-word fields a read returns besides the latched base. */
 const IQA_FIELDS = Iqa.QS_MASK | Iqa.DW;
 

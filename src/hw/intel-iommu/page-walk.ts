@@ -11,7 +11,8 @@
  */
 import type { AddressSpace } from '../../memory/address-space.js';
 import { join64, TWO_POW_32 } from '../../memory/address.js';
-import { INTERRUPT_WINDOW_BASE, INTERRUPT_WINDOW_LAST, IommuPerm } from '../../memory/iommu.js';
+import { IommuPerm } from '../../memory/iommu.js';
+import { MSI_ADDRESS_BASE as INTERRUPT_WINDOW_BASE, MSI_ADDRESS_LAST as INTERRUPT_WINDOW_LAST } from '../../core/irq.js';
 import { VtdFault } from './fault-reasons.js';
 import { newQword, readQword } from './guest-mem.js';
 

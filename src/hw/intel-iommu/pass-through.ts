@@ -11,6 +11,10 @@
  * context entry; tagging the IOTLB by domain, real hardware does not use
  * stale IOTLB entries for a pass-through context either.
  *
+ * In scalable mode the entry that decides is PASID 0's: pass-through PGTT
+ * (QEMU 11.1 vtd_dev_pt_enabled); a requester's context entry lives in the
+ * lower or upper context table named by its root entry.
+ *
  * QEMU decides for every PCI device at a refresh; vtemu creates translators
  * at a device's first DMA, so a refresh records the decision for every
  * source ID (a scan of the present root entries' context tables) and a new
@@ -20,6 +24,15 @@ import type { AddressSpace } from '../../memory/address-space.js';
 import { join64 } from '../../memory/address.js';
 import { newQword, readQword } from './guest-mem.js';
 import { Entry, ENTRY_SIZE, ctxType, lookupContext, newContextEntry, TranslationType, type ContextRules } from './root-context.js';
+import {
+  lookupScalableContext,
+  newPasidConfig,
+  newScalableContext,
+  Pgtt,
+  SmContext,
+  SmRoot,
+  type ScalableRules,
+} from './scalable-context.js';
 
 /** Number of source IDs (bus << 8 | devfn). */
 const SID_COUNT = 0x1_0000;
@@ -33,7 +46,13 @@ export interface PassThroughUnit {
   readonly dmarEnabled: boolean;
   readonly rootTable: number;
   readonly ctxRules: ContextRules;
+  /** RTADDR.SMT latched: a scalable-mode root table. */
+  readonly scalable: boolean;
+  readonly smRules: ScalableRules;
 }
+
+/** Devfns per scalable-mode context table (lower and upper halves). */
+const SM_HALF_DEVFNS = 128;
 
 /** Pass-through decisions of one unit, by source ID. */
 export class PassThroughSwitch {
@@ -41,6 +60,8 @@ export class PassThroughSwitch {
   private readonly ce = newContextEntry();
   private readonly root = newQword();
   private readonly ctxLo = newQword();
+  private readonly smCe = newScalableContext();
+  private readonly pe0 = newPasidConfig();
 
   constructor(private readonly u: PassThroughUnit) {}
 
@@ -52,10 +73,14 @@ export class PassThroughSwitch {
   /** Decides for `sid` from its context entry in memory now, records and returns it. */
   decide(sid: number): boolean {
     const u = this.u;
-    const on =
-      u.dmarEnabled &&
-      lookupContext(u.memory, u.rootTable, sid >>> BUS_SHIFT, sid & (DEVFNS - 1), u.ctxRules, this.ce) === 0 &&
-      ctxType(this.ce) === TranslationType.PassThrough;
+    const bus = sid >>> BUS_SHIFT;
+    const devfn = sid & (DEVFNS - 1);
+    let on = false;
+    if (u.dmarEnabled && u.scalable) {
+      on = lookupScalableContext(u.memory, u.rootTable, bus, devfn, u.smRules, this.smCe, this.pe0) === 0 && this.pe0.pgtt === Pgtt.PassThrough;
+    } else if (u.dmarEnabled) {
+      on = lookupContext(u.memory, u.rootTable, bus, devfn, u.ctxRules, this.ce) === 0 && ctxType(this.ce) === TranslationType.PassThrough;
+    }
     this.pt[sid] = on ? 1 : 0;
     return on;
   }
@@ -65,6 +90,10 @@ export class PassThroughSwitch {
     this.pt.fill(0);
     const u = this.u;
     if (!u.dmarEnabled) return;
+    if (u.scalable) {
+      this.decideAllScalable();
+      return;
+    }
     for (let bus = 0; bus < BUSES; bus++) {
       if (!readQword(u.memory, u.rootTable + bus * ENTRY_SIZE, this.root) || (this.root.lo & Entry.P) === 0) continue;
       const table = join64(this.root.lo & Entry.ADDR_LO, this.root.hi);
@@ -75,6 +104,46 @@ export class PassThroughSwitch {
         this.decide((bus << BUS_SHIFT) | devfn);
       }
     }
+  }
+
+  /** decideAll over a scalable-mode root table: every present context entry of both halves. */
+  private decideAllScalable(): void {
+    const u = this.u;
+    for (let bus = 0; bus < BUSES; bus++) {
+      const rootAddr = u.rootTable + bus * SmRoot.SIZE;
+      for (let half = 0; half < 2; half++) {
+        if (!readQword(u.memory, rootAddr + half * 8, this.root) || (this.root.lo & SmRoot.P) === 0) continue;
+        const table = join64(this.root.lo & SmRoot.ADDR_LO, this.root.hi);
+        for (let i = 0; i < SM_HALF_DEVFNS; i++) {
+          // A present entry may have a pass-through PASID 0: one read skips the rest.
+          if (!readQword(u.memory, table + i * SmContext.SIZE, this.ctxLo) || (this.ctxLo.lo & SmContext.P) === 0) continue;
+          this.decide((bus << BUS_SHIFT) | (half * SM_HALF_DEVFNS + i));
+        }
+      }
+    }
+  }
+
+  /**
+   * A PASID-cache invalidation (scalable mode): decides again for every
+   * source ID recorded as pass-through and for `also`, when `covers` accepts
+   * the domain ID its PASID 0 entry holds in memory now (read even when the
+   * entry is not present, as QEMU 11.1 matches it; no entry: not covered).
+   */
+  redecideCovered(covers: (did: number) => boolean, also: Iterable<number>): void {
+    const candidates = new Set<number>(also);
+    for (let sid = 0; sid < SID_COUNT; sid++) if (this.pt[sid] === 1) candidates.add(sid);
+    for (const sid of candidates) {
+      const did = this.pasid0Did(sid);
+      if (did >= 0 && covers(did)) this.decide(sid);
+    }
+  }
+
+  /** The DID of `sid`'s PASID 0 entry in memory, or -1 when no entry can be read. */
+  private pasid0Did(sid: number): number {
+    const u = this.u;
+    this.pe0.peRead = false;
+    lookupScalableContext(u.memory, u.rootTable, sid >>> BUS_SHIFT, sid & (DEVFNS - 1), u.smRules, this.smCe, this.pe0);
+    return this.pe0.peRead ? this.pe0.did : -1;
   }
 
   /** Decides for the functions of `bus` whose devfn matches `devfn` outside `ignore` bits (device-selective invalidation). */

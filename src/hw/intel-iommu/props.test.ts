@@ -26,8 +26,10 @@ describe('intel-iommu properties', () => {
     expect(INTEL_IOMMU_PROPS['nfr']?.default).toBe(1);
     // Every other listed property is vtemu's own and says so.
     const own = Object.keys(INTEL_IOMMU_PROPS).filter((n) => !qemu111.some(([q]) => q === n));
-    expect(own).toEqual(['nfr', 'x-pi', 'x-cfi', 'x-iqer', 'x-devtlb-timeout-sid', 'x-devtlb-error-sid']);
+    expect(own).toEqual(['nfr', 'x-pi', 'x-cfi', 'x-iqer', 'x-devtlb-timeout-sid', 'x-devtlb-error-sid', 'x-fs5lp', 'x-nested', 'x-smpwc']);
     for (const n of own) expect(INTEL_IOMMU_PROPS[n]!.help, n).toMatch(/\(beyond QEMU\)$/);
+    // The scalable-mode extensions are off by default: the default machine is QEMU's.
+    for (const n of ['x-fs5lp', 'x-nested', 'x-smpwc']) expect(INTEL_IOMMU_PROPS[n], n).toMatchObject({ kind: 'bool', default: false });
   });
 
   it('keeps the names QEMU 11.1 dropped as deprecated, unlisted aliases', () => {
@@ -121,6 +123,68 @@ describe('intel-iommu properties', () => {
     expect(() => resolveIommuConfig({ nfr: 0 })).toThrow(/nfr must be/);
     expect(() => resolveIommuConfig({ nfr: 223 })).toThrow(/nfr must be/);
     expect(resolveIommuConfig({ nfr: 222 }).nfr).toBe(222);
+  });
+
+  it('checks x-fs5lp, x-nested and x-smpwc after QEMU 11.1, in its style', () => {
+    const refusal = (props: Record<string, boolean | number | string>): string => {
+      try {
+        resolveIommuConfig(props);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return '<accepted>';
+    };
+    const SM = { 'scalable-mode': true } as const;
+    const FS = { 'scalable-mode': true, fsts: true } as const;
+    const cases: [Record<string, boolean | number | string>, string][] = [
+      // QEMU's own refusals come first, whatever extension is set.
+      [{ 'x-fs5lp': true, fsts: true }, 'fsts is only available in scalable mode'],
+      [{ 'x-nested': true, 'pasid-bits': 8 }, 'Need to set scalable mode for PASID'],
+      [{ ...FS, 'x-nested': true, svm: true }, 'Need to set device IOTLB for svm'],
+      [{ 'x-smpwc': true, 'aw-bits': 40 }, 'Legacy mode: supported values for aw-bits are: 39, 48'],
+      // x-fs5lp: needs fsts; with it fsts=on also takes aw-bits=57, no other width.
+      [{ 'x-fs5lp': true }, 'Need to set fsts for x-fs5lp'],
+      [{ ...SM, 'x-fs5lp': true }, 'Need to set fsts for x-fs5lp'],
+      [{ ...SM, 'x-fs5lp': true, 'aw-bits': 57 }, 'Scalable mode(fsts=off): supported values for aw-bits are: 39, 48'],
+      [{ ...FS, 'aw-bits': 57 }, 'Scalable mode(fsts=on): supported value for aw-bits is: 48'],
+      [{ ...FS, 'x-fs5lp': true, 'aw-bits': 39 }, 'Scalable mode(fsts=on): supported value for aw-bits is: 48'],
+      [{ ...FS, 'x-fs5lp': false, 'aw-bits': 57 }, 'Scalable mode(fsts=on): supported value for aw-bits is: 48'],
+      // x-nested: scalable mode, then fsts (first stage), then dma-translation (second stage).
+      [{ 'x-nested': true }, 'Need to set scalable mode for x-nested'],
+      [{ 'x-nested': true, 'dma-translation': false }, 'Need to set scalable mode for x-nested'],
+      [{ ...SM, 'x-nested': true }, 'Need to set fsts for x-nested'],
+      [{ ...SM, 'x-nested': true, 'dma-translation': false }, 'Need to set fsts for x-nested'],
+      [{ ...FS, 'x-nested': true, 'dma-translation': false }, 'Need to set dma-translation for x-nested'],
+      // x-smpwc: scalable mode.
+      [{ 'x-smpwc': true }, 'Need to set scalable mode for x-smpwc'],
+      // Between extensions: x-fs5lp, x-nested, x-smpwc.
+      [{ 'x-fs5lp': true, 'x-nested': true, 'x-smpwc': true }, 'Need to set fsts for x-fs5lp'],
+      [{ 'x-nested': true, 'x-smpwc': true }, 'Need to set scalable mode for x-nested'],
+    ];
+    for (const [props, message] of cases) expect(refusal(props), JSON.stringify(props)).toBe(message);
+    const accepted: Record<string, boolean | number | string>[] = [
+      { ...FS, 'x-fs5lp': true },
+      { ...FS, 'x-fs5lp': true, 'aw-bits': 57 },
+      { ...FS, 'x-nested': true },
+      { ...FS, 'x-nested': true, 'x-fs5lp': true, 'aw-bits': 57, 'x-smpwc': true },
+      { ...SM, 'x-smpwc': true },
+      { ...SM, 'x-smpwc': true, 'dma-translation': false },
+      { ...FS, 'x-nested': true, svm: true, 'device-iotlb': true, 'pasid-bits': 20 },
+      { 'x-fs5lp': false, 'x-nested': false, 'x-smpwc': false },
+    ];
+    for (const props of accepted) expect(refusal(props), JSON.stringify(props)).toBe('<accepted>');
+  });
+
+  it('resolves fs5lp, nested and smpwc (off unless asked)', () => {
+    const off = resolveIommuConfig({ 'scalable-mode': true, fsts: true });
+    expect([off.fs5lp, off.nested, off.smpwc]).toEqual([false, false, false]);
+    const base = { 'scalable-mode': true, fsts: true } as const;
+    expect(resolveIommuConfig({ ...base, 'x-fs5lp': true })).toMatchObject({ fs5lp: true, nested: false, smpwc: false });
+    expect(resolveIommuConfig({ ...base, 'x-nested': true })).toMatchObject({ fs5lp: false, nested: true, smpwc: false });
+    expect(resolveIommuConfig({ ...base, 'x-smpwc': true })).toMatchObject({ fs5lp: false, nested: false, smpwc: true });
+    expect(resolveIommuConfig({ ...base, 'x-fs5lp': true, 'aw-bits': 57 }).awBits).toBe(57);
+    // The CLI's on/off strings resolve like booleans.
+    expect(resolveIommuConfig({ ...base, 'x-nested': 'on' }).nested).toBe(true);
   });
 
   it('removed properties keep their 7.2 meaning; 11.1 property sets always get PT and drain', () => {

@@ -9,16 +9,24 @@
  * 11.1 refuses it with "Legacy mode: supported values for aw-bits are: 39,
  * 48", which stays the message for every other width: vtemu accepts 57 in
  * addition and says so in the README, not in QEMU's line), nfr=N fault
- * recording registers and the x-... extension properties.  Scalable mode,
- * PASID, first-stage translation and SVM pass QEMU 11.1's validation first
- * and are then refused with one line until they are implemented.
+ * recording registers and the x-... extension properties.  Three of them
+ * extend scalable mode, each off by default so the default machine stays
+ * QEMU's, and each checked after all of QEMU's checks in QEMU's words
+ * ("Need to set X for Y"):
+ *   x-fs5lp   CAP.FS5LP: 5-level first stage.  Needs fsts ("Need to set fsts
+ *             for x-fs5lp"); with it fsts=on also accepts aw-bits=57, so a
+ *             guest can use 57-bit IOVAs (QEMU's aw-bits line is unchanged).
+ *   x-nested  ECAP.NEST (and ECAP.SSTS next to FSTS): PGTT=3.  Needs scalable
+ *             mode, fsts (first stage) and dma-translation (second stage).
+ *   x-smpwc   ECAP.SMPWC: scalable-mode page walks are coherent.  Needs
+ *             scalable mode.
  */
 import type { DeprecatedProp, PropDef, PropValue, PropValues } from '../../machine/device-type.js';
 
 /** kernel-irqchip machine property, as the machine resolves it. */
 export type KernelIrqchip = 'on' | 'off' | 'split';
 
-/** Host address widths the model accepts (57: legacy mode only, beyond QEMU). */
+/** Host address widths the model accepts (57, beyond QEMU: legacy mode, or fsts=on with x-fs5lp). */
 export const AW_BITS = { AW39: 39, AW48: 48, AW57: 57 } as const;
 
 /** Largest number of fault recording registers that still fit the 4 KiB register page. */
@@ -56,6 +64,10 @@ export const INTEL_IOMMU_PROPS: Readonly<Record<string, PropDef>> = {
   'x-iqer': { kind: 'bool', default: false, help: 'invalidation queue error record register at 0xB0 (beyond QEMU)' },
   'x-devtlb-timeout-sid': { kind: 'uint32', default: 0x10000, help: 'device-TLB invalidations of this SID time out (FSTS.ITE); 65536 = none (beyond QEMU)' },
   'x-devtlb-error-sid': { kind: 'uint32', default: 0x10000, help: 'device-TLB invalidations of this SID fail (FSTS.ICE); 65536 = none (beyond QEMU)' },
+  // Scalable-mode extensions (caps.ts), beyond QEMU.
+  'x-fs5lp': { kind: 'bool', default: false, help: '5-level first-stage paging (CAP.FS5LP; needs fsts, allows aw-bits=57) (beyond QEMU)' },
+  'x-nested': { kind: 'bool', default: false, help: 'nested translation, PGTT=3 (ECAP.NEST and SSTS; needs fsts and dma-translation) (beyond QEMU)' },
+  'x-smpwc': { kind: 'bool', default: false, help: 'scalable-mode page-walk coherency (ECAP.SMPWC; needs scalable-mode) (beyond QEMU)' },
 };
 
 const onOff = (v: PropValue): string => (v === true ? 'on' : 'off');
@@ -123,6 +135,12 @@ export interface IommuConfig {
   readonly fs1gp: boolean;
   readonly svm: boolean;
   readonly staleTm: boolean;
+  /** CAP.FS5LP: 5-level first stage (vtemu's x-fs5lp; implies fsts). */
+  readonly fs5lp: boolean;
+  /** ECAP.NEST: nested translation, PGTT=3 (vtemu's x-nested; implies fsts). */
+  readonly nested: boolean;
+  /** ECAP.SMPWC: scalable-mode page-walk coherency (vtemu's x-smpwc). */
+  readonly smpwc: boolean;
   readonly version: number;
   /** Number of fault recording registers. */
   readonly nfr: number;
@@ -156,8 +174,8 @@ function onOffAuto(p: PropValues, name: string): 'on' | 'off' | 'auto' {
 /**
  * Resolves and validates properties as QEMU 11.1's realize does.  Throws an
  * Error with QEMU 11.1's message for a configuration it refuses (checked in
- * its order: eim, fsts, aw-bits, pasid-bits, svm), then for the features
- * this model does not implement yet.
+ * its order: eim, fsts, aw-bits, pasid-bits, svm), then for vtemu's own
+ * properties (x-fs5lp, x-nested, x-smpwc, nfr).
  */
 export function resolveIommuConfig(props: PropValues, kernelIrqchip: KernelIrqchip = 'off'): IommuConfig {
   const raw: Record<string, PropValues[string]> = {};
@@ -182,11 +200,14 @@ export function resolveIommuConfig(props: PropValues, kernelIrqchip: KernelIrqch
   if (fsts && !scalableMode) throw new Error('fsts is only available in scalable mode');
 
   const awBits = numProp(raw, 'aw-bits');
+  const fs5lp = boolProp(raw, 'x-fs5lp');
   const qemuWidth = awBits === AW_BITS.AW39 || awBits === AW_BITS.AW48;
   if (!fsts && !qemuWidth && (scalableMode || awBits !== AW_BITS.AW57)) {
     throw new Error(`${scalableMode ? 'Scalable mode(fsts=off)' : 'Legacy mode'}: supported values for aw-bits are: ${AW_BITS.AW39}, ${AW_BITS.AW48}`);
   }
-  if (fsts && awBits !== AW_BITS.AW48) throw new Error(`Scalable mode(fsts=on): supported value for aw-bits is: ${AW_BITS.AW48}`);
+  // x-fs5lp (beyond QEMU) adds aw-bits=57 to first-stage mode.
+  const fsWidth = awBits === AW_BITS.AW48 || (fs5lp && awBits === AW_BITS.AW57);
+  if (fsts && !fsWidth) throw new Error(`Scalable mode(fsts=on): supported value for aw-bits is: ${AW_BITS.AW48}`);
 
   const pasidBits = numProp(raw, 'pasid-bits');
   if (pasidBits !== 0 && !scalableMode) throw new Error('Need to set scalable mode for PASID');
@@ -201,6 +222,17 @@ export function resolveIommuConfig(props: PropValues, kernelIrqchip: KernelIrqch
     if (!dmaTranslation) throw new Error('Need to set dma-translation for svm');
     if (pasidBits === 0) throw new Error('Need to set PASID support for svm');
   }
+
+  // vtemu's scalable-mode extensions, after everything QEMU checks.
+  if (fs5lp && !fsts) throw new Error('Need to set fsts for x-fs5lp');
+  const nested = boolProp(raw, 'x-nested');
+  if (nested) {
+    if (!scalableMode) throw new Error('Need to set scalable mode for x-nested');
+    if (!fsts) throw new Error('Need to set fsts for x-nested');
+    if (!dmaTranslation) throw new Error('Need to set dma-translation for x-nested');
+  }
+  const smpwc = boolProp(raw, 'x-smpwc');
+  if (smpwc && !scalableMode) throw new Error('Need to set scalable mode for x-smpwc');
 
   const nfr = numProp(raw, 'nfr');
   if (!Number.isInteger(nfr) || nfr < 1 || nfr > MAX_NFR) {
@@ -223,6 +255,9 @@ export function resolveIommuConfig(props: PropValues, kernelIrqchip: KernelIrqch
     fs1gp: boolProp(raw, 'fs1gp'),
     svm,
     staleTm: boolProp(raw, 'stale-tm'),
+    fs5lp,
+    nested,
+    smpwc,
     version: numProp(raw, 'version'),
     nfr,
     kernelIrqchip,

@@ -11,7 +11,7 @@ import type { PropValues, Tracer } from '../../machine/device-type.js';
 import { DescError } from './descriptors.js';
 import { Iqei, Iqer, iqeiFor, NO_SID, QueueErrors, queueOptionsFrom, type QueueOptions } from './queue-errors.js';
 import { qiIrExtension } from './queue-ir-extension.js';
-import { EventCtl, Fsts, Gcmd, Ics, Reg } from './reg-layout.js';
+import { EventCtl, Fsts, Gcmd, Ics, Iqa, Reg } from './reg-layout.js';
 import { resolveIommuConfig } from './props.js';
 
 const FEADDR = 0xfee0_1000;
@@ -57,6 +57,7 @@ describe('iqeiFor', () => {
     expect(iqeiFor(DescError.Granularity)).toBe(4);
     expect(iqeiFor(DescError.AddressMask)).toBe(4);
     expect(iqeiFor(DescError.WaitNoAction)).toBe(4);
+    expect(iqeiFor(DescError.NoPasid)).toBe(4);
   });
 });
 
@@ -458,5 +459,64 @@ describe('through the queue: device-TLB errors', () => {
     expect(b.r32(Reg.ICS)).toBe(Ics.IWC);
     // ITE / ICE stay read-only as in QEMU.
     expect(b.iommu.regs.w1cMask(Reg.FSTS)).toBe(0x11);
+  });
+});
+
+describe('through a 256-bit queue (scalable mode, IQA.DW): IQE paths', () => {
+  /** A scalable unit, fault event unmasked, a 256-bit queue enabled at Q (128 entries). */
+  function wide(props: PropValues = {}) {
+    const b = new VtdBench({ props: { 'scalable-mode': true, 'x-iqer': true, ...props }, extensions: [qiIrExtension] });
+    b.w32(Reg.FEADDR, FEADDR);
+    b.w32(Reg.FEDATA, FEDATA);
+    b.w32(Reg.FECTL, 0);
+    b.w64(Reg.IQA, BigInt(Q) | BigInt(Iqa.DW));
+    b.gcmd(Gcmd.QIE);
+    const put = (i: number, q: readonly bigint[]) => q.forEach((v, k) => b.poke64(Q + i * 32 + k * 8, v));
+    return { b, put, head: () => b.r32(Reg.IQH) >>> 5 };
+  }
+
+  const BAD: [string, bigint[], number][] = [
+    ['IOTLB with a non-zero upper half', [0x12n, 0n, 0n, 1n], Iqei.Reserved],
+    ['PASID-IOTLB G=1', [0x16n, 0n], Iqei.Reserved],
+    ['PASID-cache G=2', [0x27n, 0n], Iqei.Reserved],
+    ['PASID device-TLB reserved qw0 bit 12', [0x1008n, 0n], Iqei.Reserved],
+    ['page-group response without PP', [0x9n, 0n], Iqei.Reserved],
+    ['unknown type 10', [0xan, 0n], Iqei.InvalidType],
+  ];
+  for (const [what, d, code] of BAD) {
+    it(`${what}: IQE, IQEI ${code}, IQH stays on it, fault event`, () => {
+      const { b, put, head } = wide();
+      put(0, [0x11n, 0n, 0n, 0n]);
+      put(1, [...d, 0n, 0n].slice(0, 4));
+      b.w32(Reg.IQT, 2 << 5);
+      expect(head()).toBe(1);
+      expect(b.r32(Reg.FSTS)).toBe(Fsts.IQE);
+      expect(iqeiOf(b)).toBe(code);
+      expect(b.msis).toEqual([{ address: FEADDR, data: FEDATA, origin: { kind: 'iommu' } }]);
+    });
+  }
+
+  it('IQT bit 4 set: IQE, IQEI 1 (invalid tail), the fault event', () => {
+    const { b, head } = wide();
+    b.w32(Reg.IQT, 0x10);
+    expect(b.r32(Reg.FSTS)).toBe(Fsts.IQE);
+    expect(iqeiOf(b)).toBe(Iqei.InvalidTail);
+    expect(head()).toBe(0);
+    expect(b.msis).toHaveLength(1);
+  });
+
+  it('a tail beyond 2^(QS+7) entries: IQE, IQEI 1', () => {
+    const { b } = wide();
+    b.w32(Reg.IQT, 128 << 5);
+    expect(iqeiOf(b)).toBe(Iqei.InvalidTail);
+  });
+
+  it('PASID device-TLB for the time-out SID: ITE and ITESID', () => {
+    const { b, put, head } = wide({ 'x-devtlb-timeout-sid': 0x108 });
+    put(0, [0x8n | (0x108n << 16n), 0n, 0n, 0n]);
+    b.w32(Reg.IQT, 1 << 5);
+    expect(head()).toBe(1);
+    expect(b.r32(Reg.FSTS)).toBe(Fsts.ITE);
+    expect(b.r64(Reg.IQER)).toBe(0x108n << 32n);
   });
 });

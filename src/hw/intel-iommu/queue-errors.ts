@@ -21,7 +21,7 @@ export const Iqer = {
 /** IQER.IQEI codes (spec 11.4.9.9). */
 export const Iqei = {
   NotAvailable: 0,
-  /** Tail pointer beyond the queue. */
+  /** Tail pointer beyond the queue, or with bit 4 set in a 256-bit queue. */
   InvalidTail: 1,
   /** Descriptor fetch failed. */
   FetchError: 2,
@@ -49,7 +49,12 @@ export function queueOptionsFrom(raw: Readonly<Record<string, unknown>>): QueueO
   return { iqer: raw['x-iqer'] === true, devtlbTimeoutSid: num('x-devtlb-timeout-sid'), devtlbErrorSid: num('x-devtlb-error-sid') };
 }
 
-/** The IQEI code for a refused descriptor. */
+/**
+ * The IQEI code for a refused descriptor: unknown type 3, a 256-bit type in
+ * a 128-bit queue 5, anything else (reserved bits, a non-zero upper half,
+ * bad granularity, AM, a wait doing nothing, a page-group response without
+ * PASID) 4.
+ */
 export function iqeiFor(e: DescErrorKind): number {
   if (e === DescError.UnknownType) return Iqei.InvalidType;
   if (e === DescError.WideType) return Iqei.InvalidWidth;

@@ -5,13 +5,13 @@
  * IQH, FSTS, IQER, status dwords in guest RAM, the unit's 'invalidate'
  * events and the MSIs it sends (invalidation completion and fault events).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { VtdBench } from '../../../test/support/vtd-bench.js';
 import { u32Stream } from '../../../test/support/prng.js';
 import { MAMV } from './caps.js';
 import { qiIrExtension } from './queue-ir-extension.js';
 import { Iqei, Iqer } from './queue.js';
-import { EventCtl, Fsts, Ics, Reg } from './reg-layout.js';
+import { EventCtl, Fsts, Iqa, Ics, Reg } from './reg-layout.js';
 import type { PropValues } from '../../machine/device-type.js';
 
 const Q = 0x10_0000; // queue base
@@ -414,6 +414,340 @@ describe('random input (property)', () => {
       if (head >= 8) deep++;
     }
     // The generator must exercise both paths.
+    expect(errors).toBeGreaterThan(5);
+    expect(deep).toBeGreaterThan(5);
+  });
+});
+
+// ---- the 256-bit queue (scalable mode, IQA.DW) ------------------------------
+
+/** Scalable-mode properties. */
+const SM: PropValues = { 'scalable-mode': true };
+/** The SVM property set (ECAP.PRS, PDS). */
+const SVM: PropValues = { 'aw-bits': 48, 'scalable-mode': true, fsts: true, 'pasid-bits': 20, 'device-iotlb': true, svm: true };
+/** A 256-bit descriptor: four qwords (2 and 3 default to 0). */
+type Desc256 = [bigint, bigint, bigint?, bigint?];
+const WIDE_SIZE = 32;
+
+/** Writes a 256-bit descriptor at `index` of the queue at Q. */
+function put256(b: VtdBench, index: number, [q0, q1, q2 = 0n, q3 = 0n]: Desc256): void {
+  const at = Q + index * WIDE_SIZE;
+  b.poke64(at, q0);
+  b.poke64(at + 8, q1);
+  b.poke64(at + 16, q2);
+  b.poke64(at + 24, q3);
+}
+
+/** IQT for a 256-bit queue (index << 5). */
+const tail256 = (b: VtdBench, index: number) => b.w32(Reg.IQT, index << 5);
+/** IQH as a 256-bit index. */
+const head256 = (b: VtdBench) => b.r32(Reg.IQH) >>> 5;
+
+/** A scalable-mode unit with a 256-bit queue enabled at Q (QS as given). */
+function setup256(props: PropValues = SM, qs = 0): VtdBench {
+  const b = unit(props);
+  b.w64(Reg.IQA, BigInt(Q | Iqa.DW | qs));
+  expect(b.setQie(true)).toBe(true);
+  return b;
+}
+
+/** Submits 256-bit descriptors from the current head. */
+function submit256(b: VtdBench, descs: Desc256[]): void {
+  const from = head256(b);
+  const size = b.qiIr().queue.sizeEntries;
+  descs.forEach((d, i) => put256(b, (from + i) % size, d));
+  tail256(b, (from + descs.length) % size);
+}
+
+const wait256 = (data: number, addr = STATUS): Desc256 => [...waitSw(data, addr)];
+
+describe('256-bit queue geometry (IQA.DW with ECAP.SMTS)', () => {
+  it('reads 32-byte descriptors; IQH and IQT count 32-byte units', () => {
+    const b = setup256();
+    expect(b.qiIr().queue.wide).toBe(true);
+    submit256(b, [wait256(1), wait256(2, STATUS + 4), wait256(3, STATUS + 8)]);
+    expect(b.r32(Reg.IQH)).toBe(0x60);
+    expect([b.peek32(STATUS), b.peek32(STATUS + 4), b.peek32(STATUS + 8)]).toEqual([1, 2, 3]);
+    expect(iqe(b)).toBe(false);
+  });
+
+  it('holds 2^(QS+7) entries, latched at QIE enable', () => {
+    for (const qs of [0, 1, 3]) {
+      const b = setup256(SM, qs);
+      expect(b.qiIr().queue.sizeEntries).toBe(1 << (qs + 7));
+      tail256(b, 1 << (qs + 7));
+      expect(iqe(b)).toBe(true);
+      expect(head256(b)).toBe(0);
+    }
+  });
+
+  it('DW takes effect at the IQA write: head index kept, width and units change, size stays latched', () => {
+    const b = setup(SM);
+    const rec = b.recordEvents();
+    expect(b.qiIr().queue.wide).toBe(false);
+    submit(b, [waitSw(1), waitSw(2, STATUS + 4)]);
+    expect(b.r32(Reg.IQH)).toBe(0x20);
+    b.w64(Reg.IQA, BigInt(Q | Iqa.DW));
+    expect(b.qiIr().queue.wide).toBe(true);
+    expect(b.r32(Reg.IQH)).toBe(0x20); // nothing fetched since
+    put256(b, 2, [0x12n, 0n]);
+    tail256(b, 3);
+    expect(b.r32(Reg.IQH)).toBe(0x60);
+    expect(rec.invalidations).toEqual([{ cache: 'iotlb', granularity: 'global', source: 'queue' }]);
+    // Enabled with DW off: 256 entries, even though DW is now on.
+    expect(b.qiIr().queue.sizeEntries).toBe(256);
+    put256(b, 3, wait256(4));
+    tail256(b, 4);
+    expect(b.peek32(STATUS)).toBe(4);
+    b.w64(Reg.IQA, BigInt(Q));
+    expect(b.qiIr().queue.wide).toBe(false);
+    b.putDesc(Q, 4, ...waitSw(5));
+    b.setTail(5);
+    expect(b.r32(Reg.IQH)).toBe(0x50);
+    expect(b.peek32(STATUS)).toBe(5);
+  });
+
+  it('enabled with DW on, then off: the queue keeps its 128 entries', () => {
+    const b = setup256();
+    b.w64(Reg.IQA, BigInt(Q));
+    b.putDesc(Q, 0, ...waitSw(1));
+    b.setTail(128);
+    expect(iqe(b)).toBe(true);
+    expect(b.peek32(STATUS)).toBe(0);
+  });
+
+  it('DW without scalable mode reads back and does nothing', () => {
+    const b = unit();
+    b.w64(Reg.IQA, BigInt(Q | Iqa.DW));
+    expect(b.qiIr().queue.wide).toBe(false);
+    b.setQie(true);
+    expect(b.qiIr().queue.sizeEntries).toBe(256);
+    b.setTail(1); // bit 4 set: fine in a 128-bit queue
+    expect(b.queueHead()).toBe(0);
+    expect(iqe(b)).toBe(true); // an all-zero descriptor, not the tail
+    expect(b.r32(Reg.IQA)).toBe(Q | Iqa.DW);
+  });
+
+  it('an IQT with bit 4 set is a queue error at once, QI on or off, and keeps the old tail', () => {
+    const b = unit({ ...SM, 'x-iqer': true });
+    unmaskFaultEvent(b);
+    b.w64(Reg.IQA, BigInt(Q | Iqa.DW));
+    tail256(b, 1);
+    b.w32(Reg.IQT, 0x50);
+    expect(b.r32(Reg.FSTS)).toBe(Fsts.IQE);
+    expect(b.r32(Reg.IQER) & Iqer.IQEI_MASK).toBe(Iqei.InvalidTail);
+    expect(b.r32(Reg.IQT)).toBe(0x50);
+    expect(b.msis).toEqual([FAULT_EVENT]);
+    put256(b, 0, wait256(1));
+    put256(b, 1, wait256(2, STATUS + 4));
+    b.w32(Reg.FSTS, Fsts.IQE);
+    b.setQie(true); // runs to the tail latched before the bad write
+    expect(head256(b)).toBe(1);
+    expect([b.peek32(STATUS), b.peek32(STATUS + 4)]).toEqual([1, 0]);
+    b.w32(Reg.IQT, 0x70);
+    expect(iqe(b)).toBe(true);
+    expect(head256(b)).toBe(1);
+  });
+
+  it('wraps around after the last entry', () => {
+    const b = setup256();
+    for (let i = 0; i < 126; i++) put256(b, i, [...WAIT_FN]);
+    tail256(b, 126);
+    submit256(b, [wait256(1), wait256(2, STATUS + 4), wait256(3, STATUS + 8)]);
+    expect(head256(b)).toBe(1);
+    expect(b.peek32(STATUS + 8)).toBe(3);
+    expect(iqe(b)).toBe(false);
+  });
+
+  it('QIE disable after a wait returns IQH to 0', () => {
+    const b = setup256();
+    submit256(b, [wait256(1)]);
+    expect(b.setQie(false)).toBe(false);
+    expect(b.r32(Reg.IQH)).toBe(0);
+  });
+
+  it('an unreadable 256-bit queue: fetch error', () => {
+    const b = unit({ ...SM, 'x-iqer': true });
+    b.w64(Reg.IQA, BigInt(0xf000_0000 | Iqa.DW));
+    b.setQie(true);
+    tail256(b, 1);
+    expect(b.r32(Reg.IQER) & Iqer.IQEI_MASK).toBe(Iqei.FetchError);
+  });
+});
+
+describe('descriptors in a 256-bit queue', () => {
+  it('legacy descriptors run with a zero upper half', () => {
+    const b = setup256();
+    const rec = b.recordEvents();
+    submit256(b, [[0x11n, 0n], [0x32n | (6n << 16n), 0x4000n | 1n], [0x4n, 0n], [0x3n | (0x10n << 32n), 0x5000n], [...WAIT_IF], wait256(9)]);
+    expect(iqe(b)).toBe(false);
+    expect(rec.invalidations.map((e) => e.cache)).toEqual(['context', 'iotlb', 'iec', 'device-iotlb']);
+    expect(b.r32(Reg.ICS)).toBe(Ics.IWC);
+    expect(b.peek32(STATUS)).toBe(9);
+  });
+
+  it('a non-zero upper half is a queue error for types 1-8 (reserved field), not for 9', () => {
+    const descs: Desc256[] = [
+      [0x11n, 0n, 1n], [0x12n, 0n, 0n, 1n], [0x3n, 0n, 4n], [0x4n, 0n, 0n, 8n], [0x25n, BigInt(STATUS), 1n << 40n],
+      [0x26n, 0n, 0n, 1n << 63n], [0x37n, 0n, 2n], [0x8n, 0n, 0n, 1n],
+    ];
+    for (const d of descs) {
+      const b = setup256({ ...SM, 'x-iqer': true });
+      const rec = b.recordEvents();
+      submit256(b, [d]);
+      expect(b.r32(Reg.IQER) & Iqer.IQEI_MASK).toBe(Iqei.Reserved);
+      expect(head256(b)).toBe(0);
+      expect(rec.invalidations).toEqual([]);
+    }
+    const b = setup256();
+    submit256(b, [[0x19n, 0n, 2n ** 64n - 1n, 2n ** 64n - 1n]]);
+    expect(iqe(b)).toBe(false);
+  });
+
+  it('PASID-IOTLB (6) goes to the core: all of a PASID, or pages', () => {
+    const b = setup256();
+    const spy = vi.spyOn(b.iommu, 'invalidatePasidIotlb');
+    submit256(b, [[0x26n | (3n << 16n) | (0x55n << 32n), 0n], [0x36n | (4n << 16n) | (0xf_ffffn << 32n), 0x8000_0000n | 0x40n | 2n]]);
+    expect(spy.mock.calls).toEqual([
+      [{ kind: 'pasid', did: 3, pasid: 0x55 }],
+      [{ kind: 'page', did: 4, pasid: 0xf_ffff, addr: 0x8000_0000, am: 2, ih: true }],
+    ]);
+  });
+
+  it('PASID-cache (7) goes to the core: domain, PASID, global', () => {
+    const b = setup256();
+    const spy = vi.spyOn(b.iommu, 'invalidatePasidCache');
+    submit256(b, [[0x07n | (3n << 16n) | (9n << 32n), 0n], [0x17n | (3n << 16n) | (9n << 32n), 0n], [0x37n, 0n]]);
+    expect(spy.mock.calls).toEqual([
+      [{ kind: 'domain', did: 3 }],
+      [{ kind: 'pasid', did: 3, pasid: 9 }],
+      [{ kind: 'global' }],
+    ]);
+  });
+
+  it('PASID device-TLB (8) is announced with its PASID, or for every PASID with G', () => {
+    const b = setup256();
+    const rec = b.recordEvents();
+    submit256(b, [[0x8n | (0x108n << 16n) | (7n << 32n), 0x3000n], [0x8n | (0x110n << 16n) | (7n << 32n), 0x4000n | 1n]]);
+    expect(iqe(b)).toBe(false);
+    expect(rec.invalidations).toEqual([
+      { cache: 'device-iotlb', granularity: 'pasid', sid: 0x108, pasid: 7, addr: 0x3000, source: 'queue' },
+      { cache: 'device-iotlb', granularity: 'global', sid: 0x110, addr: 0x4000, source: 'queue' },
+    ]);
+  });
+
+  it('PASID device-TLB (8) times out or fails for the configured SIDs (beyond QEMU)', () => {
+    const b = setup256({ ...SM, 'x-iqer': true, 'x-devtlb-timeout-sid': 0x108, 'x-devtlb-error-sid': 0x20 });
+    submit256(b, [[0x8n | (0x20n << 16n), 0n], wait256(1)]);
+    expect(b.r32(Reg.FSTS)).toBe(Fsts.ICE);
+    expect(b.r32(Reg.IQER + 4) >>> 16).toBe(0x20);
+    expect(b.peek32(STATUS)).toBe(1);
+    submit256(b, [[0x8n | (0x108n << 16n) | (1n << 32n), 1n], wait256(2)]);
+    expect(b.r32(Reg.FSTS) & Fsts.ITE).toBe(Fsts.ITE);
+    expect(b.r32(Reg.IQER + 4) & 0xffff).toBe(0x108);
+    expect(b.peek32(STATUS)).toBe(1); // the wait was aborted
+  });
+
+  it('a page-group response (9) goes to the core and on to its listeners, with or without svm', () => {
+    for (const props of [SM, SVM]) {
+      const b = setup256(props);
+      const spy = vi.spyOn(b.iommu, 'pageGroupResponse');
+      const seen: unknown[] = [];
+      b.iommu.events.on('pageGroupResponse', (e) => seen.push(e));
+      submit256(b, [[0x19n | (0xfn << 12n) | (0x108n << 16n) | (0x4_0000n << 32n), 0x1ffn << 3n]]);
+      const resp = { rid: 0x108, pasidPresent: true, pasid: 0x4_0000, code: 0xf, prgi: 0x1ff };
+      expect(spy.mock.calls).toEqual([[resp]]);
+      expect(seen).toEqual([resp]);
+    }
+  });
+
+  const refused: [string, Desc256][] = [
+    ['PASID-IOTLB G=0', [0x06n, 0n]],
+    ['PASID-IOTLB G=1', [0x16n, 0n]],
+    ['PASID-IOTLB AM above MAMV', [0x36n, BigInt(MAMV + 1)]],
+    ['PASID-IOTLB reserved qw1 bit 7', [0x26n, 0x80n]],
+    ['PASID-cache G=2', [0x27n, 0n]],
+    ['PASID-cache non-zero qw1', [0x37n, 1n]],
+    ['PASID device-TLB reserved qw1 bit 1', [0x8n, 2n]],
+    ['page-group response without PP', [0x9n, 0n]],
+    ['page-group response reserved qw0 bit 5', [0x39n, 0n]],
+  ];
+  for (const [name, d] of refused) {
+    it(`${name}: IQE (reserved field), nothing reaches the core`, () => {
+      const b = setup256({ ...SM, 'x-iqer': true });
+      const calls = [
+        vi.spyOn(b.iommu, 'invalidatePasidIotlb'),
+        vi.spyOn(b.iommu, 'invalidatePasidCache'),
+        vi.spyOn(b.iommu, 'pageGroupResponse'),
+      ];
+      const rec = b.recordEvents();
+      submit256(b, [wait256(1), d, wait256(2, STATUS + 4)]);
+      expect(head256(b)).toBe(1);
+      expect(b.r32(Reg.IQER) & Iqer.IQEI_MASK).toBe(Iqei.Reserved);
+      expect(b.peek32(STATUS + 4)).toBe(0);
+      for (const c of calls) expect(c).not.toHaveBeenCalled();
+      expect(rec.invalidations).toEqual([]);
+    });
+  }
+
+  it('types 6-9 in a 128-bit queue of a scalable unit: IQE with IQEI "invalid width"', () => {
+    for (const t of [0x26n, 0x37n, 0x8n, 0x19n]) {
+      const b = setup({ ...SM, 'x-iqer': true });
+      submit(b, [[t, 0n]]);
+      expect(b.r32(Reg.IQER) & Iqer.IQEI_MASK).toBe(Iqei.InvalidWidth);
+    }
+  });
+
+  it('the wait PD bit is accepted with svm=on (ECAP.PDS), in both widths', () => {
+    const pd: [bigint, bigint] = [0xa5n | (3n << 32n), BigInt(STATUS)];
+    const wide = setup256(SVM);
+    submit256(wide, [[...pd]]);
+    expect(wide.peek32(STATUS)).toBe(3);
+    const narrow = setup(SVM);
+    submit(narrow, [pd]);
+    expect(narrow.peek32(STATUS)).toBe(3);
+    const refusing = setup256();
+    submit256(refusing, [[...pd]]);
+    expect(iqe(refusing)).toBe(true);
+  });
+});
+
+describe('256-bit queue, random input (property)', () => {
+  const SEED = 0x256d;
+
+  it(`random 256-bit descriptors never throw; IQH stays in the queue and stops only with IQE (seed 0x${SEED.toString(16)})`, () => {
+    const next = u32Stream(SEED);
+    const rnd64 = () => BigInt(next()) | (BigInt(next()) << 32n);
+    let errors = 0;
+    let deep = 0;
+    for (let round = 0; round < 40; round++) {
+      const b = setup256({ ...SM, 'x-iqer': true, 'x-devtlb-timeout-sid': next() & 0xffff });
+      for (let i = 0; i < 48; i++) {
+        const r = rnd64();
+        const templates: Desc256[] = [
+          [0x12n, 0n],
+          [0x25n | (r & 0xffff_ffff_0000_0000n), BigInt(STATUS + (next() % 64) * 4)],
+          [0x26n + (BigInt(next() % 2) << 4n) | (r & 0x000f_ffff_ffff_0000n), (r & 0xffff_ffff_ffff_f07fn) % 0x4000_0000n & ~0x3fn | BigInt(next() % 19)],
+          [0x07n + (BigInt([0, 1, 3][next() % 3]!) << 4n) | (r & 0x000f_ffff_ffff_0000n), 0n],
+          [0x8n | (r & 0x000f_ffff_ffff_0000n), r & 0xffff_ffff_ffff_f801n],
+          [0x19n | (r & 0x000f_ffff_ffff_f000n), r & 0xff8n],
+        ];
+        const d = templates[next() % templates.length]!;
+        if (next() % 8 === 0) {
+          const bit = next() % 256;
+          const q = bit >> 6;
+          d[q] = (d[q] ?? 0n) ^ (1n << BigInt(bit & 63));
+        }
+        put256(b, i, d);
+      }
+      const tail = next() % 160;
+      expect(() => tail256(b, tail)).not.toThrow();
+      const head = head256(b);
+      expect(head).toBeLessThan(128);
+      if (tail < 128 && head !== tail) expect(iqe(b)).toBe(true);
+      if (iqe(b)) errors++;
+      if (head >= 8) deep++;
+    }
     expect(errors).toBeGreaterThan(5);
     expect(deep).toBeGreaterThan(5);
   });

@@ -1,36 +1,54 @@
 /**
  * The queued invalidation engine (VT-d spec 6.5.2, registers 11.4.9),
- * behaving as QEMU's vtd_handle_gcmd_qie / vtd_handle_iqt_write /
+ * behaving as QEMU 11.1's vtd_handle_gcmd_qie / vtd_handle_iqt_write /
  * vtd_fetch_inv_desc / vtd_process_inv_desc:
  *
- *  - GCMD.QIE enable latches IQA (base masked to the host address width,
- *    2^(QS+8) 128-bit entries) and processes at once when IQT is already
- *    non-zero (Windows does that).  IQA reads show the latched base plus the
- *    written QS and DW bits.  DW is stored and read back but honoured only
- *    with ECAP.SMTS: without scalable mode descriptors stay 128-bit (QEMU
- *    11.1; 7.2 read DW as 0).
+ *  - GCMD.QIE enable latches IQA: the base (masked to the host address
+ *    width) and the size, 2^(QS+8) 128-bit or 2^(QS+7) 256-bit entries
+ *    (the DW in force at enable).  It processes at once when IQT is already
+ *    non-zero (Windows does that).  IQA reads show the latched base plus
+ *    the written QS and DW bits.
+ *  - Descriptor width: 256-bit while IQA.DW is set and the unit has
+ *    ECAP.SMTS (scalable-mode=on); DW without SMTS reads back but does
+ *    nothing.  Unlike base and size, DW is not latched: it acts from the
+ *    IQA write on (QEMU vtd_update_iq_dw), so toggling it with QI on keeps
+ *    the head index and the latched size and changes only the fetch width
+ *    and the IQH/IQT units (32 bytes, index shift 5).
  *  - Disable is accepted only when IQH == IQT and the last descriptor
  *    fetched was a wait descriptor; IQH then returns to 0.
- *  - An IQT write latches the tail and, when QI is on and FSTS.IQE is clear,
- *    processes descriptors synchronously up to the tail, updating IQH after
- *    each.  A tail beyond the queue, an unreadable descriptor, an unknown
- *    type, reserved bits or bad values set FSTS.IQE (fault event) and stop
- *    with IQH on the failing descriptor.  Clearing IQE does not restart the
- *    queue by itself: the next IQT write does (QEMU).
+ *  - An IQT write with DW in force and bit 4 set is a queue error at once
+ *    (QI on or off), the previous tail kept.  Otherwise it latches the tail
+ *    and, when QI is on and FSTS.IQE is clear, processes descriptors
+ *    synchronously up to the tail, updating IQH after each.  A tail beyond
+ *    the queue, an unreadable descriptor, an unknown type, a 256-bit type
+ *    in a 128-bit queue, reserved bits or bad values set FSTS.IQE (fault
+ *    event) and stop with IQH on the failing descriptor.  Clearing IQE does
+ *    not restart the queue by itself: the next IQT write does (QEMU).
  *  - Wait descriptors: SW writes the status dword (failure = IQE), IF sets
  *    ICS.IWC (if clear) and IECTL.IP, and sends IEDATA to IEUADDR:IEADDR
  *    unless IECTL.IM; SW and IF may both be set (QEMU 7.2 asserts; we don't);
  *    FN alone is a no-op, as current QEMU.
+ *  - Scalable-mode descriptors go to the core (PASID-IOTLB 6, PASID-cache
+ *    7, page-group response 9) or, for the PASID-based device-TLB (8), to
+ *    the 'invalidate' event as the device-TLB descriptor (3) does.
  *
  * Beyond QEMU, behind properties: `x-iqer` fills IQER (0xB0: IQEI, ITESID,
  * ICESID); `x-devtlb-timeout-sid` / `x-devtlb-error-sid` make device-TLB
- * invalidations for one SID time out (FSTS.ITE; wait descriptors are then
- * aborted while ITE stays set) or complete in error (FSTS.ICE).
+ * invalidations (descriptors 3 and 8) for one SID time out (FSTS.ITE; wait
+ * descriptors are then aborted while ITE stays set) or complete in error
+ * (FSTS.ICE).
  */
 import { MemTx } from '../../memory/address-space.js';
-import { MAMV } from './caps.js';
+import { Ecap, ecapValue, MAMV } from './caps.js';
 import type { IommuCore } from './hooks.js';
-import { DescType, decodeDescriptor, type InvDescriptor, type WaitDesc } from './descriptors.js';
+import {
+  DescType,
+  decodeDescriptor,
+  type DecodeOptions,
+  type InvDescriptor,
+  type PasidDeviceIotlbDesc,
+  type WaitDesc,
+} from './descriptors.js';
 import { Iqei, QueueErrors, iqeiFor, type QueueOptions } from './queue-errors.js';
 import { EventCtl, Fsts, Iqa, Ics, Reg } from './reg-layout.js';
 import { TWO_POW_32 } from '../../memory/address.js';
@@ -40,9 +58,14 @@ export { Iqei, Iqer, NO_SID, queueOptionsFrom, type QueueOptions } from './queue
 /** Bytes per 128-bit descriptor; IQH/IQT hold index << 4. */
 const DESC_SIZE = 16;
 const QH_SHIFT = 4;
-/** IQT/IQH index field (bits 18:4). */
-const QT_INDEX_MASK = 0x7fff;
-/** Base queue size: 2^(QS + 8) entries. */
+/** Bytes per 256-bit descriptor; IQH/IQT hold index << 5 (bit 4 reserved). */
+const WIDE_DESC_SIZE = 32;
+const WIDE_QH_SHIFT = 5;
+/** IQT/IQH offset field (bits 18:4). */
+const QH_FIELD_MASK = 0x7_fff0;
+/** IQT bit 4: must be clear with 256-bit descriptors (QEMU VTD_IQT_QT_256_RSV_BIT). */
+const IQT_WIDE_RSVD = 1 << 4;
+/** Base queue size: 2^(QS + 8) 128-bit entries, half as many 256-bit ones (same bytes). */
 const QS_BASE_SHIFT = 8;
 /** Queue base: bits 31:12 of the low half. */
 const IQA_BASE_LO_MASK = 0xffff_f000;
@@ -69,8 +92,15 @@ export class InvalidationQueue {
   private baseLo = 0;
   private baseHi = 0;
   private lastType = 0;
-  private readonly buf = new Uint8Array(DESC_SIZE);
+  /** One descriptor: all 32 bytes in a 256-bit queue, the first 16 in a 128-bit one. */
+  private readonly buf = new Uint8Array(WIDE_DESC_SIZE);
+  private readonly narrowBuf = this.buf.subarray(0, DESC_SIZE);
   private readonly view = new DataView(this.buf.buffer);
+  /** ECAP.SMTS: IQA.DW is honoured. */
+  private readonly smts: boolean;
+  /** Decoding options for 128-bit and 256-bit queues (ECAP.PDS: wait PD bit defined). */
+  private readonly narrowOpts: DecodeOptions;
+  private readonly wideOpts: DecodeOptions;
   private readonly status = new Uint8Array(4);
   private readonly statusView = new DataView(this.status.buffer);
 
@@ -82,6 +112,11 @@ export class InvalidationQueue {
     opts: QueueOptions,
   ) {
     this.errors = new QueueErrors(core, opts);
+    const ecap = ecapValue(core.config);
+    this.smts = (ecap & Ecap.SMTS) !== 0n;
+    const pds = (ecap & Ecap.PDS) !== 0n;
+    this.narrowOpts = { mamv: MAMV, wide: false, pds };
+    this.wideOpts = { mamv: MAMV, wide: true, pds };
   }
 
   /** Device reset: QI off, indexes and latched base cleared. */
@@ -97,6 +132,19 @@ export class InvalidationQueue {
     return this.head;
   }
 
+  /** Queue size latched at QIE enable, in descriptors (0 before the first enable). */
+  get sizeEntries(): number {
+    return this.size;
+  }
+
+  /**
+   * True while descriptors are 256-bit: IQA.DW set (as last written) on a
+   * unit with ECAP.SMTS.  Read live, as QEMU re-derives it at every IQA write.
+   */
+  get wide(): boolean {
+    return this.smts && (this.core.regs.get32(Reg.IQA) & Iqa.DW) !== 0;
+  }
+
   /** GCMD.QIE changed; returns whether the change is accepted. */
   onQieChange(enable: boolean): boolean {
     const regs = this.core.regs;
@@ -104,7 +152,7 @@ export class InvalidationQueue {
       const iqaLo = regs.get32(Reg.IQA);
       this.baseLo = (iqaLo & IQA_BASE_LO_MASK) >>> 0;
       this.baseHi = this.core.haw > 32 ? regs.get32(Reg.IQA + 4) & (2 ** (this.core.haw - 32) - 1) : 0;
-      this.size = 1 << ((iqaLo & Iqa.QS_MASK) + QS_BASE_SHIFT);
+      this.size = 1 << ((iqaLo & Iqa.QS_MASK) + QS_BASE_SHIFT - (this.wide ? 1 : 0));
       this.enabled = true;
       this.trace('vtd_inv_qi_enable', { enable: true, base: this.baseHi * TWO_POW_32 + this.baseLo, size: this.size });
       if (this.tail !== 0 && (regs.get32(Reg.FSTS) & Fsts.IQE) === 0) this.fetch();
@@ -134,7 +182,15 @@ export class InvalidationQueue {
   /** IQT was written: latch the tail and process when allowed. */
   onIqtWrite(): void {
     const regs = this.core.regs;
-    this.tail = (regs.get32(Reg.IQT) >>> QH_SHIFT) & QT_INDEX_MASK;
+    const iqt = regs.get32(Reg.IQT);
+    const wide = this.wide;
+    if (wide && (iqt & IQT_WIDE_RSVD) !== 0) {
+      // Not 256-bit aligned: an error whether QI is on or not; the tail stays.
+      this.trace('vtd_err_qi_tail_rsvd', { iqt });
+      this.queueError(Iqei.InvalidTail);
+      return;
+    }
+    this.tail = (iqt & QH_FIELD_MASK) >>> (wide ? WIDE_QH_SHIFT : QH_SHIFT);
     this.trace('vtd_inv_qi_tail', { tail: this.tail });
     if (this.enabled && (regs.get32(Reg.FSTS) & Fsts.IQE) === 0) this.fetch();
   }
@@ -169,23 +225,34 @@ export class InvalidationQueue {
       return;
     }
     const regs = this.core.regs;
+    const wide = this.wide;
+    const shift = wide ? WIDE_QH_SHIFT : QH_SHIFT;
     while (this.head !== this.tail) {
-      if (!this.processOne()) return;
+      if (!this.processOne(wide)) return;
       this.head = this.head + 1 === this.size ? 0 : this.head + 1;
-      regs.set64(Reg.IQH, (this.head << QH_SHIFT) >>> 0, 0);
+      regs.set64(Reg.IQH, ((this.head << shift) & QH_FIELD_MASK) >>> 0, 0);
     }
   }
 
   /** Fetches and runs the descriptor at the head; false on a queue error. */
-  private processOne(): boolean {
-    const at = this.baseHi * TWO_POW_32 + this.baseLo + this.head * DESC_SIZE;
-    if (this.core.memory.readBytes(at, this.buf) !== MemTx.Ok) {
+  private processOne(wide: boolean): boolean {
+    const at = this.baseHi * TWO_POW_32 + this.baseLo + this.head * (wide ? WIDE_DESC_SIZE : DESC_SIZE);
+    if (this.core.memory.readBytes(at, wide ? this.buf : this.narrowBuf) !== MemTx.Ok) {
       this.lastType = 0;
       this.queueError(Iqei.FetchError);
       return false;
     }
     const v = this.view;
-    const r = decodeDescriptor(v.getUint32(0, true), v.getUint32(4, true), v.getUint32(8, true), v.getUint32(12, true), { mamv: MAMV });
+    const upperNonZero =
+      wide && (v.getUint32(16, true) | v.getUint32(20, true) | v.getUint32(24, true) | v.getUint32(28, true)) !== 0;
+    const r = decodeDescriptor(
+      v.getUint32(0, true),
+      v.getUint32(4, true),
+      v.getUint32(8, true),
+      v.getUint32(12, true),
+      wide ? this.wideOpts : this.narrowOpts,
+      upperNonZero,
+    );
     this.lastType = r.ok ? r.desc.type : r.type;
     if (!r.ok) {
       this.trace('vtd_err_inv_desc', { head: this.head, type: r.type, error: r.error });
@@ -226,6 +293,22 @@ export class InvalidationQueue {
         return true;
       case DescType.Wait:
         return this.wait(d);
+      case DescType.PasidIotlb:
+        core.invalidatePasidIotlb(d.granularity === 'pasid'
+          ? { kind: 'pasid', did: d.did, pasid: d.pasid }
+          : { kind: 'page', did: d.did, pasid: d.pasid, addr: d.addr, am: d.am, ih: d.ih });
+        return true;
+      case DescType.PasidCache:
+        if (d.granularity === 'global') core.invalidatePasidCache({ kind: 'global' });
+        else if (d.granularity === 'domain') core.invalidatePasidCache({ kind: 'domain', did: d.did });
+        else core.invalidatePasidCache({ kind: 'pasid', did: d.did, pasid: d.pasid });
+        return true;
+      case DescType.PasidDeviceIotlb:
+        this.pasidDeviceIotlb(d);
+        return true;
+      case DescType.PageGroupResponse:
+        core.pageGroupResponse({ rid: d.rid, pasidPresent: true, pasid: d.pasid, code: d.code, prgi: d.prgi });
+        return true;
     }
   }
 
@@ -235,6 +318,22 @@ export class InvalidationQueue {
       core.events.emit('invalidate', { cache: 'device-iotlb', granularity: 'page', sid, addr, source: 'queue' });
     }
     this.errors.deviceIotlbDone(sid);
+  }
+
+  /**
+   * PASID-based device-TLB invalidation: announced as granularity 'pasid'
+   * (the entries of `pasid` in the range) or, with G, 'global' (every
+   * PASID's entries in the range); the SID may time out or fail as for
+   * descriptor 3.
+   */
+  private pasidDeviceIotlb(d: PasidDeviceIotlbDesc): void {
+    const core = this.core;
+    if (core.events.listenerCount('invalidate') > 0) {
+      core.events.emit('invalidate', d.global
+        ? { cache: 'device-iotlb', granularity: 'global', sid: d.sid, addr: d.addr, source: 'queue' }
+        : { cache: 'device-iotlb', granularity: 'pasid', sid: d.sid, pasid: d.pasid, addr: d.addr, source: 'queue' });
+    }
+    this.errors.deviceIotlbDone(d.sid);
   }
 
   private wait(d: WaitDesc): boolean {

@@ -59,6 +59,22 @@ export const Reg = {
   IQER: 0xb0,
   /** Interrupt remapping table address, 64-bit (11.4.10.1). */
   IRTA: 0xb8,
+  /** Page request queue head, 64-bit (11.4.11.1); only with ECAP.PRS (svm=on). */
+  PQH: 0xc0,
+  /** Page request queue tail, 64-bit (11.4.11.2). */
+  PQT: 0xc8,
+  /** Page request queue address, 64-bit (11.4.11.3). */
+  PQA: 0xd0,
+  /** Page request status (11.4.11.4). */
+  PRS: 0xdc,
+  /** Page request event control (11.4.11.5). */
+  PECTL: 0xe0,
+  /** Page request event data (11.4.11.6). */
+  PEDATA: 0xe4,
+  /** Page request event address (11.4.11.7). */
+  PEADDR: 0xe8,
+  /** Page request event upper address (11.4.11.8). */
+  PEUADDR: 0xec,
   /** Invalidate address (IOTLB PSI), 64-bit write-only; at ECAP.IRO*16 (11.4.8.2). */
   IVA: 0xf0,
   /** IOTLB invalidate, 64-bit; IVA + 8 (11.4.8.1). */
@@ -233,6 +249,23 @@ export const Frcd = {
   F: 1 << 31,
   /** Low qword bits 63:48: IR fault index (in the low qword's high dword: 31:16). */
   FI_SHIFT: 16,
+} as const;
+
+/** PRS bits (11.4.11.4), both write-1-to-clear. */
+export const Prs = {
+  /** Pending page request. */
+  PPR: 1 << 0,
+  /** Page request overflow. */
+  PRO: 1 << 1,
+} as const;
+
+/** PQH / PQT: the queue index in bits 18:5 (32-byte descriptors). */
+export const PQ_INDEX_MASK = 0x7_ffe0;
+
+/** PQA fields (low half). */
+export const Pqa = {
+  /** Queue size, bits 2:0 (2^PQS pages). */
+  PQS_MASK: 0x7,
 } as const;
 
 /** IQA fields (low half). */

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { DMAR_BASE, Reg, REG_FILE_SIZE } from './reg-layout.js';
-import { RegisterFile } from './registers.js';
+import { DMAR_BASE, EventCtl, Iqa, PQ_INDEX_MASK, Prs, Reg, REG_FILE_SIZE } from './reg-layout.js';
+import { defineVtdRegisters, RegisterFile } from './registers.js';
+import { Ecap } from './caps.js';
+import type { PropValues } from '../../machine/device-type.js';
 import { VtdBench } from '../../../test/support/vtd-bench.js';
 
 /** Expected reset value, writable mask (after writing all-ones to a zeroed register), per register. */
@@ -102,5 +104,120 @@ describe('register file', () => {
     expect((b.r64(Reg.CAP) >> 24n) & 0x3ffn).toBe(0x22n);
     expect((b.r64(Reg.CAP) >> 40n) & 0xffn).toBe(3n);
     expect(b.iommu.regs.w1cMask(0x220 + 3 * 16 + 12)).toBe(0x8000_0000);
+  });
+});
+
+/** svm=on as QEMU 11.1 accepts it: ECAP.PRS, so the page-request registers exist. */
+const SVM = { 'scalable-mode': true, svm: true, 'device-iotlb': true, fsts: true, 'pasid-bits': 20 } as const;
+
+/** [name, offset, width, wmask] of the page-request registers (QEMU 11.1 vtd_init, spec 11.4.11). */
+const PAGE_REQUEST: [string, number, 4 | 8, bigint][] = [
+  ['PQH', Reg.PQH, 8, 0x7_ffe0n],
+  ['PQT', Reg.PQT, 8, 0x7_ffe0n],
+  ['PQA', Reg.PQA, 8, 0xffff_ffff_ffff_f007n],
+  ['PRS', Reg.PRS, 4, 0n],
+  ['PECTL', Reg.PECTL, 4, 0x8000_0000n],
+  ['PEDATA', Reg.PEDATA, 4, 0xffffn],
+  ['PEADDR', Reg.PEADDR, 4, 0xffff_fffcn],
+  ['PEUADDR', Reg.PEUADDR, 4, 0xffff_ffffn],
+];
+
+describe('page-request registers (svm=on)', () => {
+  it('sit at 0xC0-0xEC as spec 11.4.11 places them', () => {
+    expect([Reg.PQH, Reg.PQT, Reg.PQA, Reg.PRS, Reg.PECTL, Reg.PEDATA, Reg.PEADDR, Reg.PEUADDR]).toEqual([0xc0, 0xc8, 0xd0, 0xdc, 0xe0, 0xe4, 0xe8, 0xec]);
+    expect([Prs.PPR, Prs.PRO, PQ_INDEX_MASK]).toEqual([1, 2, 0x7_ffe0]);
+  });
+
+  it('reset to 0 (PECTL.IM included) and take their QEMU 11.1 write masks', () => {
+    const b = new VtdBench({ props: SVM });
+    for (const [name, off, width] of PAGE_REQUEST) expect(width === 8 ? b.r64(off) : BigInt(b.r32(off)), name).toBe(0n);
+    for (const [name, off, width, wmask] of PAGE_REQUEST) {
+      if (width === 8) {
+        b.w64(off, 0xffff_ffff_ffff_ffffn);
+        expect(b.r64(off), name).toBe(wmask);
+        b.w64(off, 0n);
+        expect(b.r64(off), name).toBe(0n);
+      } else {
+        b.w32(off, 0xffff_ffff);
+        expect(BigInt(b.r32(off)), name).toBe(wmask);
+        b.w32(off, 0);
+        expect(b.r32(off), name).toBe(0);
+      }
+      const w = width === 8 ? [off, off + 4] : [off];
+      for (const o of w) expect(b.iommu.regs.w1cMask(o), name).toBe(o === Reg.PRS ? Prs.PPR | Prs.PRO : 0);
+    }
+    // FECTL and IECTL reset with IM set; PECTL does not (QEMU 11.1).
+    expect(b.r32(Reg.FECTL)).toBe(EventCtl.IM >>> 0);
+    expect(b.r32(Reg.IECTL)).toBe(EventCtl.IM >>> 0);
+  });
+
+  it('PRS.PPR / PRO are write-1-to-clear', () => {
+    const b = new VtdBench({ props: SVM });
+    b.iommu.regs.set32(Reg.PRS, Prs.PPR | Prs.PRO);
+    b.w32(Reg.PRS, Prs.PRO);
+    expect(b.r32(Reg.PRS)).toBe(Prs.PPR);
+    b.w32(Reg.PRS, 0);
+    expect(b.r32(Reg.PRS)).toBe(Prs.PPR);
+    b.w32(Reg.PRS, 0xffff_ffff);
+    expect(b.r32(Reg.PRS)).toBe(0);
+  });
+
+  it('come back to 0 on reset', () => {
+    const b = new VtdBench({ props: SVM });
+    for (const [, off, width] of PAGE_REQUEST) {
+      if (width === 8) b.w64(off, 0xffff_ffff_ffff_ffffn);
+      else b.w32(off, 0xffff_ffff);
+    }
+    b.iommu.regs.set32(Reg.PRS, Prs.PPR);
+    b.iommu.reset();
+    for (const [name, off, width] of PAGE_REQUEST) expect(width === 8 ? b.r64(off) : BigInt(b.r32(off)), name).toBe(0n);
+  });
+
+  it('exist only with ECAP.PRS: without svm the offsets read 0 and ignore writes', () => {
+    const sets: PropValues[] = [{}, { 'scalable-mode': true }, { ...SVM, svm: false }];
+    for (const props of sets) {
+      const b = new VtdBench({ props });
+      for (const [name, off] of PAGE_REQUEST) {
+        b.w32(off, 0xffff_ffff);
+        expect(b.r32(off), name).toBe(0);
+        expect(b.iommu.regs.writableMask(off), name).toBe(0);
+        expect(b.iommu.regs.w1cMask(off), name).toBe(0);
+      }
+    }
+    // Keyed on the ECAP value handed to defineVtdRegisters, nothing else.
+    const f = new RegisterFile(REG_FILE_SIZE);
+    defineVtdRegisters(f, 0n, Ecap.PRS, 1);
+    expect(f.writableMask(Reg.PECTL)).toBe(EventCtl.IM >>> 0);
+    const g = new RegisterFile(REG_FILE_SIZE);
+    defineVtdRegisters(g, 0n, ~Ecap.PRS & 0xffff_ffff_ffff_ffffn, 1);
+    expect(g.writableMask(Reg.PECTL)).toBe(0);
+  });
+});
+
+describe('scalable mode leaves the other masks as in legacy mode (QEMU 11.1)', () => {
+  it('RTADDR bits 11:10 (TTM) and IQA.DW are writable with and without scalable-mode', () => {
+    const sets: PropValues[] = [{}, { 'scalable-mode': true }, SVM];
+    for (const props of sets) {
+      const b = new VtdBench({ props });
+      expect(b.iommu.regs.writableMask(Reg.RTADDR)).toBe(0xffff_fc00);
+      expect(b.iommu.regs.writableMask(Reg.IQA) & Iqa.DW).toBe(Iqa.DW);
+    }
+  });
+
+  it('every register but CAP, ECAP and the page-request ones has the legacy reset value and masks', () => {
+    const legacy = new VtdBench();
+    const pr = new Set(PAGE_REQUEST.flatMap(([, off, width]) => (width === 8 ? [off, off + 4] : [off])));
+    const sets: PropValues[] = [{ 'scalable-mode': true }, { 'scalable-mode': true, fsts: true, 'x-nested': true, 'x-smpwc': true, 'x-fs5lp': true }, SVM];
+    for (const props of sets) {
+      const b = new VtdBench({ props });
+      for (let off = 0; off < REG_FILE_SIZE; off += 4) {
+        if (off >= Reg.CAP && off < Reg.ECAP + 8) continue;
+        if (pr.has(off) && props === SVM) continue;
+        const what = `${JSON.stringify(props)} 0x${off.toString(16)}`;
+        expect(b.iommu.regs.get32(off), what).toBe(legacy.iommu.regs.get32(off));
+        expect(b.iommu.regs.writableMask(off), what).toBe(legacy.iommu.regs.writableMask(off));
+        expect(b.iommu.regs.w1cMask(off), what).toBe(legacy.iommu.regs.w1cMask(off));
+      }
+    }
   });
 });

@@ -6,13 +6,21 @@
  * are two words (low at the lower offset).  No behaviour here: the MMIO layer
  * (mmio.ts) decides which writes trigger what.
  *
- * The layout and reset values follow QEMU's vtd_init (spec chapter 11).
+ * The layout and reset values follow QEMU 11.1's vtd_init (spec chapter 11),
+ * the page-request registers included (only with ECAP.PRS, i.e. svm=on).
+ * Scalable mode changes no other mask: RTADDR's bits 11:10 (TTM) are
+ * writable in both modes (SRTP latches SMT, bit 10, only in scalable mode)
+ * and IQA.DW (bit 11) is writable and read back in both (honoured only in
+ * scalable mode).
  */
+import { Ecap } from './caps.js';
 import type { RegisterAccess } from './hooks.js';
-import { FRCD_SIZE, Reg, REG_FILE_SIZE, VER_VALUE } from './reg-layout.js';
+import { EventCtl, FRCD_SIZE, PQ_INDEX_MASK, Prs, Reg, REG_FILE_SIZE, VER_VALUE } from './reg-layout.js';
 
 const WORD = 4;
 const ALL = 0xffff_ffff;
+/** PQA's writable bits: the base, 63:12, and PQS, 2:0. */
+const PQA_WMASK = 0xffff_ffff_ffff_f007n;
 
 /** Reset value and masks of one 32-bit word. */
 interface WordDef {
@@ -177,4 +185,23 @@ export function defineVtdRegisters(file: RegisterFile, cap: bigint, ecap: bigint
     file.define64(base + 8, 0n, 0n, 0x8000_0000_0000_0000n);
   }
   file.define64(Reg.IRTA, 0n, 0xffff_ffff_ffff_f80fn);
+  if ((ecap & Ecap.PRS) !== 0n) definePageRequestRegisters(file);
+}
+
+/**
+ * The page-request registers (spec 11.4.11), defined only with ECAP.PRS
+ * (svm=on), as QEMU 11.1 defines them: everything resets to 0 (PECTL.IM
+ * too, unlike FECTL and IECTL), PRS.PPR/PRO are write-1-to-clear and
+ * PEUADDR is fully writable.  Without ECAP.PRS the offsets read 0 and
+ * ignore writes.
+ */
+function definePageRequestRegisters(file: RegisterFile): void {
+  file.define64(Reg.PQH, 0n, BigInt(PQ_INDEX_MASK));
+  file.define64(Reg.PQT, 0n, BigInt(PQ_INDEX_MASK));
+  file.define64(Reg.PQA, 0n, PQA_WMASK);
+  file.define32(Reg.PRS, 0, 0, Prs.PPR | Prs.PRO);
+  file.define32(Reg.PECTL, 0, EventCtl.IM, 0);
+  file.define32(Reg.PEDATA, 0, 0xffff, 0);
+  file.define32(Reg.PEADDR, 0, 0xffff_fffc, 0);
+  file.define32(Reg.PEUADDR, 0, ALL, 0);
 }

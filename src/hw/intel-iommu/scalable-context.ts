@@ -314,7 +314,8 @@ function pgttAllowed(pgtt: number, rules: ScalableRules): boolean {
  * table at `rootTable` and validates PASID 0's entry behind it (QEMU
  * vtd_dev_to_context_entry).  Returns 0 and fills `out`, or a fault reason
  * (out.read tells whether the context entry was read, i.e. whether its FPD
- * counts; for every fault of this stage only that FPD counts).
+ * counts; for every fault of this stage only that FPD counts).  PASID 0's
+ * config is left in `pe0` when given.
  */
 export function lookupScalableContext(
   mem: AddressSpace,
@@ -323,6 +324,7 @@ export function lookupScalableContext(
   devfn: number,
   rules: ScalableRules,
   out: ScalableContext,
+  pe0: PasidConfig = pasid0,
 ): number {
   out.read = false;
   const rootAddr = rootTable + bus * SmRoot.SIZE;
@@ -360,7 +362,7 @@ export function lookupScalableContext(
   ) {
     return VtdFault.CONTEXT_ENTRY_RSVD;
   }
-  return resolvePasid(mem, out, 0, rules, pasid0);
+  return resolvePasid(mem, out, 0, rules, pe0);
 }
 
 /**

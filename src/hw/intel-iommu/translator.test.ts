@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MemTx } from '../../memory/address-space.js';
 import { DmaAccess, IommuPerm, newIotlbEntry } from '../../memory/iommu.js';
 import { VtdFault } from './fault-reasons.js';
-import { Gcmd, Reg } from './reg-layout.js';
+import { Fsts, Gcmd, Reg } from './reg-layout.js';
 import { ctxEntry, VtdBench, type VtdBenchOptions } from '../../../test/support/vtd-bench.js';
 import { iova } from '../../memory/address.js';
 
@@ -136,13 +136,17 @@ describe('translation', () => {
 });
 
 describe('translation details', () => {
-  it('drops a write that hits a cached read-only entry without recording a fault (as QEMU)', () => {
+  it('a write that hits a cached read-only entry is blocked and faults like an uncached one (the spec; QEMU drops it silently)', () => {
     const { b, top, levels, dma } = setup();
     b.map(top, levels, 0x1000, DATA, 1);
     expect(dma.read(0x1000, new Uint8Array(4))).toBe(MemTx.Ok);
+    expect(b.iommu.iotlb.size).toBe(1);
     expect(dma.write(0x1000, new Uint8Array([1, 2, 3, 4]))).toBe(MemTx.DecodeError);
     expect(b.memory.read(DATA, 4)).toBe(0);
-    expect(b.r32(Reg.FSTS)).toBe(0);
+    expect(b.r32(Reg.FSTS) & Fsts.PPF).toBe(Fsts.PPF);
+    expect(Number((frcd(b)[0] >> 32n) & 0xffn)).toBe(VtdFault.WRITE);
+    // Reads keep hitting the entry.
+    expect(dma.read(0x1000, new Uint8Array(4))).toBe(MemTx.Ok);
   });
 
   it('emits translate events (walk, IOTLB hit, pass-through)', () => {

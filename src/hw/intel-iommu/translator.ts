@@ -1,43 +1,60 @@
 /**
- * The DMA translator of one requester (QEMU's VTDAddressSpace translate
- * path, vtd_do_iommu_translate): IOTLB first (keyed by the source ID computed
- * now, since the guest may renumber buses), then the requester's context-
- * cache entry (valid while its generation matches the unit's), then root /
- * context lookup and the second-stage walk; faults are recorded with the
- * context entry's FPD.  Pass-through contexts translate 1:1 and are not
- * cached in the IOTLB.  With translation disabled every address maps 1:1.
+ * The DMA translator of one requester and PASID (QEMU's VTDAddressSpace
+ * translate path, vtd_do_iommu_translate), orchestrating three stages:
+ *
+ *   cache    the IOTLB, keyed by the source ID computed now (the guest may
+ *            renumber buses), the PASID and the page
+ *   resolve  (source ID, PASID) to a translation config through the
+ *            requester's context cache and the PASID table (resolve.ts)
+ *   walk     the config's first-stage, second-stage or nested tables
+ *            (walk-stage.ts)
+ *
+ * and deciding what happens to a fault: an untranslated request records it
+ * (with the FPD in force and, for a request with a PASID, the PASID); an ATS
+ * translation request only returns it.  Pass-through configs translate 1:1
+ * and are not cached.  With translation disabled every address maps 1:1.
+ *
+ * Requests without a PASID see the interrupt window (0xFEE00000-0xFEEFFFFF,
+ * remapped or passed to the APIC bus); in scalable mode they use PASID 0's
+ * entry and IOTLB tag, as QEMU 11.1 does.  Requests with a PASID have no
+ * interrupt window (spec 3.15: the range is translated; an output there
+ * faults).  In legacy mode a request with a PASID is blocked without a
+ * fault record (the unit has no PASID support to report it with).
+ *
+ * One place where vtemu follows the VT-d spec rather than QEMU (7.2 and
+ * 11.1 alike): a write that hits a cached translation without write
+ * permission faults (reason 5, or 0x85 for first stage) exactly as the same
+ * write faults on an IOTLB miss; QEMU drops it without a record.
  *
  * The hit path allocates nothing.
  */
-import { DmaAccess, type DmaRequester, type DmaTranslator, type IotlbEntry, IommuPerm } from '../../memory/iommu.js';
-import type { IntelIommu } from './device.js';
-import type { VtdIotlbEntry } from './iotlb.js';
-import { Trace } from './events.js';
-import type { Iova } from '../../memory/address.js';
-import { LEVEL_SIZE, newWalkResult, walkSecondStage } from './page-walk.js';
+import { MSI_WINDOW } from '../../core/irq.js';
 import {
-  ctxAgaw,
-  ctxDid,
-  ctxFpd,
-  ctxLevels,
-  ctxTableBase,
-  ctxType,
-  lookupContext,
-  newContextEntry,
-  TranslationType,
-} from './root-context.js';
+  DmaAccess,
+  DmaRequestKind,
+  type DmaRequester,
+  type DmaTranslator,
+  type DmaWindow,
+  type IotlbEntry,
+  IommuPerm,
+  NO_PASID,
+} from '../../memory/iommu.js';
+import type { Iova } from '../../memory/address.js';
+import type { IntelIommu } from './device.js';
+import { Trace } from './events.js';
+import { VtdFault } from './fault-reasons.js';
+import { PGTT_FIRST_STAGE, PGTT_LEGACY, type VtdIotlbEntry } from './iotlb.js';
+import { LEVEL_SIZE, newWalkResult } from './page-walk.js';
+import { ContextCacheEntry, newTranslationConfig, resolveRequest } from './resolve.js';
+import { Pgtt } from './scalable-context.js';
+import { walkTranslation } from './walk-stage.js';
 
 const PAGE_4K = LEVEL_SIZE[1]!;
 const BYTE = 0xff;
 const BUS_SHIFT = 8;
 
-/**
- * Fault details of page-walk faults (shared, never mutated).  A request
- * without PASID records PP=0 and PV=0 (spec 11.4.11, QEMU 11.1; QEMU 7.2
- * wrote its PCI_NO_PASID, 0xFFFF, into PV).
- */
-const WALK_FAULT = { fpd: false } as const;
-const WALK_FAULT_FPD = { fpd: true } as const;
+/** The interrupt window of requests without a PASID. */
+export const VTD_INTERRUPT_WINDOW: DmaWindow = MSI_WINDOW;
 
 /** Source ID of a requester: bus << 8 | devfn. */
 export function sourceId(req: DmaRequester): number {
@@ -54,6 +71,7 @@ function identity(iova: number, out: IotlbEntry): void {
   out.translated = out.iova;
   out.addrMask = PAGE_4K - 1;
   out.perm = IommuPerm.ReadWrite;
+  out.fault = 0;
 }
 
 /** Fills `out` from an IOTLB entry. */
@@ -62,109 +80,132 @@ function fromIotlb(hit: VtdIotlbEntry, out: IotlbEntry): void {
   out.translated = hit.translated;
   out.addrMask = hit.size - 1;
   out.perm = hit.perm;
+  out.fault = 0;
 }
 
-function fail(out: IotlbEntry): void {
+function fail(out: IotlbEntry, reason: number): void {
   out.iova = 0;
   out.translated = 0;
   out.addrMask = 0;
   out.perm = IommuPerm.None;
+  out.fault = reason;
 }
 
-/** The translator of one requester. */
+/** The write-permission fault of a translation of type `pgtt`. */
+function writeFault(pgtt: number): number {
+  return pgtt === PGTT_FIRST_STAGE ? VtdFault.SM_WRITE : VtdFault.WRITE;
+}
+
+/** Reusable fault details (the fields are read synchronously by recordFault). */
+interface FaultDetails {
+  fpd: boolean;
+  pasid: number | undefined;
+}
+
+/** The translator of one requester's address space for one PASID (or none). */
 export class VtdTranslator implements DmaTranslator {
-  /** Context-cache generation of `ce` (0: invalid). */
-  private ccGen = 0;
-  private readonly ce = newContextEntry();
+  /** The requester's context-cache entry. */
+  private readonly cc = new ContextCacheEntry();
+  private readonly cfg = newTranslationConfig();
   private readonly walk = newWalkResult();
-  /** QEMU's pass-through switch: DMA bypasses the IOMMU (pass-through.ts). */
+  private readonly details: FaultDetails = { fpd: false, pasid: undefined };
+  /** QEMU's pass-through switch: DMA bypasses the IOMMU (pass-through.ts); requests without a PASID only. */
   private bypass: boolean;
+  readonly interruptWindow: DmaWindow | null;
 
   constructor(
     private readonly u: IntelIommu,
     /** The requester this translator serves. */
     readonly requester: DmaRequester,
+    /** The PASID of its requests (NO_PASID: requests without one). */
+    readonly pasid: number = NO_PASID,
   ) {
-    this.bypass = u.passThrough.isPassThrough(sourceId(requester));
+    this.interruptWindow = pasid === NO_PASID ? VTD_INTERRUPT_WINDOW : null;
+    this.bypass = pasid === NO_PASID && u.passThrough.isPassThrough(sourceId(requester));
   }
 
   /** Drops the cached context entry (device-selective context invalidation). */
   invalidateContextCache(): void {
-    this.ccGen = 0;
+    this.cc.invalidate();
   }
 
   /** Takes the unit's recorded pass-through decision for this requester's source ID. */
   refreshBypass(): void {
-    this.bypass = this.u.passThrough.isPassThrough(sourceId(this.requester));
+    this.bypass = this.pasid === NO_PASID && this.u.passThrough.isPassThrough(sourceId(this.requester));
   }
 
   /** True while a context entry is cached (tests). */
   get contextCached(): boolean {
-    return this.ccGen !== 0 && this.ccGen === this.u.contextGeneration;
+    return this.cc.valid(this.u);
+  }
+
+  /** The PASID this space's requests resolve with, and their IOTLB tag: NO_PASID in legacy mode, PASID 0 for none. */
+  private spacePasid(): number {
+    if (!this.u.scalable) return NO_PASID;
+    return this.pasid === NO_PASID ? 0 : this.pasid;
   }
 
   /**
-   * The part of `translate` nobody can observe (DmaTranslator.peek): the
-   * identity while translation is off or bypassed, else an IOTLB hit while
-   * hits are neither traced nor listened to.  Keep in step with the first
-   * branches of `translate`.
+   * The cache stage only (DmaTranslator.peek): the identity while
+   * translation is off or bypassed, else an IOTLB hit that allows the
+   * access while hits are neither traced nor listened to.
    */
-  peek(iova: Iova, _access: DmaAccess, out: IotlbEntry): boolean {
+  peek(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean {
     const u = this.u;
     if (!u.dmarEnabled || this.bypass) {
       identity(iova, out);
       return true;
     }
     if (u.traceHits || u.events.translateListened) return false;
-    const hit = u.iotlb.lookup(sourceId(this.requester), iova);
-    if (hit === undefined) return false;
+    if (this.pasid !== NO_PASID && !u.scalable) return false;
+    const hit = u.iotlb.lookup(sourceId(this.requester), this.spacePasid(), iova);
+    if (hit === undefined || (hit.perm & access) === 0) return false;
     fromIotlb(hit, out);
     return true;
   }
 
-  translate(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean {
+  translate(iova: Iova, access: DmaAccess, out: IotlbEntry, kind: DmaRequestKind = DmaRequestKind.Untranslated): boolean {
     const u = this.u;
     if (!u.dmarEnabled || this.bypass) {
       identity(iova, out);
       return true;
     }
     const sid = sourceId(this.requester);
+    if (this.pasid !== NO_PASID && !u.scalable) {
+      fail(out, 0);
+      return false;
+    }
+    const record = kind !== DmaRequestKind.TranslationRequest;
     const isWrite = access === DmaAccess.Write;
-    const hit = u.iotlb.lookup(sid, iova);
+    const pasid = this.spacePasid();
+    const hit = u.iotlb.lookup(sid, pasid, iova);
     if (hit !== undefined) {
-      fromIotlb(hit, out);
       if (u.traceHits) u.tracer.trace(Trace.iotlbHit, { sid, addr: iova, did: hit.did });
+      if (isWrite && (hit.perm & IommuPerm.Write) === 0) {
+        // The spec's answer (QEMU drops the write silently): the fault an uncached walk gives.
+        return this.fault(sid, writeFault(hit.pgtt), iova, isWrite, hit.fpd, record, out, true);
+      }
+      fromIotlb(hit, out);
       if (u.events.translateListened) this.emit(sid, iova, out, true, false);
       return true;
     }
-    const ce = this.ce;
-    if (this.ccGen !== u.contextGeneration) {
-      const bus = sid >>> BUS_SHIFT;
-      const r = lookupContext(u.memory, u.rootTable, bus, sid & BYTE, u.ctxRules, ce);
-      if (r !== 0) {
-        u.recordFault(sid, r, iova, isWrite, { fpd: ce.read && ctxFpd(ce) });
-        fail(out);
-        return false;
-      }
-      if (u.tracer.enabled(Trace.ccUpdate)) u.tracer.trace(Trace.ccUpdate, { bus, devfn: sid & BYTE, hi: ce.hi.lo, lo: ce.lo.lo });
-      this.ccGen = u.contextGeneration;
-    }
-    if (ctxType(ce) === TranslationType.PassThrough) {
+    const cfg = this.cfg;
+    const r = resolveRequest(u, this.cc, sid, pasid === NO_PASID ? 0 : pasid, cfg);
+    // Context and PASID-table faults are recorded without the PASID (PP=0), as QEMU 11.1 does.
+    if (r !== 0) return this.fault(sid, r, iova, isWrite, cfg.fpd, record, out, false);
+    if (cfg.pgtt === Pgtt.PassThrough) {
       identity(iova, out);
       // QEMU vtd_pt_enable_fast_path: re-decide from memory, usually switching to the bypass.
-      this.bypass = u.passThrough.decide(sid);
+      if (this.pasid === NO_PASID) this.bypass = u.passThrough.decide(sid);
       if (u.events.translateListened) this.emit(sid, iova, out, false, true);
       return true;
     }
     const w = this.walk;
-    const r = walkSecondStage(u.memory, u.walkRules, ctxTableBase(ce), ctxLevels(ce), ctxAgaw(ce), iova, isWrite, w);
-    if (r !== 0) {
-      u.recordFault(sid, r, iova, isWrite, ctxFpd(ce) ? WALK_FAULT_FPD : WALK_FAULT);
-      fail(out);
-      return false;
-    }
-    const did = ctxDid(ce);
-    if (u.iotlb.insert(sid, did, iova, w.level, w.translated, w.perm) && u.tracer.enabled(Trace.iotlbReset)) {
+    const wr = walkTranslation(u.memory, u.walkStageRules, cfg, u.config.scalableMode, iova, isWrite, w);
+    if (wr !== 0) return this.fault(sid, wr, iova, isWrite, cfg.fpd, record, out, true);
+    const did = cfg.did;
+    const pgtt = u.scalable ? cfg.pgtt : PGTT_LEGACY;
+    if (u.iotlb.insert(sid, pasid, did, iova, w.level, w.translated, w.perm, pgtt, cfg.fpd) && u.tracer.enabled(Trace.iotlbReset)) {
       u.tracer.trace(Trace.iotlbReset, { reason: 'iotlb exceeds size limit' });
     }
     if (u.tracer.enabled(Trace.iotlbUpdate)) u.tracer.trace(Trace.iotlbUpdate, { sid, addr: iova, did });
@@ -173,12 +214,37 @@ export class VtdTranslator implements DmaTranslator {
     out.translated = w.translated;
     out.addrMask = size - 1;
     out.perm = w.perm;
+    out.fault = 0;
     if (u.events.translateListened) this.emit(sid, iova, out, false, false);
     return true;
   }
 
   interruptWrite(addr: number, data: number): void {
     this.u.interruptWrite(addr, data, sourceId(this.requester));
+  }
+
+  /**
+   * A refused request: recorded unless it is a translation request (with the
+   * request's PASID when `withPasid` and it has one); `out` carries the reason.
+   */
+  private fault(
+    sid: number,
+    reason: number,
+    iova: number,
+    isWrite: boolean,
+    fpd: boolean,
+    record: boolean,
+    out: IotlbEntry,
+    withPasid: boolean,
+  ): false {
+    if (record) {
+      const d = this.details;
+      d.fpd = fpd;
+      d.pasid = withPasid && this.pasid !== NO_PASID ? this.pasid : undefined;
+      this.u.recordFault(sid, reason, iova, isWrite, d);
+    }
+    fail(out, reason);
+    return false;
   }
 
   private emit(sid: number, iova: number, out: IotlbEntry, cached: boolean, passthrough: boolean): void {

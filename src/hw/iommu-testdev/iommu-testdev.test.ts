@@ -4,6 +4,7 @@
  * through a test translator standing in for the IOMMU.  Every value here was
  * checked on QEMU 11.1 (see test/diff/iommu-testdev.test.ts for the transcripts).
  */
+import { MSI_WINDOW } from '../../core/irq.js';
 import { describe, expect, it } from 'vitest';
 import { AddressSpace } from '../../memory/address-space.js';
 import { DmaAccess, IommuPerm, type DmaRequester, type DmaTranslator, type IotlbEntry } from '../../memory/iommu.js';
@@ -23,6 +24,7 @@ const PAGE = 0x1000;
 function pageTranslator(map: (page: number) => number | null, perm = IommuPerm.ReadWrite) {
   const asked: number[] = [];
   const translator: DmaTranslator = {
+    interruptWindow: MSI_WINDOW,
     translate(iova: number, _access: DmaAccess, out: IotlbEntry): boolean {
       asked.push(iova);
       const page = iova - (iova % PAGE);
