@@ -171,6 +171,10 @@ describe('declareBar: host mistakes', () => {
     expect(() => declare([], 6, 0, 2 ** 33, 'io')).toThrow(RangeError);
     expect(declare([], 6, 0, 8, 'io').type).toBe('io');
     expect(declare([], 6, 0, 2 ** 33, 'mem64').type).toBe('mem64');
+    // 64-bit sizes whose low 32 bits are zero but which are not powers of two.
+    expect(() => declare([], 6, 0, 3 * 2 ** 32, 'mem64')).toThrow('pci device my-dev: BAR 0 size 0x300000000 is not a valid power of two');
+    expect(() => declare([], 6, 0, 2 ** 40 + 2 ** 33, 'mem64')).toThrow(RangeError);
+    expect(declare([], 6, 0, 2 ** 40, 'mem64').type).toBe('mem64');
   });
 });
 

@@ -54,6 +54,11 @@ export function barOffset(index: number): number {
   return PciReg.Bar0 + 4 * index;
 }
 
+/** True for 2^k (k >= 0): exact for any number, 64-bit BAR sizes included (a 32-bit AND would only see the low half). */
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && 2 ** Math.round(Math.log2(n)) === n;
+}
+
 /**
  * Validates and declares a BAR: type bits as the reset value, write mask
  * ~(size - 1) over 32 or 64 bits (so writing all-ones reads back the size).
@@ -77,7 +82,7 @@ export function declareBar(
     throw new Error(`pci device ${owner}: BAR ${index} overlaps a registered BAR`);
   }
   const size = region.size;
-  if (size & (size - 1) || size < (type === 'io' ? MIN_IO_BAR : MIN_MEM_BAR) || (type !== 'mem64' && size > TWO_POW_32)) {
+  if (!isPowerOfTwo(size) || size < (type === 'io' ? MIN_IO_BAR : MIN_MEM_BAR) || (type !== 'mem64' && size > TWO_POW_32)) {
     throw new RangeError(`pci device ${owner}: BAR ${index} size 0x${size.toString(16)} is not a valid power of two`);
   }
   const typeBits =

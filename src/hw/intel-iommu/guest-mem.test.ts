@@ -9,7 +9,7 @@ import { AddressSpace } from '../../memory/address-space.js';
 import { createRam } from '../../memory/ram-backend.js';
 import { AliasRegion, ContainerRegion, RamRegion } from '../../memory/region.js';
 import { VtdBench } from '../../../test/support/vtd-bench.js';
-import { newQword, readQword, type Qword } from './guest-mem.js';
+import { newQword, readEntry, readQword, type Qword } from './guest-mem.js';
 import { DMAR_BASE, Reg } from './reg-layout.js';
 
 const RAM = 64 * 1024 * 1024;
@@ -146,5 +146,24 @@ describe('readQword with RAM placed at offsets', () => {
     expect(read(mem, 0x9_1ffc)).toBeNull();
     expect(read(mem, 0x5_1ffc)).toBeNull();
     expect(read(mem, 0x3_fffc)).toBeNull();
+  });
+});
+
+describe('readEntry', () => {
+  it('keeps the first qwords of an entry in RAM', () => {
+    const b = new VtdBench();
+    for (let i = 0; i < 8; i++) b.poke64(0x2000 + i * 8, BigInt(i + 1) * 0x1_0000_0001n);
+    const out = [newQword(), newQword(), newQword()];
+    expect(readEntry(b.memory, 0x2000, 64, out)).toBe(true);
+    expect(out).toEqual([{ lo: 1, hi: 1 }, { lo: 2, hi: 2 }, { lo: 3, hi: 3 }]);
+  });
+
+  it('fails when any byte of the entry is unreadable, even beyond the qwords kept', () => {
+    const b = new VtdBench({ ramSize: 0x10_0000 });
+    const out = [newQword()];
+    // The first qword is the last one of RAM; the rest of the 64 bytes lies in the hole.
+    expect(readEntry(b.memory, 0x10_0000 - 8, 64, out)).toBe(false);
+    expect(readEntry(b.memory, 0x10_0000 - 64, 64, out)).toBe(true);
+    expect(readEntry(b.memory, HOLE, 64, out)).toBe(false);
   });
 });

@@ -33,3 +33,24 @@ export function readQword(mem: AddressSpace, addr: number, out: Qword): boolean 
   out.hi = scratchView.getUint32(4, true);
   return true;
 }
+
+/**
+ * Reads an entry of `size` bytes at `addr` (a multiple of 8) and keeps its
+ * first `out.length` qwords in `out`; returns false when any byte of the
+ * entry cannot be read (as reading every qword would).  An entry inside one
+ * RAM range costs one lookup, however many qwords it has.
+ */
+export function readEntry(mem: AddressSpace, addr: number, size: number, out: readonly Qword[]): boolean {
+  const r = mem.lookup(addr);
+  if (r !== null && r.leaf.kind === 'ram' && addr + size <= r.end) {
+    const base = r.leaf.ramOffset + (addr - r.start + r.offset);
+    for (let i = 0; i < out.length; i++) r.leaf.ram.readU32Pair(base + i * 8, out[i]!);
+    return true;
+  }
+  for (let i = 0; i < size / 8; i++) {
+    if (!readQword(mem, addr + i * 8, i < out.length ? out[i]! : scratchQword)) return false;
+  }
+  return true;
+}
+
+const scratchQword = newQword();

@@ -58,7 +58,7 @@
 import type { AddressSpace } from '../../memory/address-space.js';
 import { join64 } from '../../memory/address.js';
 import { isQualifiedFault, VtdFault } from './fault-reasons.js';
-import { newQword, readQword, type Qword } from './guest-mem.js';
+import { newQword, readEntry, readQword, type Qword } from './guest-mem.js';
 
 /** Scalable-mode root entry (spec 9.2). */
 export const SmRoot = {
@@ -263,8 +263,8 @@ export function newPasidConfig(): PasidConfig {
 const rootLo = newQword();
 const rootHi = newQword();
 const dirEntry = newQword();
-/** The eight qwords of a PASID table entry. */
-const pe = [newQword(), newQword(), newQword(), newQword(), newQword(), newQword(), newQword(), newQword()] as const;
+/** Qwords 0-2 of a PASID table entry (3-7 hold nothing vtemu uses). */
+const pe = [newQword(), newQword(), newQword()] as const;
 /** PASID 0's config while a context entry is validated. */
 const pasid0 = newPasidConfig();
 
@@ -381,9 +381,8 @@ export function resolvePasid(mem: AddressSpace, ce: ScalableContext, pasid: numb
   if ((dirEntry.lo & PasidDir.FPD) !== 0) fpd = true;
   if ((dirEntry.lo & PasidDir.P) === 0) return fault(out, VtdFault.PASID_DIR_ENTRY_P, fpd);
   const peAddr = join64(dirEntry.lo & PasidDir.ADDR_LO, dirEntry.hi) + (pasid & PasidEntry.INDEX_MASK) * PasidEntry.SIZE;
-  for (let i = 0; i < pe.length; i++) {
-    if (!readQword(mem, peAddr + i * 8, pe[i]!)) return fault(out, VtdFault.PASID_TABLE_ACCESS_ERR, fpd);
-  }
+  // The whole 64-byte entry is read (its unreadability faults); qwords 0-2 hold every field used.
+  if (!readEntry(mem, peAddr, PasidEntry.SIZE, pe)) return fault(out, VtdFault.PASID_TABLE_ACCESS_ERR, fpd);
   const q0 = pe[0];
   const q2 = pe[2];
   out.peRead = true;
