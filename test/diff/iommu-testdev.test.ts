@@ -2,8 +2,11 @@
  * Differential tests of `iommu-testdev` (QEMU 11.1, hw/misc/iommu-testdev.c)
  * against QEMU 11.1 (`-accel qtest`): config space, BAR sizing, registers,
  * access widths, reset, every result code, DMA without an IOMMU and through
- * intel-iommu's legacy 3-level second-stage tables, and the fault record a
- * translation fault leaves.  Every checked reply is also an expectation, so
+ * intel-iommu: legacy 3-level second-stage tables, and scalable mode (second
+ * stage of 3 and 4 levels, first stage with `fsts=on`, pass-through, the
+ * attribute register, the scalable fault codes; the tables are laid out by
+ * test/support/vtd-sm-tables.ts), with the fault record each translation
+ * fault leaves.  Every checked reply is also an expectation, so
  * vtemu has to meet them when QEMU 11.1 is absent; with it, the transcripts
  * must be identical too.  The device sits at 00:01.0 (devfn 0x08) with BAR0
  * at 0xE0000000; only memory decoding is enabled, never bus mastering: QEMU's
@@ -28,13 +31,22 @@
  *    (0xDEAD0002 all the same), and a partial RAM write leaves its RAM part written;
  *  - with intel-iommu present but translation off, the IOVA is used as the address;
  *  - addresses wrap past 2^64.
- * And one intel-iommu difference (not the device's): QEMU 11.1 records FRCD.PV = 0
- * for a request without PASID, QEMU 7.2 (and vtemu's VT-d, which follows 7.2)
- * 0xFFFF; the FRCD high qword is compared with PV (bits 59:40) masked.
+ * In scalable mode (the page's "Scalable-mode structures" / "First-stage walk" sections):
+ *  - the device's requests carry no PASID: they use PASID 0's entry, and their
+ *    fault records have PP = 0 and PV = 0;
+ *  - the attribute register changes nothing there either (same answers on second and first stage);
+ *  - a first-stage leaf written to gets D only when A and D are both clear: a leaf whose A
+ *    software set beforehand keeps D clear;
+ *  - pass-through checks no address width and records nothing: an address with nothing
+ *    there is 0xDEAD0002 without a fault, as is a translation whose output is beyond RAM.
  */
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { checkTranscripts, hex, needQemu, qemuOracle, runCli, type Step } from '../harness/index.js';
+import {
+  clearFault, enableTranslation, expectFault, expectNoFault, FPD, Fs, get64, latchRoot, Leaf, PageAllocator, PageTables, pasidEntry,
+  pasidEntryQwords, Pgtt, PRESENT, regR32, smChain, Ss, VtdReg, type PasidEntryFields, type SmLayout,
+} from '../support/vtd-sm-tables.js';
 
 const haveQemu = needQemu('11.1', 'test/diff/iommu-testdev.test.ts');
 
@@ -63,7 +75,6 @@ const GCMD = { TE: 0x8000_0000, SRTP: 0x4000_0000 } as const;
 const FSTS_PPF = 0x2;
 /** FRCD high qword: F 63, T 62 (0 = write), PV 59:40, FR 39:32, SID 15:0. */
 const FRCD_F = 1n << 63n;
-const FRCD_PV_MASK = 0xfffffn << 40n;
 const frcdHi = (reason: number, sid: number) => FRCD_F | (BigInt(reason) << 32n) | BigInt(sid);
 /** Fault reasons (VT-d 7.1.3): a write to a leaf without W (or a non-present one), an IOVA beyond the AGAW. */
 const FR_WRITE = 5;
@@ -89,14 +100,17 @@ const ok = (cmd: string): Step => ({ cmd, expect: 'OK' });
 /** A command with its expected `OK 0x...` value. */
 const val = (cmd: string, v: number | bigint): Step => ({ cmd, expect: okVal(v) });
 
-const cfgAddr = (reg: number) => hex((0x8000_0000 | (DEVFN << 8) | reg) >>> 0);
+const cfgAddr = (reg: number, devfn = DEVFN) => hex((0x8000_0000 | (devfn << 8) | reg) >>> 0);
 /** inl's reply format (QEMU prints `0x%04x`). */
 const inlVal = (v: number) => `OK 0x${(v >>> 0).toString(16).padStart(4, '0')}`;
 const cfgRead = (reg: number, v: number): Step[] => [ok(`outl 0xcf8 ${cfgAddr(reg)}`), { cmd: 'inl 0xcfc', expect: inlVal(v) }];
 const cfgWrite = (reg: number, v: number): Step[] => [ok(`outl 0xcf8 ${cfgAddr(reg)}`), ok(`outl 0xcfc ${hex(v >>> 0)}`)];
 
-/** BAR0 at 0xE0000000, memory decoding on, bus mastering off. */
-const barSetup = (): Step[] => [...cfgWrite(0x10, BAR), ok(`outl 0xcf8 ${cfgAddr(0x04)}`), ok('outw 0xcfc 0x2')];
+/** BAR0 at 0xE0000000, memory decoding on, bus mastering off (the function at `devfn` on bus 0). */
+const barSetup = (devfn = DEVFN): Step[] => [
+  ok(`outl 0xcf8 ${cfgAddr(0x10, devfn)}`), ok(`outl 0xcfc ${hex(BAR)}`),
+  ok(`outl 0xcf8 ${cfgAddr(0x04, devfn)}`), ok('outw 0xcfc 0x2'),
+];
 
 const rd = (off: number, v: number | bigint): Step => val(`readl ${hex(BAR + off)}`, v);
 const wr = (off: number, v: number): Step => ok(`writel ${hex(BAR + off)} ${hex(v >>> 0)}`);
@@ -298,7 +312,7 @@ describe('iommu-testdev vs QEMU 11.1: through intel-iommu (legacy, 3-level secon
   const vtdRl = (off: number, v: number): Step => val(`readl ${hex(VTD + off)}`, v);
   const frcd = (lo: number, hi: bigint): Step[] => [
     val(`readq ${hex(VTD + VTD_REG.FRCD0)}`, lo),
-    { cmd: `readq ${hex(VTD + VTD_REG.FRCD0 + 8)}`, mask: FRCD_PV_MASK, expect: okVal(hi) },
+    val(`readq ${hex(VTD + VTD_REG.FRCD0 + 8)}`, hi),
   ];
   /** Root and context entries for 00:01.0 (DID 1, AW 3-level), three table levels, five leaves. */
   const tables = (): Step[] => [
@@ -361,6 +375,266 @@ describe('iommu-testdev vs QEMU 11.1: through intel-iommu (legacy, 3-level secon
       // The last 2 bytes of the window (refused), then 0xFEF00000: a translation fault.
       ...dma(0xfeef_fffe, PAGE_A, 4, RES.TX_FAIL), vtdRl(VTD_REG.FSTS, FSTS_PPF), ...frcd(0xfef0_0000, frcdHi(FR_WRITE, DEVFN)),
     ]);
+  }, TIMEOUT);
+});
+
+// ==== scalable mode ========================================================================
+
+/** A machine with intel-iommu in scalable mode (`iommu`: its properties) and the device (`dev`: its -device value). */
+const smArgs = (iommu: string, dev = 'iommu-testdev'): string[] => ['-machine', 'q35', '-device', `intel-iommu,${iommu}`, '-device', dev];
+/** Second stage, HAW 39: SAGAW offers 3 levels only. */
+const SS39 = smArgs('scalable-mode=on,aw-bits=39');
+/** Second stage, HAW 48: SAGAW offers 3 and 4 levels. */
+const SS48 = smArgs('scalable-mode=on,aw-bits=48');
+/** First stage (fsts=on needs aw-bits=48; ECAP.SSTS is then clear, so PGTT=2 is refused). */
+const FS48 = smArgs('scalable-mode=on,fsts=on,aw-bits=48');
+
+/** Scalable-mode root, context tables, PASID directory and table (each one page), then page tables. */
+const SM_LAYOUT: SmLayout = { root: 0x100_0000, lowerContext: 0x100_1000, upperContext: 0x100_2000, pasidDir: 0x100_3000, pasidTable: 0x100_4000 };
+const SM_TABLES = 0x101_0000;
+const SM_TABLES_END = 0x108_0000;
+/** 2 MiB-aligned, the output of the 2 MiB leaf. */
+const PAGE_2M = 0x400_0000;
+/** devfn 0x80 (`addr=0x10.0`): the first function served by the root entry's upper context table. */
+const UPPER_DEVFN = 0x80;
+
+/**
+ * IOVAs of the scalable-mode tables (`smMaps`): RW, D, E, F -> PAGE_A, PAGE_D,
+ * PAGE_E, PAGE_F (E and F a run of two leaves); RO -> PAGE_B without write
+ * permission; nothing at UNMAPPED; a 2 MiB leaf M2 -> PAGE_2M; G1 a 1 GiB
+ * leaf mapping G1 + x to x where a scenario adds it.
+ */
+const SM_IOVA = { RW: 0x0000, RO: 0x1000, UNMAPPED: 0x2000, D: 0x3000, E: 0x4000, F: 0x5000, M2: 0x40_0000, G1: 0x4000_0000 } as const;
+/** A canonical upper-half IOVA (bits 63:47 set) for first-stage tables of 4 levels. */
+const IOVA_UPPER_HALF = 0xffff_8000_0000_0000n;
+/** The interrupt window (spec 3.15): QEMU's interrupt region for an untranslated request, fault 0x87 as a translation's output. */
+const INTERRUPT_WINDOW = 0xfee0_0000;
+/** The first page past the 39-bit address width of a 3-level second stage. */
+const BEYOND_39_BITS = 2n ** 39n;
+
+/** Fault reasons in scalable mode (spec 7.1.3; QEMU keeps the legacy codes for the second-stage walk). */
+const SmFr = {
+  BEYOND_AW: 0x4,
+  WRITE: 0x5,
+  PTE_RESERVED: 0xc,
+  PASID_NOT_PRESENT: 0x59,
+  PASID_INVALID: 0x5b,
+  FS_NOT_PRESENT: 0x71,
+  FS_RESERVED: 0x72,
+  FS_NON_CANONICAL: 0x80,
+  FS_USER: 0x81,
+  FS_WRITE: 0x85,
+  SM_INTERRUPT: 0x87,
+} as const;
+
+/** A fresh allocator of table pages. */
+const smPages = () => new PageAllocator(SM_TABLES, SM_TABLES_END);
+
+/** The usual mappings (see SM_IOVA); RO gets R only (second stage) or P|US without RW (first stage). */
+function smMaps(t: PageTables): Step[] {
+  const readOnly = t.stage === 'second' ? Ss.R : Fs.P | Fs.US;
+  return [
+    ...t.map(SM_IOVA.RW, PAGE_A), ...t.map(SM_IOVA.RO, PAGE_B, Leaf.K4, readOnly), ...t.map(SM_IOVA.D, PAGE_D),
+    ...t.map(SM_IOVA.E, PAGE_E), ...t.map(SM_IOVA.F, PAGE_F), ...t.map(SM_IOVA.M2, PAGE_2M, Leaf.M2),
+  ];
+}
+
+/** A PASID entry: second stage over `t` (AW 1 for 3 levels, 2 for 4), DID 1. */
+const ssEntry = (t: PageTables, f: Partial<PasidEntryFields> = {}): bigint[] =>
+  pasidEntryQwords({ pgtt: Pgtt.SecondStage, aw: t.levels - 2, did: 1, ssTable: t.top, ...f });
+/** A PASID entry: first stage over `t` (4 levels), AW 2 (QEMU's canonical width 48), DID 1. */
+const fsEntry = (t: PageTables, f: Partial<PasidEntryFields> = {}): bigint[] =>
+  pasidEntryQwords({ pgtt: Pgtt.FirstStage, aw: 2, did: 1, fsTable: t.top, ...f });
+
+/** BAR0, the tables of `t`, the chain root -> context -> PASID 0's `entry` for `devfn`, translation on. */
+function smSetup(t: PageTables | null, entry: readonly bigint[], devfn = DEVFN): Step[] {
+  return [...barSetup(devfn), ...(t ? smMaps(t) : []), ...smChain(SM_LAYOUT, devfn, entry), ...enableTranslation(SM_LAYOUT.root)];
+}
+
+/** Replaces PASID 0's entry and re-latches the root (QEMU drops its cached translations on SRTP). */
+const newPasidEntry = (entry: readonly bigint[]): Step[] => [...pasidEntry(SM_LAYOUT.pasidTable, 0, entry), ...latchRoot(SM_LAYOUT.root)];
+
+/** The record a faulting DMA write left (FSTS.PPF only, FRCD 0 with PP = 0, PV = 0), then cleared. */
+const writeFault = (reason: number, iova: number | bigint, sid = DEVFN): Step[] => [...expectFault({ reason, sid, write: true }, iova), ...clearFault()];
+/** No fault pending. */
+const noFault = (): Step => regR32(VtdReg.FSTS, 0);
+/** Zeroes `n` bytes at `addr`. */
+const clear = (addr: number, n: number): Step => ok(`memset ${hex(addr)} ${hex(n)} 0x0`);
+
+describe('iommu-testdev vs QEMU 11.1: intel-iommu scalable-mode=on, second stage (PGTT=2)', () => {
+  it('3-level tables (aw-bits=39): 4 KiB leaves, a run of two leaves, a whole page, a 2 MiB leaf; the GPA is not translated', async () => {
+    const t = new PageTables(smPages(), 'second', 3);
+    await check(SS39, [
+      ...smSetup(t, ssEntry(t)),
+      ...dma(SM_IOVA.RW, PAGE_A, 0x10, RES.OK), bytesAt(PAGE_A, patternHex(0x10) + zeros(4)),
+      // IOVA 0x3000 went to PAGE_D, not to GPA 0x3000.
+      ...dma(SM_IOVA.D, SM_IOVA.D, 4, RES.MISMATCH), bytesAt(PAGE_D, patternHex(4)), bytesAt(SM_IOVA.D, zeros(4)),
+      ...dma(SM_IOVA.F - 4, PAGE_F - 4, 8, RES.OK), bytesAt(PAGE_F - 4, patternHex(8)),
+      ...dma(SM_IOVA.D, PAGE_D, 0x1000, RES.OK), bytesAt(PAGE_D + 0xff8, patternHex(8, 0xff8) + zeros(8)),
+      // Inside the 2 MiB leaf, across 4 KiB boundaries from an unaligned start.
+      ...dma(SM_IOVA.M2 + 0x1_fffd, PAGE_2M + 0x1_fffd, 0x1_0007, RES.OK),
+      bytesAt(PAGE_2M + 0x1_fff8, zeros(5) + patternHex(11)), bytesAt(PAGE_2M + 0x2_fff8, patternHex(12, 0xfffb) + zeros(4)),
+      ...expectNoFault(),
+    ]);
+  }, TIMEOUT);
+
+  it('4-level tables (aw-bits=48, AW=2): 4 KiB, 2 MiB and 1 GiB leaves; a translation to nothing fails without a record; then 3 levels (AW=1)', async () => {
+    const alloc = smPages();
+    const t = new PageTables(alloc, 'second', 4);
+    const t3 = new PageTables(alloc, 'second', 3);
+    await check(SS48, [
+      ...smSetup(t, ssEntry(t)), ...t.map(SM_IOVA.G1, 0, Leaf.G1),
+      ...dma(SM_IOVA.RW, PAGE_A, 8, RES.OK), ...dma(SM_IOVA.M2 + 0x10, PAGE_2M + 0x10, 8, RES.OK),
+      ...dma(SM_IOVA.G1 + PAGE_E + 0x20, PAGE_E + 0x20, 8, RES.OK), bytesAt(PAGE_E + 0x20, patternHex(8)),
+      // The 1 GiB leaf runs past the end of RAM: translated, the RAM part written, no fault recorded.
+      ...dma(SM_IOVA.G1 + RAM_END - 4, RAM_END - 4, 8, RES.TX_FAIL), bytesAt(RAM_END - 8, zeros(4) + patternHex(4)),
+      noFault(),
+      ...smMaps(t3), ...t3.map(SM_IOVA.G1, 0, Leaf.G1), ...newPasidEntry(ssEntry(t3)),
+      ...dma(SM_IOVA.G1 + PAGE_D + 8, PAGE_D + 8, 8, RES.OK), ...dma(SM_IOVA.E, PAGE_E, 4, RES.OK),
+      ...expectNoFault(),
+    ]);
+  }, TIMEOUT);
+
+  it('walk faults: 0xDEAD0002 and FRCD 0 (write, PP = 0); later pages still written; the interrupt window', async () => {
+    const t = new PageTables(smPages(), 'second', 3);
+    await check(SS39, [
+      ...smSetup(t, ssEntry(t)),
+      ...dma(SM_IOVA.RO, PAGE_B, 4, RES.TX_FAIL), bytesAt(PAGE_B, zeros(4)), ...writeFault(SmFr.WRITE, SM_IOVA.RO),
+      ...dma(SM_IOVA.UNMAPPED + 0x10, PAGE_A, 4, RES.TX_FAIL), ...writeFault(SmFr.WRITE, SM_IOVA.UNMAPPED),
+      // Pages 0 and 3 written; 1 (read-only) is recorded, 2 (unmapped) collapsed into it (same source-id, F still set).
+      ...dma(SM_IOVA.RW, PAGE_A, 0x4000, RES.TX_FAIL), bytesAt(PAGE_A + 0xff8, patternHex(8, 0xff8)), bytesAt(PAGE_D + 0xff8, patternHex(8, 0xff8)),
+      bytesAt(PAGE_B, zeros(4)), ...writeFault(SmFr.WRITE, SM_IOVA.RO),
+      // Pages 0 and 3 are cached now: drop them before changing the tables.
+      ...latchRoot(SM_LAYOUT.root),
+      // Bit 62 (TM) is reserved without device-iotlb and stale-tm.
+      ...t.patch(SM_IOVA.E, 1, { set: 1n << 62n }), ...dma(SM_IOVA.E, PAGE_E, 4, RES.TX_FAIL), ...writeFault(SmFr.PTE_RESERVED, SM_IOVA.E),
+      ...dma(BEYOND_39_BITS, PAGE_A, 4, RES.TX_FAIL), ...writeFault(SmFr.BEYOND_AW, BEYOND_39_BITS),
+      // Past 2^64: the last page faults, then IOVA 0 (PAGE_A) takes the rest.
+      clear(PAGE_A, 8), ...dma(0xffff_ffff_ffff_fffcn, PAGE_A, 8, RES.TX_FAIL), bytesAt(PAGE_A, patternHex(4, 4) + zeros(4)),
+      ...writeFault(SmFr.BEYOND_AW, 0xffff_ffff_ffff_f000n),
+      // A translation into the interrupt window faults 0x87 (legacy: 0xE).
+      ...t.replace(SM_IOVA.D, 1, BigInt(INTERRUPT_WINDOW) | Ss.R | Ss.W), ...dma(SM_IOVA.D, PAGE_D, 4, RES.TX_FAIL), ...writeFault(SmFr.SM_INTERRUPT, SM_IOVA.D),
+      // An untranslated request in the window is an interrupt request (4-byte writes only), not a translation.
+      clear(PAGE_A, 8), ...dma(INTERRUPT_WINDOW, PAGE_A, 8, RES.MISMATCH), bytesAt(PAGE_A, zeros(8)),
+      ...dma(INTERRUPT_WINDOW, PAGE_A, 2, RES.TX_FAIL), noFault(),
+    ]);
+  }, TIMEOUT);
+
+  it('PASID-entry faults (0x59, 0x5B) and fault processing disable: 0xDEAD0002 with or without a record', async () => {
+    const t = new PageTables(smPages(), 'second', 3);
+    const ctxFpd: readonly [bigint, bigint, bigint, bigint] = [BigInt(SM_LAYOUT.pasidDir) | PRESENT | FPD, 0n, 0n, 0n];
+    await check(SS39, [
+      ...smSetup(t, ssEntry(t)),
+      ...newPasidEntry(ssEntry(t, { present: false })), ...dma(SM_IOVA.RW, PAGE_A, 4, RES.TX_FAIL), ...writeFault(SmFr.PASID_NOT_PRESENT, SM_IOVA.RW),
+      ...newPasidEntry(ssEntry(t, { pgtt: Pgtt.FirstStage })), ...dma(SM_IOVA.RW, PAGE_A, 4, RES.TX_FAIL), ...writeFault(SmFr.PASID_INVALID, SM_IOVA.RW),
+      // FPD in the PASID entry: the walk fault is not recorded.
+      ...newPasidEntry(ssEntry(t, { fpd: true })), ...dma(SM_IOVA.UNMAPPED, PAGE_A, 4, RES.TX_FAIL), noFault(),
+      ...dma(SM_IOVA.D, PAGE_D, 4, RES.OK),
+      // FPD in the context entry covers a PASID entry that is not present.
+      ...smChain(SM_LAYOUT, DEVFN, ssEntry(t, { present: false }), { context: ctxFpd }), ...latchRoot(SM_LAYOUT.root),
+      ...dma(SM_IOVA.RW, PAGE_A, 4, RES.TX_FAIL), noFault(),
+      ...newPasidEntry(ssEntry(t)), ...dma(SM_IOVA.RW, PAGE_A, 4, RES.OK),
+    ]);
+  }, TIMEOUT);
+
+  it('a device at devfn 0x80 is translated through the upper context table; its faults name SID 0x80', async () => {
+    const t = new PageTables(smPages(), 'second', 3);
+    await check(smArgs('scalable-mode=on,aw-bits=39', 'iommu-testdev,addr=0x10.0'), [
+      ...barSetup(UPPER_DEVFN), ...smMaps(t),
+      ...smChain(SM_LAYOUT, UPPER_DEVFN, ssEntry(t), { rootLo: 0n }), ...enableTranslation(SM_LAYOUT.root),
+      ...dma(SM_IOVA.RW, PAGE_A, 8, RES.OK), bytesAt(PAGE_A, patternHex(8)),
+      ...dma(SM_IOVA.UNMAPPED, PAGE_A, 4, RES.TX_FAIL), ...writeFault(SmFr.WRITE, SM_IOVA.UNMAPPED, UPPER_DEVFN),
+    ]);
+  }, TIMEOUT);
+});
+
+describe('iommu-testdev vs QEMU 11.1: intel-iommu scalable-mode=on,fsts=on, first stage (PGTT=1)', () => {
+  it('4 KiB and 2 MiB leaves and a canonical upper-half IOVA; A on every level walked, D on the leaf unless A was set, written back', async () => {
+    const t = new PageTables(smPages(), 'first', 4);
+    /** The entry of `level` on the walk of `iova` as mapped, plus `bits`. */
+    const entryWith = (iova: number, level: number, bits: bigint): Step => get64(t.entryAt(iova, level), t.entry(iova, level) | bits);
+    const upper = Number(IOVA_UPPER_HALF);
+    await check(FS48, [
+      ...smSetup(t, fsEntry(t)), ...t.map(upper, PAGE_D + 0x1000),
+      entryWith(SM_IOVA.RW, 4, 0n), entryWith(SM_IOVA.RW, 1, 0n),
+      ...dma(SM_IOVA.RW, PAGE_A, 0x10, RES.OK), bytesAt(PAGE_A, patternHex(0x10) + zeros(4)),
+      ...[4, 3, 2].map((level) => entryWith(SM_IOVA.RW, level, Fs.A)), entryWith(SM_IOVA.RW, 1, Fs.A | Fs.D),
+      // QEMU 11.1 sets A|D in a leaf only when both are clear: a leaf with A already set keeps D clear after a write.
+      ...t.patch(SM_IOVA.D, 1, { set: Fs.A }), ...dma(SM_IOVA.D, SM_IOVA.D, 4, RES.MISMATCH), bytesAt(PAGE_D, patternHex(4)), entryWith(SM_IOVA.D, 1, 0n),
+      ...dma(SM_IOVA.F - 4, PAGE_F - 4, 8, RES.OK), entryWith(SM_IOVA.E, 1, Fs.A | Fs.D), entryWith(SM_IOVA.F, 1, Fs.A | Fs.D),
+      // Not written to: no A, no D.
+      entryWith(SM_IOVA.RO, 1, 0n),
+      ...dma(SM_IOVA.M2 + 0x1_fffd, PAGE_2M + 0x1_fffd, 0x1_0007, RES.OK), bytesAt(PAGE_2M + 0x2_fff8, patternHex(12, 0xfffb) + zeros(4)),
+      entryWith(SM_IOVA.M2, 2, Fs.A | Fs.D), entryWith(SM_IOVA.M2, 3, Fs.A),
+      // Bits 63:48 are not an index: the canonical upper half walks with bits 47:12.
+      ...dma(IOVA_UPPER_HALF + 0x10n, PAGE_D + 0x1010, 8, RES.OK), entryWith(upper, 4, Fs.A), entryWith(upper, 1, Fs.A | Fs.D),
+      ...expectNoFault(),
+    ]);
+  }, TIMEOUT);
+
+  it('walk faults: 0x85, 0x71, 0x81, 0x72, 0x80, 0x87, and 0x5B for PGTT=2; later pages still written', async () => {
+    const t = new PageTables(smPages(), 'first', 4);
+    await check(FS48, [
+      ...smSetup(t, fsEntry(t)),
+      ...dma(SM_IOVA.RO, PAGE_B, 4, RES.TX_FAIL), bytesAt(PAGE_B, zeros(4)), ...writeFault(SmFr.FS_WRITE, SM_IOVA.RO),
+      ...dma(SM_IOVA.UNMAPPED, PAGE_A, 4, RES.TX_FAIL), ...writeFault(SmFr.FS_NOT_PRESENT, SM_IOVA.UNMAPPED),
+      ...dma(SM_IOVA.RW, PAGE_A, 0x4000, RES.TX_FAIL), bytesAt(PAGE_A + 0xff8, patternHex(8, 0xff8)), bytesAt(PAGE_D + 0xff8, patternHex(8, 0xff8)),
+      ...writeFault(SmFr.FS_WRITE, SM_IOVA.RO),
+      ...latchRoot(SM_LAYOUT.root),
+      ...t.patch(SM_IOVA.D, 1, { clear: Fs.US }), ...dma(SM_IOVA.D, PAGE_D, 4, RES.TX_FAIL), ...writeFault(SmFr.FS_USER, SM_IOVA.D),
+      ...t.patch(SM_IOVA.E, 1, { set: 1n << 51n }), ...dma(SM_IOVA.E, PAGE_E, 4, RES.TX_FAIL), ...writeFault(SmFr.FS_RESERVED, SM_IOVA.E),
+      ...dma(2n ** 47n, PAGE_A, 4, RES.TX_FAIL), ...writeFault(SmFr.FS_NON_CANONICAL, 2n ** 47n),
+      // Canonical but not mapped; the record keeps all 64 bits of the page.
+      ...dma(0xffff_ffff_ffff_f000n, PAGE_A, 4, RES.TX_FAIL), ...writeFault(SmFr.FS_NOT_PRESENT, 0xffff_ffff_ffff_f000n),
+      ...t.replace(SM_IOVA.F, 1, BigInt(INTERRUPT_WINDOW) | Fs.P | Fs.RW | Fs.US), ...dma(SM_IOVA.F, PAGE_F, 4, RES.TX_FAIL),
+      ...writeFault(SmFr.SM_INTERRUPT, SM_IOVA.F),
+      clear(PAGE_A, 8), ...dma(INTERRUPT_WINDOW, PAGE_A, 8, RES.MISMATCH), bytesAt(PAGE_A, zeros(8)), noFault(),
+      ...newPasidEntry(fsEntry(t, { pgtt: Pgtt.SecondStage, ssTable: t.top })), ...dma(SM_IOVA.RW, PAGE_A, 4, RES.TX_FAIL),
+      ...writeFault(SmFr.PASID_INVALID, SM_IOVA.RW),
+    ]);
+  }, TIMEOUT);
+});
+
+describe('iommu-testdev vs QEMU 11.1: intel-iommu scalable mode, pass-through (PGTT=4)', () => {
+  for (const [name, args, aw, haw] of [['second-stage unit', SS39, 1, 39n], ['first-stage unit (fsts=on)', FS48, 2, 48n]] as const) {
+    it(`IOVA = GPA, no page tables; addresses with nothing there fail without a fault record (${name})`, async () => {
+      await check(args, [
+        ...smSetup(null, pasidEntryQwords({ pgtt: Pgtt.PassThrough, aw, did: 1 })),
+        ...dma(PAGE_A, PAGE_A, 0x10, RES.OK), bytesAt(PAGE_A, patternHex(0x10)),
+        ...dma(SM_IOVA.D, PAGE_D, 4, RES.MISMATCH), bytesAt(SM_IOVA.D, patternHex(4)),
+        ...dma(HOLE, PAGE_A, 4, RES.TX_FAIL),
+        ...dma(RAM_END - 4, RAM_END - 4, 8, RES.TX_FAIL), bytesAt(RAM_END - 8, zeros(4) + patternHex(4)),
+        // Beyond the unit's address width: not checked (no fault 0x4), nothing there.
+        ...dma(2n ** haw, PAGE_A, 4, RES.TX_FAIL),
+        clear(PAGE_A, 8), ...dma(INTERRUPT_WINDOW, PAGE_A, 8, RES.MISMATCH), bytesAt(PAGE_A, zeros(8)),
+        ...expectNoFault(),
+      ]);
+    }, TIMEOUT);
+  }
+});
+
+describe('iommu-testdev vs QEMU 11.1: the attribute register in scalable mode', () => {
+  /** Attribute values and whether they are inconsistent (0xDEAD0006, checked before any access). */
+  const ATTRS: readonly (readonly [number, boolean])[] = [
+    ...Array.from({ length: 16 }, (_, a) => [a, a === 0x8 || a === 0xb] as const),
+    [0x10, false], [0xffff_fff7, false], [0xffff_fff8, true], [0xffff_fffa, false],
+  ];
+  /** Per value: a DMA through a mapping (success, the pattern written) and through nothing (a recorded fault), or 0xDEAD0006 twice. */
+  const sweep = (fault: number): Step[] =>
+    ATTRS.flatMap(([a, bad]) => [
+      wr(REG.ATTRS, a), clear(PAGE_A, 4),
+      ...dma(SM_IOVA.RW, PAGE_A, 4, bad ? RES.BAD_ATTRS : RES.OK), bytesAt(PAGE_A, bad ? zeros(4) : patternHex(4)),
+      ...dma(SM_IOVA.UNMAPPED, PAGE_A, 4, bad ? RES.BAD_ATTRS : RES.TX_FAIL), ...(bad ? [noFault()] : writeFault(fault, SM_IOVA.UNMAPPED)),
+    ]);
+
+  it('second stage: secure and space change nothing; only 0x8 and 0xB (space valid, contradicting) fail, before translation', async () => {
+    const t = new PageTables(smPages(), 'second', 3);
+    await check(SS39, [...smSetup(t, ssEntry(t)), ...sweep(SmFr.WRITE)]);
+  }, TIMEOUT);
+
+  it('first stage: the same answers', async () => {
+    const t = new PageTables(smPages(), 'first', 4);
+    await check(FS48, [...smSetup(t, fsEntry(t)), ...sweep(SmFr.FS_NOT_PRESENT)]);
   }, TIMEOUT);
 });
 
