@@ -14,7 +14,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import { VtdBench } from './support/vtd-bench.js';
-import { qiIrExtension } from '../src/hw/intel-iommu/queue-ir-extension.js';
 import { Fsts, Gcmd, Gsts, Reg } from '../src/hw/intel-iommu/reg-layout.js';
 import { VtdFault } from '../src/hw/intel-iommu/fault-reasons.js';
 
@@ -35,7 +34,7 @@ function irteWords(e: Irte): [bigint, bigint] {
 
 /** A unit with IR enabled and a 2^(s+1)-entry table at IRT. */
 function unit(s = 0xf): VtdBench {
-  const b = new VtdBench({ props: { 'aw-bits': 39, intremap: 'on' }, extensions: [qiIrExtension] });
+  const b = new VtdBench({ props: { 'aw-bits': 39, intremap: 'on' } });
   b.w64(Reg.IRTA, BigInt(IRT | s));
   b.gcmd(Gcmd.SIRTP);
   b.gcmd(Gcmd.IRE);
@@ -110,7 +109,7 @@ describe('IR fault recording (spec-derived)', () => {
   });
 
   it('0x23 table not readable', () => {
-    const b = new VtdBench({ props: { 'aw-bits': 39, intremap: 'on' }, extensions: [qiIrExtension] });
+    const b = new VtdBench({ props: { 'aw-bits': 39, intremap: 'on' } });
     b.w64(Reg.IRTA, BigInt(0x70_0000_0000 + 0xf));
     b.gcmd(Gcmd.SIRTP);
     b.gcmd(Gcmd.IRE);
@@ -218,7 +217,7 @@ describe('IR fault recording (spec-derived)', () => {
   });
 
   it('no remapping and no fault with IRE off', () => {
-    const b = new VtdBench({ props: { 'aw-bits': 39, intremap: 'on' }, extensions: [qiIrExtension] });
+    const b = new VtdBench({ props: { 'aw-bits': 39, intremap: 'on' } });
     b.w64(Reg.IRTA, BigInt(IRT));
     b.gcmd(Gcmd.SIRTP);
     sendMsi(b, msiAddr(5), 0x31);
@@ -251,7 +250,7 @@ describe('IR fault recording (spec-derived)', () => {
   });
 
   it('x-cfi (beyond QEMU): CFIS follows CFI; compatibility format is blocked (0x25) without it', () => {
-    const b = new VtdBench({ props: { 'aw-bits': 39, intremap: 'on', 'x-cfi': true }, extensions: [qiIrExtension] });
+    const b = new VtdBench({ props: { 'aw-bits': 39, intremap: 'on', 'x-cfi': true } });
     b.w64(Reg.IRTA, BigInt(IRT | 0xf));
     b.gcmd(Gcmd.SIRTP);
     b.gcmd(Gcmd.IRE);

@@ -3,10 +3,11 @@
  * system address space, the unit's registers mapped at 0xFED90000, an MSI
  * recorder, fake PCI requesters with their DMA spaces, and a guest-side
  * builder of legacy root / context / second-stage tables, a recorder of the
- * unit's typed events, and queue helpers.  The one VT-d unit of the test
- * suite: the intel-iommu unit tests (the queued-invalidation / interrupt-
- * remapping ones with `extensions: [qiIrExtension]`), the whole-machine
- * tests and the benchmarks; never device code.
+ * unit's typed events, and queue helpers.  The unit is the whole one, with
+ * its invalidation queue and interrupt remapper (`iommu.queue`,
+ * `iommu.remapper`), as QEMU's always is.  The one VT-d unit of the test
+ * suite: the intel-iommu unit tests, the whole-machine tests and the
+ * benchmarks; never device code.
  */
 import { AddressSpace } from '../../src/memory/address-space.js';
 import { createRam } from '../../src/memory/ram-backend.js';
@@ -18,8 +19,6 @@ import { VirtualClock } from '../../src/core/clock.js';
 import type { PropValues, Tracer } from '../../src/machine/device-type.js';
 import { IntelIommu } from '../../src/hw/intel-iommu/device.js';
 import type { FaultEvent, InvalidateEvent } from '../../src/hw/intel-iommu/events.js';
-import type { IommuExtension } from '../../src/hw/intel-iommu/hooks.js';
-import { QI_IR_EXTENSION_NAME, type QiIrHooks } from '../../src/hw/intel-iommu/queue-ir-extension.js';
 import { resolveIommuConfig, type KernelIrqchip } from '../../src/hw/intel-iommu/props.js';
 import { DMAR_BASE, Gcmd, Gsts, Reg } from '../../src/hw/intel-iommu/reg-layout.js';
 
@@ -47,8 +46,6 @@ export interface VtdBenchOptions {
   props?: PropValues;
   kernelIrqchip?: KernelIrqchip;
   ramSize?: number;
-  /** Extensions of the unit; none by default (pass `[qiIrExtension]` for queued invalidation / interrupt remapping). */
-  extensions?: readonly IommuExtension[];
   tracer?: Tracer;
 }
 
@@ -82,7 +79,7 @@ export class VtdBench {
     this.memory = new AddressSpace('memory', this.system);
     const msi: MsiTarget = { deliverMsi: (address, data, origin) => this.msis.push({ address, data, origin }) };
     const config = resolveIommuConfig(opts.props ?? {}, opts.kernelIrqchip ?? 'off');
-    this.iommu = new IntelIommu({ memory: this.memory, msi, clock: this.clock, tracer: opts.tracer }, config, opts.extensions ?? []);
+    this.iommu = new IntelIommu({ memory: this.memory, msi, clock: this.clock, tracer: opts.tracer }, config);
     this.system.add(this.iommu.region, DMAR_BASE);
   }
 
@@ -126,17 +123,6 @@ export class VtdBench {
     this.iommu.events.on('fault', (e) => rec.faults.push(e));
     this.iommu.events.on('invalidate', (e) => rec.invalidations.push(e));
     return rec;
-  }
-
-  /**
-   * The queued-invalidation / interrupt-remapping extension of the unit, its
-   * engines reachable (`queue`, `remapper`).  Throws when the bench was built
-   * without it (a test setup mistake).
-   */
-  qiIr(): QiIrHooks {
-    const h = this.iommu.extension(QI_IR_EXTENSION_NAME);
-    if (h === undefined) throw new Error('VtdBench: built without the qi-ir extension (extensions: [qiIrExtension])');
-    return h as QiIrHooks;
   }
 
   /** Writes one 128-bit invalidation descriptor at `base + index * 16` of guest memory. */

@@ -1,6 +1,6 @@
 /**
- * A real VT-d unit (the IntelIommu, with queued invalidation and interrupt
- * remapping, built as VtdBench builds it) mounted on a FakePlatform, for
+ * A real VT-d unit (the IntelIommu, with its invalidation queue and
+ * interrupt remapper, built as VtdBench builds it) mounted on a FakePlatform, for
  * tests of guest drivers without a machine.
  *
  * The unit's register window is the platform's MMIO at `base`; the unit
@@ -13,7 +13,8 @@
  * Each unit logs what the guest did to it, for tests of register sequences:
  * every register write ("GCMD 0x4000000", "CCMD 0xa000000000000000"; names
  * as in reg-layout.ts, other offsets in hex) and, after an IQT write, each
- * descriptor the unit consumed ("QI type 1 0x11").
+ * descriptor the unit consumed ("QI type 1 0x11"; 16 or 32 bytes apart, as
+ * the queue's descriptor width in force, IQA.DW on a scalable-mode unit).
  */
 import { AddressSpace } from '../../src/memory/address-space.js';
 import { ChunkedRam } from '../../src/memory/ram.js';
@@ -22,9 +23,8 @@ import type { MsiTarget } from '../../src/core/irq.js';
 import { VirtualClock } from '../../src/core/clock.js';
 import type { PropValues } from '../../src/machine/device-type.js';
 import { IntelIommu } from '../../src/hw/intel-iommu/device.js';
-import { qiIrExtension } from '../../src/hw/intel-iommu/queue-ir-extension.js';
 import { resolveIommuConfig } from '../../src/hw/intel-iommu/props.js';
-import { Iqa, MMIO_SIZE, Reg } from '../../src/hw/intel-iommu/reg-layout.js';
+import { MMIO_SIZE, Reg } from '../../src/hw/intel-iommu/reg-layout.js';
 import { FAKE_RAM_PAGE, type FakePlatform } from '../../src/guest/testing/fake-platform.js';
 import type { RecordedMsi } from './vtd-bench.js';
 
@@ -59,10 +59,13 @@ export interface MountedVtd {
 const NAMES = new Map<number, string>();
 for (const [name, off] of Object.entries(Reg)) if (!NAMES.has(off)) NAMES.set(off, name);
 
+/** Bytes of a 128-bit descriptor; IQH holds its index from bit 4. */
 const DESC_SIZE = 16;
-/** Entries of a 128-bit-descriptor queue with QS 0 (spec 11.4.9.3: 2^(QS+8)). */
-const QUEUE_ENTRIES_QS0 = 256;
 const IQ_HEAD_SHIFT = 4;
+/** Bytes of a 256-bit descriptor (IQA.DW in force); IQH holds its index from bit 5. */
+const WIDE_DESC_SIZE = 32;
+const WIDE_IQ_HEAD_SHIFT = 5;
+
 /** IQA bits 63:12: the queue base. */
 const IQA_BASE_MASK = ~0xfffn;
 /** Descriptor bits 3:0: the type. */
@@ -98,7 +101,7 @@ export function mountVtd(p: FakePlatform, base: number, opts: MountVtdOptions = 
     },
   };
   const config = resolveIommuConfig({ 'aw-bits': 39, ...opts.props });
-  const iommu = new IntelIommu({ memory, msi, clock: new VirtualClock('qtest') }, config, [qiIrExtension]);
+  const iommu = new IntelIommu({ memory, msi, clock: new VirtualClock('qtest') }, config);
   system.add(iommu.region, base);
   if (opts.capClear) {
     const cap = iommu.regs.get64(Reg.CAP) & ~opts.capClear;
@@ -108,14 +111,17 @@ export function mountVtd(p: FakePlatform, base: number, opts: MountVtdOptions = 
   if (opts.firmwareGcmd) memory.write(base + Reg.GCMD, 4, opts.firmwareGcmd >>> 0);
 
   const log: string[] = [];
-  const head = (): number => memory.read(base + Reg.IQH, 4) >>> IQ_HEAD_SHIFT;
+  /** The queue's descriptor width now: 256-bit while IQA.DW is honoured (scalable mode). */
+  const wide = (): boolean => iommu.queue.wide;
+  const head = (): number => memory.read(base + Reg.IQH, 4) >>> (wide() ? WIDE_IQ_HEAD_SHIFT : IQ_HEAD_SHIFT);
   /** Logs the descriptors the unit consumed between two IQH values. */
   const logConsumed = (from: number, to: number): void => {
-    const iqa = memory.read64(base + Reg.IQA);
-    const entries = QUEUE_ENTRIES_QS0 << Number(iqa & BigInt(Iqa.QS_MASK));
-    const queue = Number(iqa & IQA_BASE_MASK);
+    const size = wide() ? WIDE_DESC_SIZE : DESC_SIZE;
+    // The queue wraps at the size latched at QIE enable (2^(QS+8) 128-bit or 2^(QS+7) 256-bit entries).
+    const entries = iommu.queue.sizeEntries;
+    const queue = Number(memory.read64(base + Reg.IQA) & IQA_BASE_MASK);
     for (let i = from; i !== to; i = (i + 1) % entries) {
-      const qw0 = memory.read64(queue + i * DESC_SIZE);
+      const qw0 = memory.read64(queue + i * size);
       log.push(`QI type ${Number(qw0 & DESC_TYPE_MASK)} 0x${qw0.toString(16)}`);
     }
   };

@@ -42,7 +42,7 @@ export const Cap = {
   DRD: 1n << 55n,
   /** First-stage 1 GiB pages, bit 56. */
   FS1GP: 1n << 56n,
-  /** Posted interrupts, bit 59 (queue-ir-extension.ts, beyond QEMU). */
+  /** Posted interrupts, bit 59 (posted-interrupts.ts, beyond QEMU). */
   PI: 1n << 59n,
   /** First-stage 5-level paging, bit 60 (vtemu's x-fs5lp, beyond QEMU). */
   FS5LP: 1n << 60n,

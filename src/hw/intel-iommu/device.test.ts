@@ -1,12 +1,12 @@
 /**
  * The intel-iommu device as a whole: what it is built from (CAP / ECAP,
  * register window, walk and context rules from the properties), the core
- * services it offers (caches, translators, faults, events, interrupts,
- * extensions), reset back to power-on state (QEMU's intel-iommu-test checks
+ * services it offers (caches, translators, faults, events, interrupts), the
+ * components it owns (queue, remapper, posted interrupts), reset back to power-on state (QEMU's intel-iommu-test checks
  * the whole register file before and after system_reset), the DMAR facts,
  * and the device type.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ctxEntry, VtdBench, type VtdBenchOptions } from '../../../test/support/vtd-bench.js';
 import { AddressSpace } from '../../memory/address-space.js';
 import { iova } from '../../memory/address.js';
@@ -19,9 +19,11 @@ import { capValue, ecapValue } from './caps.js';
 import { IntelIommu, intelIommuDeviceType } from './device.js';
 import type { FaultEvent, InvalidateEvent } from './events.js';
 import { VtdFault } from './fault-reasons.js';
-import { SID_UNKNOWN, type IommuExtension, type IommuHooks } from './hooks.js';
+import { InterruptRemapper } from './interrupt-remap.js';
+import { PostedInterrupts } from './posted-interrupts.js';
 import { INTEL_IOMMU_PROPS, resolveIommuConfig } from './props.js';
-import { QI_IR_EXTENSION_NAME, qiIrExtension } from './queue-ir-extension.js';
+import { InvalidationQueue } from './queue.js';
+import { SID_UNKNOWN } from './requests.js';
 import { DMAR_BASE, EventCtl, Fsts, Gcmd, Gsts, Reg } from './reg-layout.js';
 
 const OTHER = 0x210_0000;
@@ -127,13 +129,18 @@ describe('construction', () => {
     }
   });
 
-  it('uses the registered extensions unless given a list', () => {
+  it('owns its invalidation queue and interrupt remapper always (as QEMU\'s intel-iommu), posted interrupts with x-pi', () => {
     const b = new VtdBench();
     const host = { memory: b.memory, msi: { deliverMsi: () => {} }, clock: b.clock };
-    const cfg = resolveIommuConfig({});
-    expect(new IntelIommu(host, cfg).extension(QI_IR_EXTENSION_NAME)).toBeDefined();
-    expect(new IntelIommu(host, cfg, []).extension(QI_IR_EXTENSION_NAME)).toBeUndefined();
-    expect(b.iommu.hooks).toEqual([]);
+    for (const props of [{}, { intremap: 'off' }, { 'scalable-mode': true }] as PropValues[]) {
+      const u = new IntelIommu(host, resolveIommuConfig(props));
+      expect(u.queue).toBeInstanceOf(InvalidationQueue);
+      expect(u.remapper).toBeInstanceOf(InterruptRemapper);
+      expect(u.posted).toBeNull();
+    }
+    expect(new VtdBench({ props: { intremap: 'on', 'x-pi': true } }).iommu.posted).toBeInstanceOf(PostedInterrupts);
+    // x-pi needs intremap (CAP.PI is not offered without it).
+    expect(new VtdBench({ props: { intremap: 'off', 'x-pi': true } }).iommu.posted).toBeNull();
   });
 });
 
@@ -283,7 +290,7 @@ describe('faults and events', () => {
     expect(b.r32(Reg.FSTS)).toBe(Fsts.PPF);
     expect(b.msis).toEqual([{ address: 0xfee0_0000, data: 0x31, origin: { kind: 'iommu' } }]);
     expect(faults).toEqual([{ sid: 0x108, reason: 5, addr: 0x1_2345_6789, isWrite: true, irIndex: undefined, outcome: 'recorded', index: 0 }]);
-    expect(b.iommu.nextFrcd).toBe(0);
+    expect(b.iommu.state.nextFrcd).toBe(0);
   });
 
   it('FPD suppresses a qualified fault passed to recordFault', () => {
@@ -333,7 +340,7 @@ describe('faults and events', () => {
 });
 
 describe('interrupt messages', () => {
-  it('without an extension taking them they go to the APIC bus unchanged, tagged with their origin', () => {
+  it('with IRE off they go to the APIC bus unchanged, tagged with their origin', () => {
     const b = new VtdBench();
     b.iommu.interruptWrite(0xfee0_1004, 0x4031, 0x0310);
     b.iommu.interruptWrite(0xfee0_0000, 0x20, SID_UNKNOWN);
@@ -355,36 +362,20 @@ describe('interrupt messages', () => {
     expect(b.msis).toEqual([{ address: 0xfee0_0000, data: 0x33, origin: { kind: 'msi', source: 0x0311 } }]);
   });
 
-  it('extensions are offered the message in order; the first to take it ends it', () => {
-    const seen: string[] = [];
-    const ext = (name: string, take: boolean | undefined): IommuExtension => () =>
-      take === undefined
-        ? { name }
-        : {
-            name,
-            interruptWrite: (addr, data, sid) => {
-              seen.push(`${name}:${addr.toString(16)}:${data}:${sid}`);
-              return take;
-            },
-          };
-    const b = new VtdBench({ extensions: [ext('none', undefined), ext('no', false), ext('yes', true), ext('late', true)] });
+  it('every message goes through the remapper: with IRE on a remappable one is remapped, not passed on', () => {
+    const b = new VtdBench({ props: { intremap: 'on' } });
+    const seen = vi.spyOn(b.iommu.remapper, 'interruptWrite');
     b.iommu.interruptWrite(0xfee0_0000, 5, 0x10);
     b.iommu.interruptFromIoapic(0xfee0_1000, 6);
-    expect(seen).toEqual(['no:fee00000:5:16', 'yes:fee00000:5:16', 'no:fee01000:6:-1', 'yes:fee01000:6:-1']);
-    expect(b.msis).toEqual([]);
-    const pass = new VtdBench({ extensions: [ext('no', false), ext('none', undefined)] });
-    pass.iommu.interruptWrite(0xfee0_0000, 7, 0x10);
-    expect(pass.msis).toEqual([{ address: 0xfee0_0000, data: 7, origin: { kind: 'msi', source: 0x10 } }]);
-  });
-
-  it('extension(name) finds an extension\'s hooks', () => {
-    const a: IommuHooks = { name: 'a' };
-    const c: IommuHooks = { name: 'c' };
-    const b = new VtdBench({ extensions: [() => a, () => c] });
-    expect(b.iommu.extension('a')).toBe(a);
-    expect(b.iommu.extension('c')).toBe(c);
-    expect(b.iommu.extension('b')).toBeUndefined();
-    expect(b.iommu.hooks).toEqual([a, c]);
+    expect(seen.mock.calls).toEqual([[0xfee0_0000, 5, 0x10], [0xfee0_1000, 6, SID_UNKNOWN]]);
+    expect(b.msis).toHaveLength(2);
+    const irt = b.allocPage();
+    b.poke64(irt + 16, 1n | (0x33n << 16n) | (0x200n << 32n)); // IRTE 1: present, vector 0x33, DST 0x200
+    b.w64(Reg.IRTA, BigInt(irt));
+    b.gcmd(Gcmd.SIRTP);
+    b.gcmd(Gcmd.IRE);
+    b.iommu.interruptFromIoapic((0xfee0_0000 | (1 << 5) | 0x10) >>> 0, 0);
+    expect(b.msis[2]).toEqual({ address: 0xfee0_2000, data: 0x4033, origin: { kind: 'ioapic', remappedIndex: 1 } });
   });
 });
 
@@ -402,9 +393,8 @@ describe('DMAR facts', () => {
 
 describe('reset', () => {
   it('puts the whole register file and the unit state back to power-on', () => {
-    const resets: string[] = [];
-    const rec: IommuExtension = () => ({ name: 'rec', reset: () => void resets.push('reset') });
-    const { b, root, top, read32 } = translating({ props: { nfr: 2 }, extensions: [rec] });
+    const { b, root, top, read32 } = translating({ props: { nfr: 2 } });
+    const resets = [vi.spyOn(b.iommu.queue, 'reset'), vi.spyOn(b.iommu.remapper, 'reset')];
     const fresh = new VtdBench({ props: { nfr: 2 } });
     const powerOn = dump(fresh);
     read32();
@@ -417,8 +407,8 @@ describe('reset', () => {
     b.w32(Reg.FECTL, 0);
     expect(b.iommu.dmarEnabled).toBe(true);
     expect(b.iommu.rootTable).toBe(root);
-    expect(b.iommu.nextFrcd).toBe(1);
-    expect(b.iommu.iqBase).toBe(0x40_0000);
+    expect(b.iommu.state.nextFrcd).toBe(1);
+    expect(b.iommu.queue.base).toBe(0x40_0000);
     expect(b.iommu.iotlb.size).toBe(1);
     expect(b.iommu.passThrough.isPassThrough(16)).toBe(true);
     expect(dump(b)).not.toEqual(powerOn);
@@ -428,18 +418,18 @@ describe('reset', () => {
     expect(dump(b)).toEqual(powerOn);
     expect(b.iommu.dmarEnabled).toBe(false);
     expect(b.iommu.rootTable).toBe(0);
-    expect(b.iommu.nextFrcd).toBe(0);
-    expect(b.iommu.iqBase).toBe(0);
+    expect(b.iommu.state.nextFrcd).toBe(0);
+    expect(b.iommu.queue.base).toBe(0);
     expect(b.iommu.iotlb.size).toBe(0);
     expect(b.iommu.contextGeneration).toBeGreaterThan(g);
     expect(b.iommu.passThrough.isPassThrough(16)).toBe(false);
-    expect(resets).toEqual(['reset']);
+    expect(resets.map((r) => r.mock.calls.length)).toEqual([1, 1]);
     // Translation is off again: DMA is the identity.
     expect(read32()).toBe(0xd4d4_d4d4);
   });
 
-  it('with the queued-invalidation extension: its registers and masks too', () => {
-    const opts = { props: { 'x-iqer': true, 'x-devtlb-timeout-sid': 5 }, extensions: [qiIrExtension] };
+  it('the registers and masks the queue defines too (x-iqer, x-devtlb-timeout-sid)', () => {
+    const opts = { props: { 'x-iqer': true, 'x-devtlb-timeout-sid': 5 } };
     const b = new VtdBench(opts);
     const powerOn = dump(new VtdBench(opts));
     b.w64(Reg.IQA, 0x40_0000n);
@@ -451,7 +441,7 @@ describe('reset', () => {
     expect(b.r64(Reg.IQA)).toBe(0x40_0000n);
     b.iommu.reset();
     expect(dump(b)).toEqual(powerOn);
-    expect(b.iommu.regs.w1cMask(Reg.FSTS)).toBe(0x71); // masks an extension defined survive reset
+    expect(b.iommu.regs.w1cMask(Reg.FSTS)).toBe(0x71); // masks the queue defined survive reset
   });
 });
 
@@ -490,7 +480,7 @@ describe('the device type', () => {
     expect(ctx.memory.read(DMAR_BASE + Reg.VER, 4)).toBe(0x10);
     expect(ctx.memory.read64(DMAR_BASE + Reg.CAP)).toBe(0x80d2008c22260206n);
     expect(ctx.systemMemory.has(u.region)).toBe(true);
-    expect(u.extension(QI_IR_EXTENSION_NAME)).toBeDefined();
+    expect(u.queue).toBeInstanceOf(InvalidationQueue);
     // Its events go to the context's APIC bus.
     ctx.memory.write(DMAR_BASE + Reg.FECTL, 4, 0);
     u.raiseFaultStatus(Fsts.IQE);

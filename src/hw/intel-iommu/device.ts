@@ -1,9 +1,21 @@
 /**
  * The intel-iommu device: a VT-d remapping hardware unit at 0xFED90000
- * (QEMU's q35 placement) that is the machine's DmaIommu.  It owns the
- * register file, the IOTLB and context-cache generation, the per-requester
- * translators, fault recording, and the extension hooks through which queued
- * invalidation and interrupt remapping plug in (hooks.ts).
+ * (QEMU's q35 placement) that is the machine's DmaIommu.  It assembles the
+ * unit from its parts and owns them:
+ *
+ *   state      the state record (state.ts): translation enabled, root table,
+ *              next fault record, context-cache generation
+ *   regs       the register file (registers.ts) and its table of side
+ *              effects (mmio.ts, register-effects.ts)
+ *   queue      the invalidation queue (queue.ts)
+ *   remapper   interrupt remapping (interrupt-remap.ts), with posted
+ *              interrupts (posted-interrupts.ts) under `x-pi`
+ *   iotlb, passThrough, translators   the DMA side (translator.ts)
+ *
+ * QEMU's intel-iommu always has queued invalidation and interrupt
+ * remapping, and so does every unit here.  The parts never import this
+ * module: each is handed the unit through the role interface naming what
+ * it needs (roles.ts), which IntelIommu implements.
  *
  * The machine maps `region` (done by the DeviceType's create), calls
  * `pciHost.setIommu(iommu)`, sends IOAPIC messages through
@@ -15,37 +27,37 @@ import { MmioRegion } from '../../memory/region.js';
 import type { MsiTarget } from '../../core/irq.js';
 import type { VirtualClock } from '../../core/clock.js';
 import type { Device, DeviceContext, DeviceType, PropValues, Tracer } from '../../machine/device-type.js';
-import { Cap, capValue, Ecap, ecapValue, sagawFor } from './caps.js';
+import { Cap, capValue, Ecap, ecapValue, postedInterrupts, sagawFor } from './caps.js';
 import { createIommuEmitter, Trace, type IommuEmitter } from './events.js';
 import { generateFaultEvent, raiseFaultStatus, recordFault, signalEvent } from './faults.js';
-import {
-  registeredIommuExtensions,
-  SID_UNKNOWN,
-  type ContextInvalidation,
-  type FaultExtra,
-  type IommuCore,
-  type IommuExtension,
-  type IommuHooks,
-  type IotlbInvalidation,
-  type PageGroupResponse,
-  type PasidCacheInvalidation,
-  type PasidIotlbInvalidation,
-} from './hooks.js';
+import { InterruptRemapper } from './interrupt-remap.js';
 import { invalidateContext, invalidateIotlb, invalidatePasidCache, invalidatePasidIotlb } from './invalidation.js';
 import { Iotlb } from './iotlb.js';
-import { VtdMmio } from './mmio.js';
+import { RegisterTable, VtdMmio } from './mmio.js';
 import { WalkRules } from './page-walk.js';
 import { FsWalkRules } from './first-stage-walk.js';
 import type { ScalableRules } from './scalable-context.js';
 import type { WalkStageRules } from './walk-stage.js';
 import { PassThroughSwitch } from './pass-through.js';
+import { PostedInterrupts } from './posted-interrupts.js';
 import { INTEL_IOMMU_DEPRECATED_PROPS, INTEL_IOMMU_PROPS, resolveIommuConfig, type IommuConfig } from './props.js';
-import { DMAR_BASE, Gsts, Reg } from './reg-layout.js';
+import { InvalidationQueue, queueConfigFrom } from './queue.js';
+import { DMAR_BASE } from './reg-layout.js';
+import { vtdRegisterRows } from './register-effects.js';
 import { defineVtdRegisters, RegisterFile, registerFileSize } from './registers.js';
+import {
+  SID_UNKNOWN,
+  type ContextInvalidation,
+  type FaultExtra,
+  type IotlbInvalidation,
+  type PageGroupResponse,
+  type PasidCacheInvalidation,
+  type PasidIotlbInvalidation,
+} from './requests.js';
+import type { QueueUnit, RegisterEffectsUnit, RemapperUnit, TranslatorUnit } from './roles.js';
 import type { ContextRules } from './root-context.js';
+import { VtdState } from './state.js';
 import { VtdTranslator } from './translator.js';
-// Queued invalidation and interrupt remapping register themselves as extensions.
-import './queue-ir-extension.js';
 
 /** What the machine needs to build the DMAR ACPI table. */
 export interface DmarConfig {
@@ -70,10 +82,12 @@ export interface IntelIommuHost {
 const NO_TRACER: Tracer = { enabled: () => false, trace: () => {} };
 
 /** One VT-d unit. */
-export class IntelIommu implements Device, DmaIommu, IommuCore {
+export class IntelIommu implements Device, DmaIommu, QueueUnit, RemapperUnit, RegisterEffectsUnit, TranslatorUnit {
   readonly typeName = 'intel-iommu';
   readonly config: IommuConfig;
   readonly regs: RegisterFile;
+  /** The unit's mutable architectural state (state.ts). */
+  readonly state = new VtdState();
   /** The register window (map it at `DMAR_BASE`). */
   readonly region: MmioRegion;
   readonly iotlb = new Iotlb();
@@ -89,29 +103,20 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
   readonly clock: VirtualClock;
   readonly tracer: Tracer;
   readonly haw: number;
-  /** Installed extensions' hooks. */
-  readonly hooks: readonly IommuHooks[];
   /** Per-requester pass-through decisions (QEMU's address-space switch). */
   readonly passThrough: PassThroughSwitch;
-  /** GSTS.TES, as a field for the translation hot path. */
-  dmarEnabled = false;
-  /** Root table address latched by SRTP. */
-  rootTable = 0;
-  /** RTADDR.SMT latched by SRTP with scalable-mode=on: the root table is a scalable-mode one. */
-  scalable = false;
-  /** Next fault recording register to use. */
-  nextFrcd = 0;
-  /** Invalidation queue base latched at QIE enable (what IQA reads return). */
-  iqBase = 0;
-  /** Whether IOTLB hits are traced (computed at creation; see refreshTracing). */
-  traceHits = false;
-  private ccGen = 1;
+  /** Posted interrupts (`x-pi` with intremap), else null. */
+  readonly posted: PostedInterrupts | null;
+  /** Interrupt remapping: every interrupt-window write goes through it. */
+  readonly remapper: InterruptRemapper;
+  /** The invalidation queue. */
+  readonly queue: InvalidationQueue;
   /** Translators by requester key, then PASID (NO_PASID for requests without one). */
   private readonly byKey = new Map<object, Map<number, VtdTranslator>>();
   private readonly cap: bigint;
   private readonly ecap: bigint;
 
-  constructor(host: IntelIommuHost, config: IommuConfig, extensions: readonly IommuExtension[] = registeredIommuExtensions()) {
+  constructor(host: IntelIommuHost, config: IommuConfig) {
     this.config = config;
     this.memory = host.memory;
     this.msi = host.msi;
@@ -140,12 +145,16 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
     };
     this.walkStageRules = { ss: this.walkRules, fs: new FsWalkRules(config.awBits) };
     this.passThrough = new PassThroughSwitch(this);
-    this.region = new MmioRegion('intel_iommu', this.regs.size, new VtdMmio(this), {
+    this.posted = postedInterrupts(config) ? new PostedInterrupts(this.memory, this.msi, this.tracer) : null;
+    this.remapper = new InterruptRemapper(this, this.posted, { eim: config.eim, cfi: config.raw['x-cfi'] === true });
+    // The queue may define registers of its own (IQER, FSTS.ITE/ICE): after the file, before the table.
+    this.queue = new InvalidationQueue(this, queueConfigFrom(config));
+    const table = new RegisterTable(this.regs.size, vtdRegisterRows(this));
+    this.region = new MmioRegion('intel_iommu', this.regs.size, new VtdMmio(this.regs, this.tracer, table), {
       valid: { min: 4, max: 8 },
       impl: { min: 4, max: 8 },
     });
     this.refreshTracing();
-    this.hooks = extensions.map((ext) => ext(this));
   }
 
   /** CAP register value. */
@@ -158,19 +167,39 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
     return this.ecap;
   }
 
+  /** GCMD.TE accepted (the state record's flag; GSTS.TES reads the same). */
+  get dmarEnabled(): boolean {
+    return this.state.translationEnabled;
+  }
+
+  /** Root table address latched by SRTP. */
+  get rootTable(): number {
+    return this.state.rootTable;
+  }
+
+  /** RTADDR.SMT latched by SRTP: the root table is a scalable-mode one. */
+  get scalable(): boolean {
+    return this.state.scalable;
+  }
+
+  /** Whether IOTLB hits are traced (see refreshTracing). */
+  get traceHits(): boolean {
+    return this.state.traceHits;
+  }
+
   /** Re-reads which hot-path trace events are enabled. */
   refreshTracing(): void {
-    this.traceHits = this.tracer.enabled(Trace.iotlbHit);
+    this.state.traceHits = this.tracer.enabled(Trace.iotlbHit);
   }
 
   /** The unit's context-cache generation (a translator's cached entry is valid while equal). */
   get contextGeneration(): number {
-    return this.ccGen;
+    return this.state.contextGeneration;
   }
 
   /** Invalidates every context-cache entry. */
   bumpContextGeneration(): void {
-    this.ccGen++;
+    this.state.contextGeneration++;
   }
 
   /** Flushes the IOTLB and the context cache, then refreshes the address spaces (TE, SRTP, reset). */
@@ -209,12 +238,14 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
     return t;
   }
 
+  /** GSTS.QIES (written by the queue alone). */
   qiEnabled(): boolean {
-    return (this.regs.get32(Reg.GSTS) & Gsts.QIES) !== 0;
+    return this.queue.enabled;
   }
 
+  /** GSTS.IRES (written by the remapper alone). */
   irEnabled(): boolean {
-    return (this.regs.get32(Reg.GSTS) & Gsts.IRES) !== 0;
+    return this.remapper.enabled;
   }
 
   invalidateContext(inv: ContextInvalidation, source: 'register' | 'queue'): void {
@@ -233,6 +264,11 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
     invalidatePasidCache(this, inv);
   }
 
+  /** IEC invalidation (interrupt entry cache, the remapper's). */
+  invalidateIec(global: boolean, index: number, mask: number): void {
+    this.remapper.invalidateIec(global, index, mask);
+  }
+
   pageGroupResponse(resp: PageGroupResponse): void {
     this.events.emit('pageGroupResponse', resp);
   }
@@ -245,32 +281,32 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
     raiseFaultStatus(this, bits);
   }
 
+  /**
+   * Sends an event interrupt through a control/data/address register group
+   * (FECTL or IECTL): sets IP when masked, else delivers the MSI straight
+   * to the APIC bus.
+   */
   signalEvent(ctlOff: number, dataOff: number, addrOff: number, uaddrOff: number): void {
     signalEvent(this, ctlOff, dataOff, addrOff, uaddrOff);
   }
 
-  /** Raises the fault event given FSTS before an update (for extensions that set FSTS bits themselves). */
+  /** Raises the fault event given FSTS before an update. */
   generateFaultEvent(preFsts: number): void {
     generateFaultEvent(this, preFsts);
   }
 
   /**
-   * A 4-byte write into the interrupt window by `sid`: offered to the
-   * extensions (interrupt remapping); unhandled, passed to the APIC bus.
+   * A 4-byte write into the interrupt window by `sid` (SID_UNKNOWN: the
+   * IOAPIC): through interrupt remapping (unchanged while IRE is off) to
+   * the APIC bus.
    */
   interruptWrite(addr: number, data: number, sid: number): void {
-    for (const h of this.hooks) if (h.interruptWrite?.(addr, data, sid)) return;
-    this.msi.deliverMsi(addr, data, sid === SID_UNKNOWN ? { kind: 'ioapic' } : { kind: 'msi', source: sid });
+    this.remapper.interruptWrite(addr, data, sid);
   }
 
   /** An IOAPIC interrupt message (requester unknown, as QEMU's IOAPIC path). */
   interruptFromIoapic(addr: number, data: number): void {
     this.interruptWrite(addr, data, SID_UNKNOWN);
-  }
-
-  /** The hooks of the extension called `name`. */
-  extension(name: string): IommuHooks | undefined {
-    return this.hooks.find((h) => h.name === name);
   }
 
   /** DMAR facts for the ACPI builder. */
@@ -286,13 +322,10 @@ export class IntelIommu implements Device, DmaIommu, IommuCore {
   /** Device reset (QEMU vtd_reset -> vtd_init). */
   reset(): void {
     this.regs.reset();
-    this.dmarEnabled = false;
-    this.rootTable = 0;
-    this.scalable = false;
-    this.nextFrcd = 0;
-    this.iqBase = 0;
+    this.state.reset(this.regs);
     this.resetCaches();
-    for (const h of this.hooks) h.reset?.();
+    this.queue.reset();
+    this.remapper.reset();
   }
 }
 

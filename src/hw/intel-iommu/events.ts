@@ -8,7 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type TypedEmitterModule from 'typed-emitter';
-import type { PageGroupResponse } from './hooks.js';
+import type { PageGroupResponse } from './requests.js';
 
 type TypedEmitter<E extends TypedEmitterModule.EventMap> = TypedEmitterModule.default<E>;
 

@@ -4,14 +4,15 @@
  * source ID that already has one pending, the fault recording registers
  * (FRCD: F, T, FR, SID, PP/PV, FI), PPF derived from the F bits, FRI, and the
  * fault event (FECTL.IP / IM, MSI via FEADDR/FEDATA straight to the APIC bus,
- * not through interrupt remapping).
+ * not through interrupt remapping).  The next record index lives in the
+ * unit's state record (state.ts); the functions take the FaultUnit role.
  *
  *   FRCD[i] at FRO*16 + 16*i:  +0 FI (page address, or IR index << 48)
  *                              +8 SID 15:0, PP 31;  +12 FR 7:0, PV 27:8, T 30, F 31
  */
 import { hi32 } from '../../memory/address.js';
-import type { IntelIommu } from './device.js';
-import type { FaultExtra } from './hooks.js';
+import type { FaultExtra } from './requests.js';
+import type { FaultUnit } from './roles.js';
 import { isQualifiedFault } from './fault-reasons.js';
 import { EventCtl, Frcd, FRCD_SIZE, Fsts, Reg } from './reg-layout.js';
 import { Trace } from './events.js';
@@ -25,12 +26,12 @@ export function frcdOffset(index: number): number {
 }
 
 /** True when FRCD[index].F is set. */
-export function frcdPending(u: IntelIommu, index: number): boolean {
+export function frcdPending(u: FaultUnit, index: number): boolean {
   return (u.regs.get32(frcdOffset(index) + 3 * DW) & Frcd.F) !== 0;
 }
 
 /** Recomputes FSTS.PPF from the F bits (QEMU vtd_update_fsts_ppf). */
-export function updatePpf(u: IntelIommu): void {
+export function updatePpf(u: FaultUnit): void {
   let any = false;
   for (let i = 0; i < u.config.nfr && !any; i++) any = frcdPending(u, i);
   u.regs.setClear32(Reg.FSTS, any ? Fsts.PPF : 0, Fsts.PPF);
@@ -40,14 +41,14 @@ export function updatePpf(u: IntelIommu): void {
  * Sends the event interrupt of a control/data/address group: sets IP; if IM
  * is clear delivers the MSI and clears IP (QEMU vtd_generate_interrupt).
  */
-export function signalEvent(u: IntelIommu, ctlOff: number, dataOff: number, addrOff: number, uaddrOff: number): void {
+export function signalEvent(u: FaultUnit, ctlOff: number, dataOff: number, addrOff: number, uaddrOff: number): void {
   u.regs.setClear32(ctlOff, EventCtl.IP, 0);
   if ((u.regs.get32(ctlOff) & EventCtl.IM) !== 0) return;
   deliverEvent(u, ctlOff, dataOff, addrOff, uaddrOff);
 }
 
 /** Delivers the group's MSI now and clears IP. */
-export function deliverEvent(u: IntelIommu, ctlOff: number, dataOff: number, addrOff: number, uaddrOff: number): void {
+export function deliverEvent(u: FaultUnit, ctlOff: number, dataOff: number, addrOff: number, uaddrOff: number): void {
   const addr = u.regs.get32(addrOff) + u.regs.get32(uaddrOff) * 2 ** 32;
   const data = u.regs.get32(dataOff);
   if (u.tracer.enabled('vtd_irq_generate')) u.tracer.trace('vtd_irq_generate', { addr, data });
@@ -59,21 +60,21 @@ export function deliverEvent(u: IntelIommu, ctlOff: number, dataOff: number, add
  * Raises the fault event unless an earlier condition is still pending
  * (QEMU vtd_generate_fault_event; `preFsts` is FSTS before the update).
  */
-export function generateFaultEvent(u: IntelIommu, preFsts: number): void {
+export function generateFaultEvent(u: FaultUnit, preFsts: number): void {
   if ((preFsts & (Fsts.PPF | Fsts.PFO | Fsts.IQE)) !== 0) return;
   if (u.tracer.enabled(Trace.faultEvent)) u.tracer.trace(Trace.faultEvent, { fsts: preFsts });
   signalEvent(u, Reg.FECTL, Reg.FEDATA, Reg.FEADDR, Reg.FEUADDR);
 }
 
 /** Sets FSTS bits and raises the fault event as for an invalidation queue error. */
-export function raiseFaultStatus(u: IntelIommu, bits: number): void {
+export function raiseFaultStatus(u: FaultUnit, bits: number): void {
   const pre = u.regs.get32(Reg.FSTS);
   u.regs.setClear32(Reg.FSTS, bits, 0);
   generateFaultEvent(u, pre);
 }
 
 /** Records a fault (QEMU vtd_report_fault / vtd_report_frcd_fault). */
-export function recordFault(u: IntelIommu, sid: number, reason: number, addr: number, isWrite: boolean, extra?: FaultExtra): void {
+export function recordFault(u: FaultUnit, sid: number, reason: number, addr: number, isWrite: boolean, extra?: FaultExtra): void {
   const emit = u.events.listenerCount('fault') > 0;
   const irIndex = extra?.irIndex;
   if (extra?.fpd && isQualifiedFault(reason)) {
@@ -94,7 +95,7 @@ export function recordFault(u: IntelIommu, sid: number, reason: number, addr: nu
       return;
     }
   }
-  const index = u.nextFrcd;
+  const index = u.state.nextFrcd;
   if (frcdPending(u, index)) {
     u.regs.setClear32(Reg.FSTS, Fsts.PFO, 0);
     if (u.tracer.enabled(Trace.faultPpfOverflow)) u.tracer.trace(Trace.faultPpfOverflow, { index });
@@ -123,7 +124,7 @@ export function recordFault(u: IntelIommu, sid: number, reason: number, addr: nu
   }
   u.regs.setClear32(off + 3 * DW, Frcd.F, 0);
   updatePpf(u);
-  u.nextFrcd = index + 1 === u.config.nfr ? 0 : index + 1;
+  u.state.nextFrcd = index + 1 === u.config.nfr ? 0 : index + 1;
   if (emit) u.events.emit('fault', { sid, reason, addr, isWrite, irIndex, outcome: 'recorded', index });
   if ((fsts & Fsts.PPF) === 0) generateFaultEvent(u, fsts);
 }

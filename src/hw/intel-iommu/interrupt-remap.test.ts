@@ -1,6 +1,6 @@
 /**
- * Interrupt remapping (interrupt-remap.ts) inside the real unit (VtdBench
- * with the qi-ir extension): the guest programs IRTA / GCMD.SIRTP / IRE
+ * Interrupt remapping (interrupt-remap.ts) inside the real unit (VtdBench,
+ * whose unit owns its remapper): the guest programs IRTA / GCMD.SIRTP / IRE
  * through the register window and writes IRTEs into guest RAM; messages
  * enter through the unit's interrupt entry points (a requester's write into
  * the interrupt window, or the IOAPIC path); the tests read the MSIs the unit
@@ -10,10 +10,9 @@ import { describe, expect, it } from 'vitest';
 import { VtdBench, type RecordedEvents, type RecordedMsi } from '../../../test/support/vtd-bench.js';
 import { u32Stream } from '../../../test/support/prng.js';
 import type { FaultEvent } from './events.js';
-import { SID_UNKNOWN } from './hooks.js';
+import { SID_UNKNOWN } from './requests.js';
 import { FAULT_SID_UNKNOWN } from './interrupt-remap.js';
 import { VtdFault } from './fault-reasons.js';
-import { qiIrExtension } from './queue-ir-extension.js';
 import { Gcmd, Reg } from './reg-layout.js';
 import type { PropValues, Tracer } from '../../machine/device-type.js';
 
@@ -46,7 +45,7 @@ function remapAddr(handle: number, shv = false): number {
 
 /** A unit with interrupt remapping available (IRE off). */
 function unit(props: PropValues = {}, tracer?: Tracer): VtdBench {
-  return new VtdBench({ props: { 'aw-bits': 39, intremap: 'on', ...props }, extensions: [qiIrExtension], tracer });
+  return new VtdBench({ props: { 'aw-bits': 39, intremap: 'on', ...props }, tracer });
 }
 
 /** IRTA (base | S | EIME) and GCMD.SIRTP, as a guest does. */
@@ -369,7 +368,7 @@ describe('random input (property)', () => {
     const next = u32Stream(SEED);
     const b = irOn({ 'x-pi': true }, 4);
     const rec = b.recordEvents();
-    const remapper = b.qiIr().remapper;
+    const remapper = b.iommu.remapper;
     for (let i = 0; i < 32; i++) {
       const bytes = new Uint8Array(16);
       const v = new DataView(bytes.buffer);

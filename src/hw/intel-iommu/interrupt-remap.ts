@@ -20,6 +20,9 @@
  *    IRTA.EIME (and the eim property) give the full 32-bit DST.
  *  - Posted-format IRTEs (IM=1, with `x-pi`) go to posted-interrupts.ts.
  *
+ * The remapper owns its status bits: GSTS.IRTPS (set at SIRTP), IRES
+ * (follows GCMD.IRE) and, with `x-cfi`, CFIS; IRE is read back from IRES.
+ *
  * Interrupt entry cache: validated IRTEs (present, no reserved bits) are
  * cached by index; an IEC invalidation (global or index/mask), SIRTP, an IRE
  * change and reset drop them.  A guest that rewrites an IRTE without an IEC
@@ -28,7 +31,8 @@
  */
 import { MemTx } from '../../memory/address-space.js';
 import type { InterruptOrigin } from '../../core/irq.js';
-import { SID_UNKNOWN, type IommuCore } from './hooks.js';
+import { SID_UNKNOWN } from './requests.js';
+import type { RemapperCommands, RemapperUnit } from './roles.js';
 import { VtdFault } from './fault-reasons.js';
 import {
   IRTE_SIZE, decodeIrte, irteDestination, irteHasReservedBits, newIrte, verifySourceId, type Irte,
@@ -102,8 +106,16 @@ export interface RemapOutcome {
   data: number;
 }
 
+/** How a unit's remapper is built. */
+export interface RemapperOptions {
+  /** The eim property: IRTA.EIME may select x2APIC destinations. */
+  readonly eim: boolean;
+  /** `x-cfi`: model GCMD.CFI / GSTS.CFIS and block compatibility format without it. */
+  readonly cfi: boolean;
+}
+
 /** The interrupt remapping unit of one IOMMU. */
-export class InterruptRemapper {
+export class InterruptRemapper implements RemapperCommands {
   private root = 0;
   private entries = 0;
   private eime = false;
@@ -119,12 +131,22 @@ export class InterruptRemapper {
   /** Last outcome (reused object). */
   readonly last: RemapOutcome = { status: 'dropped', reason: 0, address: 0, data: 0 };
 
+  private readonly eimAllowed: boolean;
+  private readonly cfiModelled: boolean;
+
   constructor(
-    private readonly core: IommuCore,
+    private readonly core: RemapperUnit,
     private readonly posted: PostedInterrupts | null,
-    /** `x-cfi`: model GCMD.CFI / GSTS.CFIS and block compatibility format without it. */
-    private readonly cfiModelled = false,
-  ) {}
+    opts: RemapperOptions,
+  ) {
+    this.eimAllowed = opts.eim;
+    this.cfiModelled = opts.cfi;
+  }
+
+  /** GSTS.IRES: interrupt remapping is on. */
+  get enabled(): boolean {
+    return (this.core.regs.get32(Reg.GSTS) & Gsts.IRES) !== 0;
+  }
 
   /** GCMD.CFI changed: with `x-cfi`, GSTS.CFIS reports it. */
   onCfiChange(on: boolean): void {
@@ -139,21 +161,23 @@ export class InterruptRemapper {
     this.invalidateIec(true, 0, 0);
   }
 
-  /** GCMD.SIRTP: latch IRTA (base, size, EIME) and flush the cache. */
+  /** GCMD.SIRTP: set IRTPS, latch IRTA (base, size, EIME) and flush the cache. */
   onSirtp(): void {
     const regs = this.core.regs;
+    regs.setClear32(Reg.GSTS, Gsts.IRTPS, 0);
     const lo = regs.get32(Reg.IRTA);
     const hi = regs.get32(Reg.IRTA + 4);
     const hiMask = this.core.haw > 32 ? 2 ** (this.core.haw - 32) - 1 : 0;
     this.root = (hi & hiMask) * TWO_POW_32 + ((lo & IRTA_BASE_LO_MASK) >>> 0);
     this.entries = 2 ** ((lo & Irta.S_MASK) + 1);
-    this.eime = (lo & Irta.EIME) !== 0 && this.core.config.eim;
+    this.eime = (lo & Irta.EIME) !== 0 && this.eimAllowed;
     this.trace('vtd_reg_ir_root', { addr: this.root, size: this.entries, eime: this.eime });
     this.invalidateIec(true, 0, 0);
   }
 
-  /** GCMD.IRE changed. */
-  onIreChange(): void {
+  /** GCMD.IRE changed: IRES follows and the cache is flushed. */
+  onIreChange(on: boolean): void {
+    this.core.regs.setClear32(Reg.GSTS, on ? Gsts.IRES : 0, on ? 0 : Gsts.IRES);
     this.invalidateIec(true, 0, 0);
   }
 
@@ -170,11 +194,14 @@ export class InterruptRemapper {
     valid.fill(0, first, Math.min(MAX_ENTRIES, first + count));
   }
 
-  /** Hook: a 4-byte write into the interrupt window by `sid` (SID_UNKNOWN: IOAPIC). Always handled. */
-  interruptWrite(addr: number, data: number, sid: number): boolean {
+  /**
+   * A 4-byte write into the interrupt window by `sid` (SID_UNKNOWN: the
+   * IOAPIC): remapped, or passed on unchanged while IRE is off, to the APIC
+   * bus tagged with its origin.
+   */
+  interruptWrite(addr: number, data: number, sid: number): void {
     const o = this.remap(addr, data, sid);
     if (o.status === 'delivered') this.core.msi.deliverMsi(o.address, o.data, this.origin(sid, this.lastIndex >= 0));
-    return true;
   }
 
   private origin(sid: number, remapped: boolean): InterruptOrigin {
@@ -193,7 +220,7 @@ export class InterruptRemapper {
     out.data = data >>> 0;
     out.reason = 0;
     this.lastIndex = -1;
-    if (!this.core.irEnabled()) {
+    if (!this.enabled) {
       out.status = 'delivered';
       return out;
     }

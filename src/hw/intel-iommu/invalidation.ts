@@ -8,8 +8,14 @@
  * and ICC / IVT cleared.  While queued invalidation is enabled the registers
  * are ignored (ICC / IVT stay set).
  */
-import type { IntelIommu } from './device.js';
-import type { ContextInvalidation, IotlbInvalidation, PasidCacheInvalidation, PasidIotlbInvalidation } from './hooks.js';
+import type {
+  ContextInvalidation,
+  InvalidationSource,
+  IotlbInvalidation,
+  PasidCacheInvalidation,
+  PasidIotlbInvalidation,
+} from './requests.js';
+import type { InvalidationUnit } from './roles.js';
 import { MAMV } from './caps.js';
 import { NO_PASID } from '../../memory/iommu.js';
 import { sourceId } from './translator.js';
@@ -21,7 +27,7 @@ const FM_DEVFN_MASK = [0, 0x4, 0x6, 0x7];
 const PAGE_LO_MASK = 0xffff_f000;
 
 /** Invalidates context-cache entries (QEMU vtd_context_global/device_invalidate). */
-export function invalidateContext(u: IntelIommu, inv: ContextInvalidation, source: 'register' | 'queue' | 'internal'): void {
+export function invalidateContext(u: InvalidationUnit, inv: ContextInvalidation, source: InvalidationSource): void {
   if (inv.kind === 'device') {
     if (u.tracer.enabled(Trace.ccDevice)) u.tracer.trace(Trace.ccDevice, { sid: inv.sid, fm: inv.fm });
     const ignore = FM_DEVFN_MASK[inv.fm & 3]!;
@@ -53,7 +59,7 @@ export function invalidateContext(u: IntelIommu, inv: ContextInvalidation, sourc
 }
 
 /** Invalidates IOTLB entries (QEMU vtd_iotlb_global/domain/page_invalidate). */
-export function invalidateIotlb(u: IntelIommu, inv: IotlbInvalidation, source: 'register' | 'queue' | 'internal'): void {
+export function invalidateIotlb(u: InvalidationUnit, inv: IotlbInvalidation, source: InvalidationSource): void {
   switch (inv.kind) {
     case 'global':
       if (u.tracer.enabled(Trace.iotlbGlobal)) u.tracer.trace(Trace.iotlbGlobal, {});
@@ -82,7 +88,7 @@ export function invalidateIotlb(u: IntelIommu, inv: IotlbInvalidation, source: '
 }
 
 /** CCMD written with ICC set (a 64-bit write or its high half): run the request. */
-export function handleCcmdWrite(u: IntelIommu): void {
+export function handleCcmdWrite(u: InvalidationUnit): void {
   const lo = u.regs.get32(Reg.CCMD);
   const hi = u.regs.get32(Reg.CCMD_HI);
   if ((hi & CcmdHi.ICC) === 0) return;
@@ -111,7 +117,7 @@ export function handleCcmdWrite(u: IntelIommu): void {
 }
 
 /** IOTLB written with IVT set (a 64-bit write or its high half): run the request. */
-export function handleIotlbWrite(u: IntelIommu): void {
+export function handleIotlbWrite(u: InvalidationUnit): void {
   const hi = u.regs.get32(Reg.IOTLB_HI);
   if ((hi & IotlbHi.IVT) === 0) return;
   if (u.qiEnabled()) return;
@@ -151,7 +157,7 @@ function pasidCacheCovers(inv: PasidCacheInvalidation, did: number): boolean {
 }
 
 /** PASID-based IOTLB invalidation (descriptor 6, QEMU vtd_piotlb_pasid/page_invalidate). */
-export function invalidatePasidIotlb(u: IntelIommu, inv: PasidIotlbInvalidation): void {
+export function invalidatePasidIotlb(u: InvalidationUnit, inv: PasidIotlbInvalidation): void {
   if (inv.kind === 'pasid') u.iotlb.removePasid(inv.did, inv.pasid);
   else u.iotlb.removePasidPages(inv.did, inv.pasid, inv.addr, inv.am);
   if (u.events.listenerCount('invalidate') > 0) {
@@ -176,8 +182,8 @@ export function invalidatePasidIotlb(u: IntelIommu, inv: PasidIotlbInvalidation)
  * whose PASID 0 entry the invalidation covers (global; the domain; the
  * domain and PASID 0) are decided again, in both directions.
  */
-export function invalidatePasidCache(u: IntelIommu, inv: PasidCacheInvalidation): void {
-  if (u.scalable) {
+export function invalidatePasidCache(u: InvalidationUnit, inv: PasidCacheInvalidation): void {
+  if (u.state.scalable) {
     const sids: number[] = [];
     for (const t of u.translators()) if (t.pasid === NO_PASID) sids.push(sourceId(t.requester));
     u.passThrough.redecideCovered((did) => pasidCacheCovers(inv, did), sids);

@@ -3,16 +3,17 @@
  * 4- and 8-byte accesses only (the bus refuses the rest; the handlers
  * themselves read all-ones and drop anything else), accesses running past
  * the file, unlisted offsets, 64-bit values as two halves, IQA's latched
- * base, extension read overrides, and the side effect chosen by the exact
- * offset written (GCMD, CCMD / IOTLB high halves, FSTS / FECTL / ICS /
- * IECTL event rules, FRCD high dwords and PPF, IQT / IQA hooks), plus traces.
+ * base (read from the queue), and the side effect the register table names
+ * for the exact offset written (GCMD, CCMD / IOTLB high halves, FSTS /
+ * FECTL / ICS / IECTL event rules, FRCD high dwords and PPF, IQT and the
+ * queue), the table itself, plus traces.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { VtdBench, type VtdBenchOptions } from '../../../test/support/vtd-bench.js';
 import type { Tracer } from '../../machine/device-type.js';
 import type { InvalidateEvent } from './events.js';
 import { VtdFault } from './fault-reasons.js';
-import type { IommuExtension, IommuHooks } from './hooks.js';
+import { RegisterTable } from './mmio.js';
 import { DMAR_BASE, EventCtl, Fsts, Gcmd, Gsts, Ics, Reg } from './reg-layout.js';
 
 const ALL32 = 0xffff_ffff;
@@ -20,17 +21,13 @@ const ALL64 = 0xffff_ffff_ffff_ffffn;
 const FEADDR = 0xfee0_2000;
 const IEADDR = 0xfee0_3000;
 
-/** An extension that records which write hooks ran. */
-function recording(calls: string[], extra: Partial<IommuHooks> = {}): IommuExtension {
-  return () => ({
-    name: 'rec',
-    onIqtWrite: () => void calls.push('iqt'),
-    onIqaWrite: () => void calls.push('iqa'),
-    onIcsWrite: () => void calls.push('ics'),
-    onIectlWrite: () => void calls.push('iectl'),
-    onFstsWrite: () => void calls.push('fsts'),
-    ...extra,
-  });
+/** Spies on the queue's register entry points (they still run). */
+function queueSpies(b: VtdBench) {
+  return {
+    iqt: vi.spyOn(b.iommu.queue, 'onIqtWrite'),
+    fsts: vi.spyOn(b.iommu.queue, 'onFstsWrite'),
+    qie: vi.spyOn(b.iommu.queue, 'onQieChange'),
+  };
 }
 
 function traced(names: string[]) {
@@ -125,7 +122,7 @@ describe('IQA reads (base latched at QIE enable, live QS and DW)', () => {
     expect(b.r32(Reg.IQA)).toBe(0x805); // nothing latched yet
     expect(b.r32(Reg.IQA + 4)).toBe(0);
     b.gcmd(Gcmd.QIE);
-    expect(b.iommu.iqBase).toBe(0x12_3456_7000);
+    expect(b.iommu.queue.base).toBe(0x12_3456_7000);
     expect(b.r32(Reg.IQA)).toBe(0x3456_7805);
     expect(b.r32(Reg.IQA + 4)).toBe(0x12);
     expect(b.r64(Reg.IQA)).toBe(0x12_3456_7805n);
@@ -146,25 +143,21 @@ describe('IQA reads (base latched at QIE enable, live QS and DW)', () => {
   });
 });
 
-describe('extension read overrides', () => {
-  it('the first extension returning a value wins; undefined passes; values read unsigned', () => {
-    const first: IommuExtension = () => ({ name: 'a', readOverride: (off) => (off === Reg.FEDATA ? -1 : undefined) });
-    const second: IommuExtension = () => ({
-      name: 'b',
-      readOverride: (off) => (off === Reg.FEDATA ? 7 : off === Reg.IEDATA ? 0x1234 : off === Reg.IQA ? 0x42 : undefined),
-    });
-    const { b } = setup({ extensions: [first, second] });
-    expect(b.r32(Reg.FEDATA)).toBe(ALL32);
-    expect(b.r32(Reg.IEDATA)).toBe(0x1234);
-    expect(b.r32(Reg.IQA)).toBe(0x42); // before the core's IQA rule
-    expect(b.r64(Reg.IECTL)).toBe((0x1234n << 32n) | 0x8000_0000n);
+describe('read sources', () => {
+  it('IQA\'s dwords come from the queue, read unsigned; the others from the file', () => {
+    const { b } = setup();
+    const lo = vi.spyOn(b.iommu.queue, 'iqaLow').mockReturnValue(-1);
+    const hi = vi.spyOn(b.iommu.queue, 'iqaHigh').mockReturnValue(0x42);
+    expect(b.r32(Reg.IQA)).toBe(ALL32);
+    expect(b.r32(Reg.IQA + 4)).toBe(0x42);
+    expect(b.r64(Reg.IQA)).toBe((0x42n << 32n) | 0xffff_ffffn);
+    // An 8-byte read at a dword offset asks per dword: IQA's high half from the queue, 0x98 from the file.
+    expect(b.iommu.region.ops.read64!(Reg.IQA + 4)).toBe(0x42n);
+    expect(lo).toHaveBeenCalledTimes(2);
+    expect(hi).toHaveBeenCalledTimes(3);
     expect(b.r32(Reg.VER)).toBe(0x10);
-  });
-
-  it('extensions without readOverride are skipped', () => {
-    const calls: string[] = [];
-    const { b } = setup({ extensions: [recording(calls)] });
-    expect(b.r32(Reg.VER)).toBe(0x10);
+    expect(b.r64(Reg.IQT)).toBe(0n);
+    expect(lo).toHaveBeenCalledTimes(2);
   });
 });
 
@@ -257,15 +250,23 @@ describe('CCMD / IOTLB: only a 64-bit write or a write of the high half triggers
   const ICC_GLOBAL = 0xa000_0000; // ICC | CIRG=1
   const IVT_GLOBAL = 0x9000_0000; // IVT | IIRG=1
 
-  /** A unit with ICC / IVT left pending (written while QI was on, so ignored). */
+  const QUEUE = 0x30_0000;
+
+  /**
+   * A unit with ICC / IVT left pending (written while QI was on, so
+   * ignored), QI off again: a wait descriptor first, as QEMU disables an
+   * idle queue only after one.
+   */
   function pending() {
     const s = setup();
-    s.b.gcmd(Gcmd.QIE);
+    s.b.enableQueue(QUEUE);
     s.b.w32(Reg.CCMD_HI, ICC_GLOBAL);
     s.b.w32(Reg.IOTLB_HI, IVT_GLOBAL);
     expect(s.b.r32(Reg.CCMD_HI)).toBe(ICC_GLOBAL);
     expect(s.b.r32(Reg.IOTLB_HI)).toBe(IVT_GLOBAL);
-    s.b.gcmd(0, Gcmd.QIE);
+    s.b.putDesc(QUEUE, 0, 0x25n, BigInt(QUEUE + 0x1000));
+    s.b.setTail(1);
+    expect(s.b.setQie(false)).toBe(false);
     expect(s.inv).toEqual([]);
     return s;
   }
@@ -373,16 +374,16 @@ describe('FSTS writes: FECTL.IP drops when nothing is pending', () => {
     expect(b.r32(Reg.FECTL)).toBe(EventCtl.IM >>> 0);
   });
 
-  it('traces vtd_fsts_clear_ip only when IP is dropped; every FSTS write calls onFstsWrite', () => {
-    const calls: string[] = [];
+  it('traces vtd_fsts_clear_ip only when IP is dropped; every FSTS write tells the queue', () => {
     const { events, tracer } = traced(['vtd_fsts_clear_ip']);
-    const { b } = masked({ tracer, extensions: [recording(calls)] });
+    const { b } = masked({ tracer });
+    const spies = queueSpies(b);
     b.w32(Reg.FSTS, 0);
     expect(events).toEqual([]);
     b.iommu.raiseFaultStatus(Fsts.ITE);
     b.w32(Reg.FSTS, 0);
     expect(events).toEqual([['vtd_fsts_clear_ip', {}]]);
-    expect(calls).toEqual(['fsts', 'fsts']);
+    expect(spies.fsts).toHaveBeenCalledTimes(2);
   });
 });
 
@@ -435,8 +436,8 @@ describe('FECTL writes: unmasking with IP set sends the deferred fault event', (
 });
 
 describe('invalidation event registers', () => {
-  function pendingIectl(calls: string[] = []) {
-    const s = setup({ extensions: [recording(calls)] });
+  function pendingIectl() {
+    const s = setup();
     s.b.w32(Reg.IEADDR, IEADDR);
     s.b.w32(Reg.IEDATA, 0x5151);
     s.b.iommu.signalEvent(Reg.IECTL, Reg.IEDATA, Reg.IEADDR, Reg.IEUADDR);
@@ -444,9 +445,8 @@ describe('invalidation event registers', () => {
     return s;
   }
 
-  it('IECTL: unmasking with IP set sends IEDATA to IEADDR and clears IP; onIectlWrite runs', () => {
-    const calls: string[] = [];
-    const { b } = pendingIectl(calls);
+  it('IECTL: unmasking with IP set sends IEDATA to IEADDR and clears IP', () => {
+    const { b } = pendingIectl();
     b.w32(Reg.IECTL, EventCtl.IM);
     expect(b.msis).toEqual([]);
     b.w32(Reg.IECTL, 0);
@@ -454,22 +454,18 @@ describe('invalidation event registers', () => {
     expect(b.r32(Reg.IECTL)).toBe(0);
     b.w32(Reg.IECTL, 0);
     expect(b.msis).toHaveLength(1);
-    expect(calls).toEqual(['iectl', 'iectl', 'iectl']);
   });
 
   it('a 64-bit write at IECTL stores IECTL only (IEDATA kept) and still fires the deferred event (QEMU 11.1)', () => {
-    const calls: string[] = [];
-    const { b } = pendingIectl(calls);
+    const { b } = pendingIectl();
     b.w64(Reg.IECTL, 0xffff_ffff_0000_0000n);
     expect(b.r32(Reg.IEDATA)).toBe(0x5151);
     expect(b.msis).toEqual([{ address: IEADDR, data: 0x5151, origin: { kind: 'iommu' } }]);
     expect(b.r64(Reg.IECTL)).toBe(0x5151_0000_0000n);
-    expect(calls).toEqual(['iectl']);
   });
 
-  it('ICS: clearing IWC drops IECTL.IP; IWC still set keeps it; onIcsWrite runs', () => {
-    const calls: string[] = [];
-    const { b } = pendingIectl(calls);
+  it('ICS: clearing IWC drops IECTL.IP; IWC still set keeps it', () => {
+    const { b } = pendingIectl();
     b.iommu.regs.set32(Reg.ICS, Ics.IWC);
     b.w32(Reg.ICS, 0);
     expect(b.r32(Reg.ICS)).toBe(Ics.IWC);
@@ -477,7 +473,6 @@ describe('invalidation event registers', () => {
     b.w32(Reg.ICS, Ics.IWC);
     expect(b.r32(Reg.ICS)).toBe(0);
     expect(b.r32(Reg.IECTL)).toBe(EventCtl.IM >>> 0);
-    expect(calls).toEqual(['ics', 'ics']);
     expect(b.msis).toEqual([]);
   });
 
@@ -489,25 +484,80 @@ describe('invalidation event registers', () => {
   });
 });
 
-describe('IQT / IQA hooks', () => {
-  it('run on 4- and 8-byte writes at IQT and IQA, not at their high halves', () => {
-    const calls: string[] = [];
-    const { b } = setup({ extensions: [recording(calls)] });
+describe('IQT and the queue', () => {
+  it('the queue runs on 4- and 8-byte writes at IQT, not at its high half; IQA writes only store', () => {
+    const { b } = setup();
+    const spies = queueSpies(b);
     b.w32(Reg.IQT, 0x10);
     b.w64(Reg.IQT, 0x20n);
     b.w32(Reg.IQT + 4, 0);
     b.w32(Reg.IQA, 0x1000);
     b.w64(Reg.IQA, 0x2000n);
     b.w32(Reg.IQA + 4, 1);
-    expect(calls).toEqual(['iqt', 'iqt', 'iqa', 'iqa']);
+    expect(spies.iqt).toHaveBeenCalledTimes(2);
     expect(b.r32(Reg.IQT)).toBe(0x20);
+    expect(b.iommu.regs.get64(Reg.IQA)).toBe(0x1_0000_2000n);
   });
 
-  it('no hook runs for other registers', () => {
-    const calls: string[] = [];
-    const { b } = setup({ extensions: [recording(calls)] });
-    for (const off of [Reg.VER, Reg.RTADDR, Reg.FEDATA, Reg.FEADDR, Reg.IEDATA, Reg.IEADDR, Reg.IRTA, Reg.IQH, Reg.IVA]) b.w32(off, 0);
-    expect(calls).toEqual([]);
+  it('an IQT high-half write does not restart a stopped queue (only an IQT write does)', () => {
+    const { b } = setup();
+    b.enableQueue(0x30_0000);
+    b.putDesc(0x30_0000, 0, 0xfn); // unknown type: IQE, the queue stops at 0
+    b.putDesc(0x30_0000, 1, 0x25n, 0x31_0000n);
+    b.setTail(2);
+    expect(b.r32(Reg.FSTS) & Fsts.IQE).toBe(Fsts.IQE);
+    b.putDesc(0x30_0000, 0, 0x25n, 0x31_0000n); // fixed; IQE cleared
+    b.w32(Reg.FSTS, Fsts.IQE);
+    b.w32(Reg.IQT + 4, 0);
+    expect(b.queueHead()).toBe(0);
+    b.w32(Reg.IQT, 2 << 4);
+    expect(b.queueHead()).toBe(2);
+  });
+
+  it('no queue entry point runs for other registers', () => {
+    const { b } = setup();
+    const spies = queueSpies(b);
+    for (const off of [Reg.VER, Reg.RTADDR, Reg.FEDATA, Reg.FEADDR, Reg.IEDATA, Reg.IEADDR, Reg.IRTA, Reg.IQH, Reg.IVA, Reg.ICS, Reg.IECTL]) {
+      b.w32(off, 0);
+    }
+    expect([spies.iqt, spies.fsts, spies.qie].map((x) => x.mock.calls.length)).toEqual([0, 0, 0]);
+  });
+});
+
+describe('the register table', () => {
+  const ran: string[] = [];
+  const rows = [
+    { off: 0x10, write: () => void ran.push('any') },
+    { off: 0x18, write: () => void ran.push('qword'), qwordOnly: true },
+    { off: 0x20, truncate64: true },
+    { off: 0x28, read: () => 7 },
+  ];
+
+  it('runs a row\'s effect on a write starting at its offset; qword-only rows on 8-byte writes only', () => {
+    const t = new RegisterTable(0x40, rows);
+    ran.length = 0;
+    t.written(0x10, 4);
+    t.written(0x10, 8);
+    t.written(0x14, 4);
+    t.written(0x18, 4);
+    t.written(0x18, 8);
+    t.written(0x11, 4);
+    expect(ran).toEqual(['any', 'any', 'qword']);
+  });
+
+  it('answers truncation and read sources by exact dword offset', () => {
+    const t = new RegisterTable(0x40, rows);
+    expect([0x20, 0x24, 0x1c, 0x21].map((o) => t.truncates(o))).toEqual([true, false, false, false]);
+    expect(t.source(0x28)?.()).toBe(7);
+    expect(t.source(0x2c)).toBeUndefined();
+    expect(t.source(0x29)).toBeUndefined();
+  });
+
+  it('refuses rows outside the file, unaligned or repeated (a setup mistake)', () => {
+    expect(() => new RegisterTable(0x40, [{ off: 0x40 }])).toThrow(RangeError);
+    expect(() => new RegisterTable(0x40, [{ off: 0x3e }])).toThrow(RangeError);
+    expect(() => new RegisterTable(0x40, [{ off: -4 }])).toThrow(RangeError);
+    expect(() => new RegisterTable(0x40, [{ off: 0x10 }, { off: 0x10, truncate64: true }])).toThrow(RangeError);
   });
 });
 

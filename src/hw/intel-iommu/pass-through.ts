@@ -23,6 +23,7 @@
 import type { AddressSpace } from '../../memory/address-space.js';
 import { join64 } from '../../memory/address.js';
 import { newQword, readQword } from './guest-mem.js';
+import type { VtdState } from './state.js';
 import { Entry, ENTRY_SIZE, ctxType, lookupContext, newContextEntry, TranslationType, type ContextRules } from './root-context.js';
 import {
   lookupScalableContext,
@@ -40,15 +41,13 @@ const BUSES = 256;
 const DEVFNS = 256;
 const BUS_SHIFT = 8;
 
-/** What the switch reads from its unit. */
+/** What the switch reads from its unit (never changes). */
 export interface PassThroughUnit {
   readonly memory: AddressSpace;
-  readonly dmarEnabled: boolean;
-  readonly rootTable: number;
   readonly ctxRules: ContextRules;
-  /** RTADDR.SMT latched: a scalable-mode root table. */
-  readonly scalable: boolean;
   readonly smRules: ScalableRules;
+  /** Translation enabled, the root table and RTADDR.SMT latched by SRTP. */
+  readonly state: Readonly<Pick<VtdState, 'translationEnabled' | 'rootTable' | 'scalable'>>;
 }
 
 /** Devfns per scalable-mode context table (lower and upper halves). */
@@ -73,13 +72,14 @@ export class PassThroughSwitch {
   /** Decides for `sid` from its context entry in memory now, records and returns it. */
   decide(sid: number): boolean {
     const u = this.u;
+    const state = u.state;
     const bus = sid >>> BUS_SHIFT;
     const devfn = sid & (DEVFNS - 1);
     let on = false;
-    if (u.dmarEnabled && u.scalable) {
-      on = lookupScalableContext(u.memory, u.rootTable, bus, devfn, u.smRules, this.smCe, this.pe0) === 0 && this.pe0.pgtt === Pgtt.PassThrough;
-    } else if (u.dmarEnabled) {
-      on = lookupContext(u.memory, u.rootTable, bus, devfn, u.ctxRules, this.ce) === 0 && ctxType(this.ce) === TranslationType.PassThrough;
+    if (state.translationEnabled && state.scalable) {
+      on = lookupScalableContext(u.memory, state.rootTable, bus, devfn, u.smRules, this.smCe, this.pe0) === 0 && this.pe0.pgtt === Pgtt.PassThrough;
+    } else if (state.translationEnabled) {
+      on = lookupContext(u.memory, state.rootTable, bus, devfn, u.ctxRules, this.ce) === 0 && ctxType(this.ce) === TranslationType.PassThrough;
     }
     this.pt[sid] = on ? 1 : 0;
     return on;
@@ -89,13 +89,13 @@ export class PassThroughSwitch {
   decideAll(): void {
     this.pt.fill(0);
     const u = this.u;
-    if (!u.dmarEnabled) return;
-    if (u.scalable) {
+    if (!u.state.translationEnabled) return;
+    if (u.state.scalable) {
       this.decideAllScalable();
       return;
     }
     for (let bus = 0; bus < BUSES; bus++) {
-      if (!readQword(u.memory, u.rootTable + bus * ENTRY_SIZE, this.root) || (this.root.lo & Entry.P) === 0) continue;
+      if (!readQword(u.memory, u.state.rootTable + bus * ENTRY_SIZE, this.root) || (this.root.lo & Entry.P) === 0) continue;
       const table = join64(this.root.lo & Entry.ADDR_LO, this.root.hi);
       for (let devfn = 0; devfn < DEVFNS; devfn++) {
         // Only a present TT=2 entry can be a pass-through one: skip the rest with one read.
@@ -110,7 +110,7 @@ export class PassThroughSwitch {
   private decideAllScalable(): void {
     const u = this.u;
     for (let bus = 0; bus < BUSES; bus++) {
-      const rootAddr = u.rootTable + bus * SmRoot.SIZE;
+      const rootAddr = u.state.rootTable + bus * SmRoot.SIZE;
       for (let half = 0; half < 2; half++) {
         if (!readQword(u.memory, rootAddr + half * 8, this.root) || (this.root.lo & SmRoot.P) === 0) continue;
         const table = join64(this.root.lo & SmRoot.ADDR_LO, this.root.hi);
@@ -142,7 +142,7 @@ export class PassThroughSwitch {
   private pasid0Did(sid: number): number {
     const u = this.u;
     this.pe0.peRead = false;
-    lookupScalableContext(u.memory, u.rootTable, sid >>> BUS_SHIFT, sid & (DEVFNS - 1), u.smRules, this.smCe, this.pe0);
+    lookupScalableContext(u.memory, u.state.rootTable, sid >>> BUS_SHIFT, sid & (DEVFNS - 1), u.smRules, this.smCe, this.pe0);
     return this.pe0.peRead ? this.pe0.did : -1;
   }
 

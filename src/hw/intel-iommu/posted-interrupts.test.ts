@@ -8,16 +8,15 @@ import { VtdBench } from '../../../test/support/vtd-bench.js';
 import { Cap } from './caps.js';
 import { Pid, PostResult, PostedInterrupts } from './posted-interrupts.js';
 import { VtdFault } from './fault-reasons.js';
-import { qiIrExtension } from './queue-ir-extension.js';
 import { Gcmd, Reg } from './reg-layout.js';
 import type { PropValues } from '../../machine/device-type.js';
 
 const PID = 0x80_0000;
 const IRT = 0x40_0000;
 
-/** A unit with the qi-ir extension (interrupt remapping available, IRE off). */
+/** A unit with interrupt remapping available (IRE off). */
 function unit(props: PropValues = {}): VtdBench {
-  return new VtdBench({ props: { 'aw-bits': 39, intremap: 'on', ...props }, extensions: [qiIrExtension] });
+  return new VtdBench({ props: { 'aw-bits': 39, intremap: 'on', ...props } });
 }
 
 /** IRTA = IRT with 2^16 entries, SIRTP, then IRE, as a guest does. */

@@ -58,7 +58,7 @@ export const INTEL_IOMMU_PROPS: Readonly<Record<string, PropDef>> = {
   svm: { kind: 'bool', default: false },
   version: { kind: 'uint32', default: 0 },
   nfr: { kind: 'uint8', default: 1, help: 'number of fault recording registers (beyond QEMU)' },
-  // Queued invalidation / interrupt remapping extension (queue-ir-extension.ts), beyond QEMU.
+  // Queued invalidation (queue.ts) and interrupt remapping (interrupt-remap.ts) options, beyond QEMU.
   'x-pi': { kind: 'bool', default: false, help: 'posted interrupts (CAP.PI, IRTE IM=1; needs intremap) (beyond QEMU)' },
   'x-cfi': { kind: 'bool', default: false, help: 'GSTS.CFIS follows GCMD.CFI; compatibility-format interrupts are blocked while IRE is on without it (beyond QEMU)' },
   'x-iqer': { kind: 'bool', default: false, help: 'invalidation queue error record register at 0xB0 (beyond QEMU)' },
@@ -146,7 +146,7 @@ export interface IommuConfig {
   readonly nfr: number;
   /** The machine's kernel-irqchip setting used for the resolution. */
   readonly kernelIrqchip: KernelIrqchip;
-  /** Every property value as given (defaults filled), for extensions' own properties. */
+  /** Every property value as given (defaults filled), for the components' own (x-...) properties. */
   readonly raw: PropValues;
 }
 

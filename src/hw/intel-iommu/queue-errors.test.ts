@@ -10,7 +10,6 @@ import { VtdBench, type VtdBenchOptions } from '../../../test/support/vtd-bench.
 import type { PropValues, Tracer } from '../../machine/device-type.js';
 import { DescError } from './descriptors.js';
 import { Iqei, Iqer, iqeiFor, NO_SID, QueueErrors, queueOptionsFrom, type QueueOptions } from './queue-errors.js';
-import { qiIrExtension } from './queue-ir-extension.js';
 import { EventCtl, Fsts, Gcmd, Ics, Iqa, Reg } from './reg-layout.js';
 import { resolveIommuConfig } from './props.js';
 
@@ -314,7 +313,7 @@ describe('QueueErrors.onFstsWrite', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Through the real queue (the qi-ir extension on a real unit).
+// Through the real queue (the one a real unit owns).
 
 const Q = 0x40_0000;
 const desc = {
@@ -328,7 +327,7 @@ const desc = {
 
 function queue(props: PropValues = {}) {
   const { events, tracer } = recorder();
-  const b = new VtdBench({ props, tracer, extensions: [qiIrExtension] });
+  const b = new VtdBench({ props, tracer });
   b.w32(Reg.FEADDR, FEADDR);
   b.w32(Reg.FEDATA, FEDATA);
   b.w32(Reg.FECTL, 0);
@@ -383,7 +382,7 @@ describe('through the queue: IQE paths', () => {
   it('an unreadable descriptor: IQE, IQEI 2', () => {
     const { events, tracer } = recorder();
     void events;
-    const b = new VtdBench({ props: { 'x-iqer': true }, tracer, extensions: [qiIrExtension] });
+    const b = new VtdBench({ props: { 'x-iqer': true }, tracer });
     b.w64(Reg.IQA, BigInt(HOLE));
     b.gcmd(Gcmd.QIE);
     b.w64(Reg.IQT, 1n << 4n);
@@ -465,7 +464,7 @@ describe('through the queue: device-TLB errors', () => {
 describe('through a 256-bit queue (scalable mode, IQA.DW): IQE paths', () => {
   /** A scalable unit, fault event unmasked, a 256-bit queue enabled at Q (128 entries). */
   function wide(props: PropValues = {}) {
-    const b = new VtdBench({ props: { 'scalable-mode': true, 'x-iqer': true, ...props }, extensions: [qiIrExtension] });
+    const b = new VtdBench({ props: { 'scalable-mode': true, 'x-iqer': true, ...props } });
     b.w32(Reg.FEADDR, FEADDR);
     b.w32(Reg.FEDATA, FEDATA);
     b.w32(Reg.FECTL, 0);

@@ -4,7 +4,7 @@
  * spec 11.4.9.9) and the device-TLB invalidation time-out / completion
  * errors (FSTS.ITE / ICE, spec 6.5.2.10) for one chosen SID.
  */
-import type { IommuCore } from './hooks.js';
+import type { QueueErrorsUnit } from './roles.js';
 import { DescError, type DescErrorKind } from './descriptors.js';
 import { Fsts, Reg } from './reg-layout.js';
 
@@ -64,7 +64,7 @@ export function iqeiFor(e: DescErrorKind): number {
 /** Sets the error bits and records; shared by the queue's processing paths. */
 export class QueueErrors {
   constructor(
-    private readonly core: IommuCore,
+    private readonly core: QueueErrorsUnit,
     private readonly opts: QueueOptions,
   ) {
     const regs = core.regs;

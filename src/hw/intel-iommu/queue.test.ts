@@ -1,6 +1,6 @@
 /**
- * The invalidation queue (queue.ts) inside the real unit (VtdBench with the
- * qi-ir extension): the guest programs IQA / IQT / GCMD.QIE through the
+ * The invalidation queue (queue.ts) inside the real unit (VtdBench, whose
+ * unit owns its queue): the guest programs IQA / IQT / GCMD.QIE through the
  * register window and puts descriptors in guest RAM; the tests read back
  * IQH, FSTS, IQER, status dwords in guest RAM, the unit's 'invalidate'
  * events and the MSIs it sends (invalidation completion and fault events).
@@ -9,7 +9,6 @@ import { describe, expect, it, vi } from 'vitest';
 import { VtdBench } from '../../../test/support/vtd-bench.js';
 import { u32Stream } from '../../../test/support/prng.js';
 import { MAMV } from './caps.js';
-import { qiIrExtension } from './queue-ir-extension.js';
 import { Iqei, Iqer } from './queue.js';
 import { EventCtl, Fsts, Iqa, Ics, Reg } from './reg-layout.js';
 import type { PropValues } from '../../machine/device-type.js';
@@ -29,7 +28,7 @@ const FAULT_EVENT = { address: FE_ADDR, data: FE_DATA, origin: { kind: 'iommu' }
 
 /** A unit with queued invalidation (QI disabled). */
 function unit(props: PropValues = {}): VtdBench {
-  return new VtdBench({ props: { 'aw-bits': 39, intremap: 'on', ...props }, extensions: [qiIrExtension] });
+  return new VtdBench({ props: { 'aw-bits': 39, intremap: 'on', ...props } });
 }
 
 /** A unit with the queue enabled at Q (256 entries). */
@@ -454,7 +453,7 @@ function setup256(props: PropValues = SM, qs = 0): VtdBench {
 /** Submits 256-bit descriptors from the current head. */
 function submit256(b: VtdBench, descs: Desc256[]): void {
   const from = head256(b);
-  const size = b.qiIr().queue.sizeEntries;
+  const size = b.iommu.queue.sizeEntries;
   descs.forEach((d, i) => put256(b, (from + i) % size, d));
   tail256(b, (from + descs.length) % size);
 }
@@ -464,7 +463,7 @@ const wait256 = (data: number, addr = STATUS): Desc256 => [...waitSw(data, addr)
 describe('256-bit queue geometry (IQA.DW with ECAP.SMTS)', () => {
   it('reads 32-byte descriptors; IQH and IQT count 32-byte units', () => {
     const b = setup256();
-    expect(b.qiIr().queue.wide).toBe(true);
+    expect(b.iommu.queue.wide).toBe(true);
     submit256(b, [wait256(1), wait256(2, STATUS + 4), wait256(3, STATUS + 8)]);
     expect(b.r32(Reg.IQH)).toBe(0x60);
     expect([b.peek32(STATUS), b.peek32(STATUS + 4), b.peek32(STATUS + 8)]).toEqual([1, 2, 3]);
@@ -474,7 +473,7 @@ describe('256-bit queue geometry (IQA.DW with ECAP.SMTS)', () => {
   it('holds 2^(QS+7) entries, latched at QIE enable', () => {
     for (const qs of [0, 1, 3]) {
       const b = setup256(SM, qs);
-      expect(b.qiIr().queue.sizeEntries).toBe(1 << (qs + 7));
+      expect(b.iommu.queue.sizeEntries).toBe(1 << (qs + 7));
       tail256(b, 1 << (qs + 7));
       expect(iqe(b)).toBe(true);
       expect(head256(b)).toBe(0);
@@ -484,23 +483,23 @@ describe('256-bit queue geometry (IQA.DW with ECAP.SMTS)', () => {
   it('DW takes effect at the IQA write: head index kept, width and units change, size stays latched', () => {
     const b = setup(SM);
     const rec = b.recordEvents();
-    expect(b.qiIr().queue.wide).toBe(false);
+    expect(b.iommu.queue.wide).toBe(false);
     submit(b, [waitSw(1), waitSw(2, STATUS + 4)]);
     expect(b.r32(Reg.IQH)).toBe(0x20);
     b.w64(Reg.IQA, BigInt(Q | Iqa.DW));
-    expect(b.qiIr().queue.wide).toBe(true);
+    expect(b.iommu.queue.wide).toBe(true);
     expect(b.r32(Reg.IQH)).toBe(0x20); // nothing fetched since
     put256(b, 2, [0x12n, 0n]);
     tail256(b, 3);
     expect(b.r32(Reg.IQH)).toBe(0x60);
     expect(rec.invalidations).toEqual([{ cache: 'iotlb', granularity: 'global', source: 'queue' }]);
     // Enabled with DW off: 256 entries, even though DW is now on.
-    expect(b.qiIr().queue.sizeEntries).toBe(256);
+    expect(b.iommu.queue.sizeEntries).toBe(256);
     put256(b, 3, wait256(4));
     tail256(b, 4);
     expect(b.peek32(STATUS)).toBe(4);
     b.w64(Reg.IQA, BigInt(Q));
-    expect(b.qiIr().queue.wide).toBe(false);
+    expect(b.iommu.queue.wide).toBe(false);
     b.putDesc(Q, 4, ...waitSw(5));
     b.setTail(5);
     expect(b.r32(Reg.IQH)).toBe(0x50);
@@ -519,9 +518,9 @@ describe('256-bit queue geometry (IQA.DW with ECAP.SMTS)', () => {
   it('DW without scalable mode reads back and does nothing', () => {
     const b = unit();
     b.w64(Reg.IQA, BigInt(Q | Iqa.DW));
-    expect(b.qiIr().queue.wide).toBe(false);
+    expect(b.iommu.queue.wide).toBe(false);
     b.setQie(true);
-    expect(b.qiIr().queue.sizeEntries).toBe(256);
+    expect(b.iommu.queue.sizeEntries).toBe(256);
     b.setTail(1); // bit 4 set: fine in a 128-bit queue
     expect(b.queueHead()).toBe(0);
     expect(iqe(b)).toBe(true); // an all-zero descriptor, not the tail

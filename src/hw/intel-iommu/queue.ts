@@ -3,11 +3,13 @@
  * behaving as QEMU 11.1's vtd_handle_gcmd_qie / vtd_handle_iqt_write /
  * vtd_fetch_inv_desc / vtd_process_inv_desc:
  *
- *  - GCMD.QIE enable latches IQA: the base (masked to the host address
- *    width) and the size, 2^(QS+8) 128-bit or 2^(QS+7) 256-bit entries
- *    (the DW in force at enable).  It processes at once when IQT is already
- *    non-zero (Windows does that).  IQA reads show the latched base plus
- *    the written QS and DW bits.
+ *  - GCMD.QIE enable sets GSTS.QIES (the queue is the one writer of QIES,
+ *    which is also its "enabled" flag) and latches IQA: the base (masked to
+ *    the host address width) and the size, 2^(QS+8) 128-bit or 2^(QS+7)
+ *    256-bit entries (the DW in force at enable).  It processes at once
+ *    when IQT is already non-zero (Windows does that).  IQA reads show the
+ *    latched base (kept here and nowhere else) plus the written QS and DW
+ *    bits.
  *  - Descriptor width: 256-bit while IQA.DW is set and the unit has
  *    ECAP.SMTS (scalable-mode=on); DW without SMTS reads back but does
  *    nothing.  Unlike base and size, DW is not latched: it acts from the
@@ -15,7 +17,7 @@
  *    the head index and the latched size and changes only the fetch width
  *    and the IQH/IQT units (32 bytes, index shift 5).
  *  - Disable is accepted only when IQH == IQT and the last descriptor
- *    fetched was a wait descriptor; IQH then returns to 0.
+ *    fetched was a wait descriptor; IQH then returns to 0 and QIES clears.
  *  - An IQT write with DW in force and bit 4 set is a queue error at once
  *    (QI on or off), the previous tail kept.  Otherwise it latches the tail
  *    and, when QI is on and FSTS.IQE is clear, processes descriptors
@@ -28,9 +30,11 @@
  *    ICS.IWC (if clear) and IECTL.IP, and sends IEDATA to IEUADDR:IEADDR
  *    unless IECTL.IM; SW and IF may both be set (QEMU 7.2 asserts; we don't);
  *    FN alone is a no-op, as current QEMU.
- *  - Scalable-mode descriptors go to the core (PASID-IOTLB 6, PASID-cache
- *    7, page-group response 9) or, for the PASID-based device-TLB (8), to
- *    the 'invalidate' event as the device-TLB descriptor (3) does.
+ *  - Descriptors act through the unit's invalidation entry points
+ *    (QueueUnit, roles.ts): context cache, IOTLB, the interrupt entry cache
+ *    (IEC, the remapper's), PASID-IOTLB 6, PASID-cache 7, page-group
+ *    response 9; the device-TLB descriptors (3, 8) go to the 'invalidate'
+ *    event.
  *
  * Beyond QEMU, behind properties: `x-iqer` fills IQER (0xB0: IQEI, ITESID,
  * ICESID); `x-devtlb-timeout-sid` / `x-devtlb-error-sid` make device-TLB
@@ -40,7 +44,8 @@
  */
 import { MemTx } from '../../memory/address-space.js';
 import { Ecap, ecapValue, MAMV } from './caps.js';
-import type { IommuCore } from './hooks.js';
+import type { IommuConfig } from './props.js';
+import type { QueueUnit } from './roles.js';
 import {
   DescType,
   decodeDescriptor,
@@ -49,8 +54,8 @@ import {
   type PasidDeviceIotlbDesc,
   type WaitDesc,
 } from './descriptors.js';
-import { Iqei, QueueErrors, iqeiFor, type QueueOptions } from './queue-errors.js';
-import { EventCtl, Fsts, Iqa, Ics, Reg } from './reg-layout.js';
+import { Iqei, QueueErrors, iqeiFor, queueOptionsFrom, type QueueOptions } from './queue-errors.js';
+import { EventCtl, Fsts, Gsts, Iqa, Ics, Reg } from './reg-layout.js';
 import { TWO_POW_32 } from '../../memory/address.js';
 
 export { Iqei, Iqer, NO_SID, queueOptionsFrom, type QueueOptions } from './queue-errors.js';
@@ -76,15 +81,22 @@ const IQA_BASE_LO_MASK = 0xffff_f000;
  */
 const IQA_SHOWN_BITS = Iqa.QS_MASK | Iqa.DW;
 
-/** What the queue needs besides the core: the interrupt entry cache of the IR module. */
-export interface QueueClients {
-  /** IEC invalidation: all entries, or 2^mask entries from index. */
-  invalidateIec(global: boolean, index: number, mask: number): void;
+/** How a unit's queue is built: its error options and what ECAP offers. */
+export interface QueueConfig extends QueueOptions {
+  /** ECAP.SMTS: IQA.DW is honoured (256-bit descriptors). */
+  readonly smts: boolean;
+  /** ECAP.PDS: the wait descriptor's PD bit is defined. */
+  readonly pds: boolean;
+}
+
+/** The queue configuration of a unit with `config`. */
+export function queueConfigFrom(config: IommuConfig): QueueConfig {
+  const ecap = ecapValue(config);
+  return { ...queueOptionsFrom(config.raw), smts: (ecap & Ecap.SMTS) !== 0n, pds: (ecap & Ecap.PDS) !== 0n };
 }
 
 /** The invalidation queue of one unit. */
 export class InvalidationQueue {
-  private enabled = false;
   private head = 0;
   private tail = 0;
   private size = 0;
@@ -107,21 +119,17 @@ export class InvalidationQueue {
   private readonly errors: QueueErrors;
 
   constructor(
-    private readonly core: IommuCore,
-    private readonly clients: QueueClients,
-    opts: QueueOptions,
+    private readonly core: QueueUnit,
+    config: QueueConfig,
   ) {
-    this.errors = new QueueErrors(core, opts);
-    const ecap = ecapValue(core.config);
-    this.smts = (ecap & Ecap.SMTS) !== 0n;
-    const pds = (ecap & Ecap.PDS) !== 0n;
-    this.narrowOpts = { mamv: MAMV, wide: false, pds };
-    this.wideOpts = { mamv: MAMV, wide: true, pds };
+    this.errors = new QueueErrors(core, config);
+    this.smts = config.smts;
+    this.narrowOpts = { mamv: MAMV, wide: false, pds: config.pds };
+    this.wideOpts = { mamv: MAMV, wide: true, pds: config.pds };
   }
 
-  /** Device reset: QI off, indexes and latched base cleared. */
+  /** Device reset (after the register file's, which clears QIES): indexes and latched base cleared. */
   reset(): void {
-    this.enabled = false;
     this.head = this.tail = this.size = 0;
     this.baseLo = this.baseHi = 0;
     this.lastType = 0;
@@ -130,6 +138,16 @@ export class InvalidationQueue {
   /** Current head index (descriptors, not bytes). */
   get headIndex(): number {
     return this.head;
+  }
+
+  /** GSTS.QIES: queued invalidation is on. */
+  get enabled(): boolean {
+    return (this.core.regs.get32(Reg.GSTS) & Gsts.QIES) !== 0;
+  }
+
+  /** The queue base latched at QIE enable (0 before the first enable). */
+  get base(): number {
+    return this.baseHi * TWO_POW_32 + this.baseLo;
   }
 
   /** Queue size latched at QIE enable, in descriptors (0 before the first enable). */
@@ -145,23 +163,27 @@ export class InvalidationQueue {
     return this.smts && (this.core.regs.get32(Reg.IQA) & Iqa.DW) !== 0;
   }
 
-  /** GCMD.QIE changed; returns whether the change is accepted. */
+  /**
+   * GCMD.QIE changed; returns whether the change is accepted.  Enable always
+   * is, and sets QIES before a queue whose tail is already set runs (QEMU
+   * reports QIES first); disable is refused while busy, QIES kept.
+   */
   onQieChange(enable: boolean): boolean {
     const regs = this.core.regs;
     if (enable) {
+      regs.setClear32(Reg.GSTS, Gsts.QIES, 0);
       const iqaLo = regs.get32(Reg.IQA);
       this.baseLo = (iqaLo & IQA_BASE_LO_MASK) >>> 0;
       this.baseHi = this.core.haw > 32 ? regs.get32(Reg.IQA + 4) & (2 ** (this.core.haw - 32) - 1) : 0;
       this.size = 1 << ((iqaLo & Iqa.QS_MASK) + QS_BASE_SHIFT - (this.wide ? 1 : 0));
-      this.enabled = true;
-      this.trace('vtd_inv_qi_enable', { enable: true, base: this.baseHi * TWO_POW_32 + this.baseLo, size: this.size });
+      this.trace('vtd_inv_qi_enable', { enable: true, base: this.base, size: this.size });
       if (this.tail !== 0 && (regs.get32(Reg.FSTS) & Fsts.IQE) === 0) this.fetch();
       return true;
     }
     if (this.enabled && this.head === this.tail && this.lastType === DescType.Wait) {
       this.head = 0;
       regs.set64(Reg.IQH, 0, 0);
-      this.enabled = false;
+      regs.setClear32(Reg.GSTS, 0, Gsts.QIES);
       this.trace('vtd_inv_qi_enable', { enable: false });
       return true;
     }
@@ -170,13 +192,16 @@ export class InvalidationQueue {
   }
 
   /**
-   * Guest reads of IQA show the base latched at QIE enable next to the
-   * written QS and DW bits (QEMU 11.1 vtd_mem_read); other registers read as stored.
+   * IQA's low dword as a guest reads it: the base latched at QIE enable next
+   * to the written QS and DW bits (QEMU 11.1 vtd_mem_read).
    */
-  readOverride(off: number): number | undefined {
-    if (off === Reg.IQA) return (this.baseLo | (this.core.regs.get32(Reg.IQA) & IQA_SHOWN_BITS)) >>> 0;
-    if (off === Reg.IQA + 4) return this.baseHi;
-    return undefined;
+  iqaLow(): number {
+    return (this.baseLo | (this.core.regs.get32(Reg.IQA) & IQA_SHOWN_BITS)) >>> 0;
+  }
+
+  /** IQA's high dword as a guest reads it: the latched base's. */
+  iqaHigh(): number {
+    return this.baseHi;
   }
 
   /** IQT was written: latch the tail and process when allowed. */
@@ -193,24 +218,6 @@ export class InvalidationQueue {
     this.tail = (iqt & QH_FIELD_MASK) >>> (wide ? WIDE_QH_SHIFT : QH_SHIFT);
     this.trace('vtd_inv_qi_tail', { tail: this.tail });
     if (this.enabled && (regs.get32(Reg.FSTS) & Fsts.IQE) === 0) this.fetch();
-  }
-
-  /** ICS was written: IWC clear drops a pending completion interrupt. */
-  onIcsWrite(): void {
-    const regs = this.core.regs;
-    if ((regs.get32(Reg.IECTL) & EventCtl.IP) !== 0 && (regs.get32(Reg.ICS) & Ics.IWC) === 0) {
-      regs.setClear32(Reg.IECTL, 0, EventCtl.IP);
-    }
-  }
-
-  /** IECTL was written: unmasking with IP set sends the deferred interrupt. */
-  onIectlWrite(): void {
-    const regs = this.core.regs;
-    const ctl = regs.get32(Reg.IECTL);
-    if ((ctl & EventCtl.IP) !== 0 && (ctl & EventCtl.IM) === 0) {
-      this.sendCompletionMsi();
-      regs.setClear32(Reg.IECTL, 0, EventCtl.IP);
-    }
   }
 
   /** FSTS was written: clearing an error clears its IQER field. */
@@ -284,7 +291,7 @@ export class InvalidationQueue {
         this.deviceIotlb(d.sid, d.addr);
         return true;
       case DescType.Iec:
-        this.clients.invalidateIec(d.global, d.index, d.indexMask);
+        core.invalidateIec(d.global, d.index, d.indexMask);
         if (core.events.listenerCount('invalidate') > 0) {
           core.events.emit('invalidate', d.global
             ? { cache: 'iec', granularity: 'global', source: 'queue' }

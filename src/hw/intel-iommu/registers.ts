@@ -14,13 +14,39 @@
  * scalable mode).
  */
 import { Ecap } from './caps.js';
-import type { RegisterAccess } from './hooks.js';
 import { EventCtl, FRCD_SIZE, PQ_INDEX_MASK, Prs, Reg, REG_FILE_SIZE, VER_VALUE } from './reg-layout.js';
 
 const WORD = 4;
 const ALL = 0xffff_ffff;
 /** PQA's writable bits: the base, 63:12, and PQS, 2:0. */
 const PQA_WMASK = 0xffff_ffff_ffff_f007n;
+
+/**
+ * Raw access to the register file: no masks, no side effects (the device's
+ * own view, QEMU vtd_get/set_*_raw).  Offsets are byte offsets of the MMIO
+ * page; 64-bit registers are accessed as two 32-bit halves (low at off,
+ * high at off + 4).  What the unit's components are handed instead of the
+ * RegisterFile itself.
+ */
+export interface RegisterAccess {
+  /** Reads 32 bits at `off` (unsigned). */
+  get32(off: number): number;
+  /** Stores 32 bits at `off`. */
+  set32(off: number, value: number): void;
+  /** `reg = (reg & ~clear) | set` on the 32 bits at `off`. */
+  setClear32(off: number, set: number, clear: number): void;
+  /** Reads 64 bits at `off` as a bigint (API edge only, never on a hot path). */
+  get64(off: number): bigint;
+  /** Stores 64 bits at `off` from halves. */
+  set64(off: number, lo: number, hi: number): void;
+  /**
+   * (Re)defines a 32-bit register's reset value and masks (QEMU
+   * vtd_define_long/_wo): writable bits, write-1-to-clear bits and
+   * write-only bits (read back as 0).  For registers defined by a component
+   * (e.g. IQER).  Takes effect at once and at every reset.
+   */
+  define32(off: number, reset: number, wmask: number, w1cmask: number, womask?: number): void;
+}
 
 /** Reset value and masks of one 32-bit word. */
 interface WordDef {

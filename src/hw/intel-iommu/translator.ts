@@ -40,7 +40,7 @@ import {
   NO_PASID,
 } from '../../memory/iommu.js';
 import type { Iova } from '../../memory/address.js';
-import type { IntelIommu } from './device.js';
+import type { TranslatorUnit } from './roles.js';
 import { Trace } from './events.js';
 import { VtdFault } from './fault-reasons.js';
 import { PGTT_FIRST_STAGE, PGTT_LEGACY, type VtdIotlbEntry } from './iotlb.js';
@@ -114,7 +114,7 @@ export class VtdTranslator implements DmaTranslator {
   readonly interruptWindow: DmaWindow | null;
 
   constructor(
-    private readonly u: IntelIommu,
+    private readonly u: TranslatorUnit,
     /** The requester this translator serves. */
     readonly requester: DmaRequester,
     /** The PASID of its requests (NO_PASID: requests without one). */

@@ -1,10 +1,12 @@
 /**
- * The QI/IR extension inside the real IntelIommu (register MMIO, GCMD,
- * caches, fault recording): what a guest sees through the bus.
+ * The unit's own invalidation queue and interrupt remapper, wired into the
+ * real IntelIommu (register MMIO, GCMD, caches, fault recording): what a
+ * guest sees through the bus.
  */
 import { describe, expect, it } from 'vitest';
 import { VtdBench, ctxEntry } from '../../../test/support/vtd-bench.js';
-import { qiIrExtension, QI_IR_EXTENSION_NAME } from './queue-ir-extension.js';
+import { InterruptRemapper } from './interrupt-remap.js';
+import { InvalidationQueue } from './queue.js';
 import { EventCtl, Fsts, Gcmd, Gsts, Reg } from './reg-layout.js';
 import { VtdFault } from './fault-reasons.js';
 
@@ -16,7 +18,7 @@ const BUF_B = 0x50_0000;
 const EDU = { bus: 0, devfn: 0x08, sid: 0x0008 };
 
 function bench(props = {}): VtdBench {
-  return new VtdBench({ props: { 'aw-bits': 39, ...props }, extensions: [qiIrExtension] });
+  return new VtdBench({ props: { 'aw-bits': 39, ...props } });
 }
 
 function enableQi(b: VtdBench): void {
@@ -57,8 +59,10 @@ function readByte(dma: ReturnType<VtdBench['device']>['dma'], iova: number): num
 }
 
 describe('queued invalidation in the unit', () => {
-  it('is registered and reachable by name', () => {
-    expect(bench().iommu.extension(QI_IR_EXTENSION_NAME)).toBeDefined();
+  it('is the unit\'s own, reachable with the remapper', () => {
+    const b = bench();
+    expect(b.iommu.queue).toBeInstanceOf(InvalidationQueue);
+    expect(b.iommu.remapper).toBeInstanceOf(InterruptRemapper);
   });
 
   it('GCMD.QIE reports QIES; a wait descriptor writes its status; IQH moves', () => {
