@@ -23,3 +23,6 @@ export * from './pcie-cap.js';
 export * from './requester.js';
 export * from './ich9.js';
 export * from './host.js';
+export * from './pcie-ext-caps.js';
+export * from './pcie-pri.js';
+export * from './iommu-groups.js';
