@@ -11,8 +11,9 @@
  * Scalable mode (fsts=on, PGTT first stage, the same layout in 4-level
  * first-stage tables): a PASID-keyed IOTLB hit, the 4-level first-stage
  * miss walk, and 4 KiB / 64 KiB DMA; each `*Ratio` figure is the scalable
- * figure's cost relative to its legacy counterpart measured in the same run
- * (legacy rate / scalable rate: 1.0 is as fast, 1.3 is 30% slower).
+ * figure's cost relative to its legacy counterpart (4-level tables) measured
+ * in the same run, in alternating rounds: the median of the per-round
+ * legacy rate / scalable rate (1.0 is as fast, 1.3 is 30% slower).
  */
 import { DmaSpace } from '../src/memory/dma-space.js';
 import { DmaAccess, newIotlbEntry } from '../src/memory/iommu.js';
@@ -42,6 +43,33 @@ const RW = 3;
 const DATA_BYTE = 0x5a;
 /** Translations per timed call. */
 const CALLS = 1 << 12;
+/** Alternating rounds of a legacy / scalable pair, and the time of each measurement. */
+const PAIR_ROUNDS = 9;
+const PAIR_MS = 60;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+/**
+ * A legacy figure and its scalable counterpart measured in alternating
+ * rounds (so load changes hit both alike): the medians of each, and the
+ * median of the per-round ratios legacy / scalable (the cost of scalable).
+ */
+function paired(legacy: (ms: number) => number, scalable: (ms: number) => number): { legacy: number; scalable: number; ratio: number } {
+  const l: number[] = [];
+  const f: number[] = [];
+  const r: number[] = [];
+  for (let i = 0; i < PAIR_ROUNDS; i++) {
+    const a = legacy(PAIR_MS);
+    const b = scalable(PAIR_MS);
+    l.push(a);
+    f.push(b);
+    r.push(a / b);
+  }
+  return { legacy: median(l), scalable: median(f), ratio: median(r) };
+}
 
 /** AW field of the context entry: 1 = 3-level (39-bit), 2 = 4-level (48-bit) tables. */
 function unit(aw: number) {
@@ -80,9 +108,9 @@ function scalableUnit() {
   return { b, t: b.iommu.translatorFor(req), dma };
 }
 
-function dmaRate(dma: DmaSpace, iova: number, size: number): number {
+function dmaRate(dma: DmaSpace, iova: number, size: number, ms?: number): number {
   const buf = new Uint8Array(size);
-  return round3(perSecond(() => (dma.read(iova, buf), buf[0]!), size) / MB);
+  return round3(perSecond(() => (dma.read(iova, buf), buf[0]!), size, ms) / MB);
 }
 
 /** The IOMMU bench module. */
@@ -93,18 +121,18 @@ export const iommuBench: Bench = {
     const three = unit(1);
     const four = unit(2);
     const sm = scalableUnit();
-    const hitRate = (u: { t: ReturnType<typeof unit>['t'] }) =>
+    const hitRate = (u: { t: ReturnType<typeof unit>['t'] }, ms?: number) =>
       perSecond(() => {
         let s = 0;
         for (let i = 0; i < CALLS; i++) s += u.t.translate(iovaOf((i & (SMALL_PAGES - 1)) * 0x1000), DmaAccess.Read, e) ? 1 : 0;
         return s;
-      }, CALLS);
+      }, CALLS, ms);
     const hit = hitRate(three);
-    const miss = (u: { b: VtdBench; t: ReturnType<typeof unit>['t'] }, iova: number) =>
+    const miss = (u: { b: VtdBench; t: ReturnType<typeof unit>['t'] }, iova: number, ms?: number) =>
       perSecond(() => {
         u.b.iommu.iotlb.clear();
         return u.t.translate(iovaOf(iova), DmaAccess.Read, e) ? 1 : 0;
-      }, 1);
+      }, 1, ms);
     const plain = new DmaSpace(three.b.memory, () => true, () => null);
     const mops = (n: number) => ({ value: round3(n / 1e6), unit: 'Mops/s' });
     const mbps = (n: number) => ({ value: n, unit: 'MB/s' });
@@ -115,28 +143,25 @@ export const iommuBench: Bench = {
     if (!sm.t.translate(iovaOf(0x3000), DmaAccess.Read, e) || sm.b.iommu.iotlb.entries().next().value?.pasid !== 0) {
       throw new Error('bench: the scalable unit did not cache a first-stage translation under PASID 0');
     }
-    const ratio = (legacy: number, scalable: number) => ({ value: round3(legacy / scalable), unit: 'x' });
-    const miss4 = miss(four, 0x3000);
-    const fsMiss = miss(sm, 0x3000);
-    const fsHit = hitRate(sm);
-    const dma4k = dmaRate(four.dma, 0, 4 * KiB);
-    const fsDma4k = dmaRate(sm.dma, 0, 4 * KiB);
-    const dma64k4 = dmaRate(four.dma, 0, 64 * KiB);
-    const fsDma64k = dmaRate(sm.dma, 0, 64 * KiB);
+    const ratio = (p: { ratio: number }) => ({ value: round3(p.ratio), unit: 'x' });
+    const hitPair = paired((ms) => hitRate(four, ms), (ms) => hitRate(sm, ms));
+    const missPair = paired((ms) => miss(four, 0x3000, ms), (ms) => miss(sm, 0x3000, ms));
+    const dma4kPair = paired((ms) => dmaRate(four.dma, 0, 4 * KiB, ms), (ms) => dmaRate(sm.dma, 0, 4 * KiB, ms));
+    const dma64kPair = paired((ms) => dmaRate(four.dma, 0, 64 * KiB, ms), (ms) => dmaRate(sm.dma, 0, 64 * KiB, ms));
     return {
       translateHit: mops(hit),
       translateMiss3: mops(miss(three, 0x3000)),
-      translateMiss4: mops(miss4),
-      fsTranslateHitPasid: mops(fsHit),
-      fsTranslateHitPasidRatio: ratio(hit, fsHit),
-      fsTranslateMiss4: mops(fsMiss),
-      fsTranslateMiss4Ratio: ratio(miss4, fsMiss),
-      dma4kLegacy4: mbps(dma4k),
-      fsDma4k: mbps(fsDma4k),
-      fsDma4kRatio: ratio(dma4k, fsDma4k),
-      dma64kLegacy4: mbps(dma64k4),
-      fsDma64k: mbps(fsDma64k),
-      fsDma64kRatio: ratio(dma64k4, fsDma64k),
+      translateMiss4: mops(missPair.legacy),
+      fsTranslateHitPasid: mops(hitPair.scalable),
+      fsTranslateHitPasidRatio: ratio(hitPair),
+      fsTranslateMiss4: mops(missPair.scalable),
+      fsTranslateMiss4Ratio: ratio(missPair),
+      dma4kLegacy4: mbps(dma4kPair.legacy),
+      fsDma4k: mbps(dma4kPair.scalable),
+      fsDma4kRatio: ratio(dma4kPair),
+      dma64kLegacy4: mbps(dma64kPair.legacy),
+      fsDma64k: mbps(dma64kPair.scalable),
+      fsDma64kRatio: ratio(dma64kPair),
       translateMiss3Large: mops(miss(three, LARGE_IOVA)),
       dma4k: mbps(dmaRate(three.dma, 0, 4 * KiB)),
       dma4kNoIommu: mbps(dmaRate(plain, DATA, 4 * KiB)),

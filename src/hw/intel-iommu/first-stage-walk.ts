@@ -222,7 +222,8 @@ export function walkFirstStage(
     if (leaf) {
       // QEMU checks the window with the entry's address bits, PAT of a large leaf included.
       let xlat = join64(lo & FsPte.ADDR_LO, hiAddr);
-      let translated = join64(lo & LEAF_ADDR_LO[level]!, hiAddr);
+      // A 4 KiB leaf has no PAT bit among its address bits: the same value.
+      let translated = level === 1 ? xlat : join64(lo & LEAF_ADDR_LO[level]!, hiAddr);
       let outLevel = level;
       let perm = writes ? IommuPerm.ReadWrite : IommuPerm.Read;
       if (nested !== null) {

@@ -293,6 +293,13 @@ function fault(out: PasidConfig, reason: number, fpd: boolean): number {
   return reason;
 }
 
+/** A fault before the PASID entry was read: every field cleared (the context's PRE kept), then the fault. */
+function unread(out: PasidConfig, pasid: number, pre: boolean, reason: number, fpd: boolean): number {
+  clearConfig(out, pasid);
+  out.pre = pre;
+  return fault(out, reason, fpd);
+}
+
 /** QEMU vtd_pe_type_check plus the vtemu extensions. */
 function pgttAllowed(pgtt: number, rules: ScalableRules): boolean {
   switch (pgtt) {
@@ -373,16 +380,19 @@ export function lookupScalableContext(
  * filled, or a fault reason with out.fpd / out.suppressed set.
  */
 export function resolvePasid(mem: AddressSpace, ce: ScalableContext, pasid: number, rules: ScalableRules, out: PasidConfig): number {
-  clearConfig(out, pasid);
-  out.pre = smCtxPre(ce);
+  // Every field is assigned below once the entry is read; before that a fault clears them all.
+  const pre = smCtxPre(ce);
   let fpd = smCtxFpd(ce);
   const dirAddr = smCtxPasidDir(ce) + ((pasid >>> PasidDir.INDEX_SHIFT) & PasidDir.INDEX_MASK) * PasidDir.SIZE;
-  if (!readQword(mem, dirAddr, dirEntry)) return fault(out, VtdFault.PASID_DIR_ACCESS_ERR, fpd);
+  if (!readQword(mem, dirAddr, dirEntry)) return unread(out, pasid, pre, VtdFault.PASID_DIR_ACCESS_ERR, fpd);
   if ((dirEntry.lo & PasidDir.FPD) !== 0) fpd = true;
-  if ((dirEntry.lo & PasidDir.P) === 0) return fault(out, VtdFault.PASID_DIR_ENTRY_P, fpd);
+  if ((dirEntry.lo & PasidDir.P) === 0) return unread(out, pasid, pre, VtdFault.PASID_DIR_ENTRY_P, fpd);
   const peAddr = join64(dirEntry.lo & PasidDir.ADDR_LO, dirEntry.hi) + (pasid & PasidEntry.INDEX_MASK) * PasidEntry.SIZE;
   // The whole 64-byte entry is read (its unreadability faults); qwords 0-2 hold every field used.
-  if (!readEntry(mem, peAddr, PasidEntry.SIZE, pe)) return fault(out, VtdFault.PASID_TABLE_ACCESS_ERR, fpd);
+  if (!readEntry(mem, peAddr, PasidEntry.SIZE, pe)) return unread(out, pasid, pre, VtdFault.PASID_TABLE_ACCESS_ERR, fpd);
+  out.pasid = pasid;
+  out.pre = pre;
+  out.suppressed = false;
   const q0 = pe[0];
   const q2 = pe[2];
   out.peRead = true;
