@@ -10,6 +10,7 @@
  *   queue      the invalidation queue (queue.ts)
  *   remapper   interrupt remapping (interrupt-remap.ts), with posted
  *              interrupts (posted-interrupts.ts) under `x-pi`
+ *   pageRequests  the page-request queue (page-requests.ts) under `svm`
  *   iotlb, passThrough, translators   the DMA side (translator.ts)
  *
  * QEMU's intel-iommu always has queued invalidation and interrupt
@@ -42,6 +43,7 @@ import { PassThroughSwitch } from './pass-through.js';
 import { PostedInterrupts } from './posted-interrupts.js';
 import { INTEL_IOMMU_DEPRECATED_PROPS, INTEL_IOMMU_PROPS, resolveIommuConfig, type IommuConfig } from './props.js';
 import { InvalidationQueue, queueConfigFrom } from './queue.js';
+import { PageRequestQueue } from './page-requests.js';
 import { DMAR_BASE } from './reg-layout.js';
 import { vtdRegisterRows } from './register-effects.js';
 import { defineVtdRegisters, RegisterFile, registerFileSize } from './registers.js';
@@ -54,7 +56,7 @@ import {
   type PasidCacheInvalidation,
   type PasidIotlbInvalidation,
 } from './requests.js';
-import type { QueueUnit, RegisterEffectsUnit, RemapperUnit, TranslatorUnit } from './roles.js';
+import type { PageRequestUnit, QueueUnit, RegisterEffectsUnit, RemapperUnit, TranslatorUnit } from './roles.js';
 import type { ContextRules } from './root-context.js';
 import { VtdState } from './state.js';
 import { VtdTranslator } from './translator.js';
@@ -82,7 +84,9 @@ export interface IntelIommuHost {
 const NO_TRACER: Tracer = { enabled: () => false, trace: () => {} };
 
 /** One VT-d unit. */
-export class IntelIommu implements Device, DmaIommu, QueueUnit, RemapperUnit, RegisterEffectsUnit, TranslatorUnit {
+export class IntelIommu
+  implements Device, DmaIommu, QueueUnit, RemapperUnit, RegisterEffectsUnit, TranslatorUnit, PageRequestUnit
+{
   readonly typeName = 'intel-iommu';
   readonly config: IommuConfig;
   readonly regs: RegisterFile;
@@ -111,6 +115,8 @@ export class IntelIommu implements Device, DmaIommu, QueueUnit, RemapperUnit, Re
   readonly remapper: InterruptRemapper;
   /** The invalidation queue. */
   readonly queue: InvalidationQueue;
+  /** The page-request queue (ECAP.PRS, i.e. `svm=on`), else null. */
+  readonly pageRequests: PageRequestQueue | null;
   /** Translators by requester key, then PASID (NO_PASID for requests without one). */
   private readonly byKey = new Map<object, Map<number, VtdTranslator>>();
   private readonly cap: bigint;
@@ -149,6 +155,8 @@ export class IntelIommu implements Device, DmaIommu, QueueUnit, RemapperUnit, Re
     this.remapper = new InterruptRemapper(this, this.posted, { eim: config.eim, cfi: config.raw['x-cfi'] === true });
     // The queue may define registers of its own (IQER, FSTS.ITE/ICE): after the file, before the table.
     this.queue = new InvalidationQueue(this, queueConfigFrom(config));
+    // Its registers are the file's (defined with ECAP.PRS); it keeps no state of its own, so reset is the file's.
+    this.pageRequests = (this.ecap & Ecap.PRS) !== 0n ? new PageRequestQueue(this) : null;
     const table = new RegisterTable(this.regs.size, vtdRegisterRows(this));
     this.region = new MmioRegion('intel_iommu', this.regs.size, new VtdMmio(this.regs, this.tracer, table), {
       valid: { min: 4, max: 8 },

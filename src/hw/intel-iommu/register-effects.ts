@@ -14,6 +14,11 @@
  *   ICS               clearing IWC drops IECTL.IP
  *   IQT               the invalidation queue runs (queue.ts)
  *   IQA (read)        the base latched at QIE enable, from the queue
+ *   PRS, PECTL        with svm=on, the page-request queue (page-requests.ts):
+ *                     PRS with PPR and PRO clear drops PECTL.IP; unmasking
+ *                     PECTL with IP set sends the deferred event.  PQH, PQT
+ *                     and PQA have no side effect (the queue reads them when
+ *                     a request comes)
  *   FRCD high dwords  a write that may clear F recomputes FSTS.PPF: the
  *                     last dword, or an 8-byte write of the high qword
  *
@@ -78,8 +83,13 @@ export function vtdRegisterRows(u: RegisterEffectsUnit): RegisterRow[] {
     { off: Reg.IQA + DW, read: () => u.queue.iqaHigh() },
     { off: Reg.ICS, write: () => icsWritten(u) },
     { off: Reg.IECTL, write: () => iectlWritten(u), truncate64: true },
-    { off: Reg.PECTL, truncate64: true },
   ];
+  const pr = u.pageRequests;
+  if (pr !== null) {
+    rows.push({ off: Reg.PRS, write: () => pr.onPrsWrite() }, { off: Reg.PECTL, write: () => pr.onPectlWrite(), truncate64: true });
+  } else {
+    rows.push({ off: Reg.PECTL, truncate64: true });
+  }
   for (let i = 0; i < u.config.nfr; i++) {
     const off = frcdOffset(i);
     rows.push({ off: off + 2 * DW, write: ppf, qwordOnly: true }, { off: off + 3 * DW, write: ppf });

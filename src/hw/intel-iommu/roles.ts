@@ -14,6 +14,7 @@
  *   GcmdUnit          gcmd.ts: the global command's side effects
  *   QueueUnit         queue.ts: the invalidation queue
  *   RemapperUnit      interrupt-remap.ts: interrupt remapping
+ *   PageRequestUnit   page-requests.ts: the page-request queue (svm=on)
  *   RegisterEffectsUnit  register-effects.ts: the rows of the register table
  *   TranslatorUnit    translator.ts: the DMA translation path
  *
@@ -114,6 +115,25 @@ export interface RemapperUnit {
   recordFault(sid: number, reason: number, addr: number, isWrite: boolean, extra?: FaultExtra): void;
 }
 
+/** What the page-request queue (page-requests.ts) needs. */
+export interface PageRequestUnit {
+  /** PQH / PQT / PQA / PRS and the PECTL event group. */
+  readonly regs: RegisterAccess;
+  /** Guest memory: the queue's descriptors. */
+  readonly memory: AddressSpace;
+  /** The APIC bus: the page-request event. */
+  readonly msi: MsiTarget;
+  readonly tracer: Tracer;
+}
+
+/** The page-request queue's register entry points (register-effects.ts). */
+export interface PageRequestRegisters {
+  /** PRS was written (W1C applied). */
+  onPrsWrite(): void;
+  /** PECTL was written. */
+  onPectlWrite(): void;
+}
+
 /** One requester's translator, as invalidation sees it. */
 export interface TranslatorHandle {
   readonly requester: DmaRequester;
@@ -192,6 +212,8 @@ export interface RegisterEffectsUnit extends FaultUnit, InvalidationUnit, Omit<G
   readonly tracer: Tracer;
   readonly state: VtdState;
   readonly queue: QueueRegisters;
+  /** The page-request queue (svm=on), else null. */
+  readonly pageRequests: PageRequestRegisters | null;
 }
 
 /** What a requester's DMA translator (translator.ts) reads from the unit. */
