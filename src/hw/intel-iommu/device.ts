@@ -133,7 +133,8 @@ export class IntelIommu
     this.ecap = ecapValue(config);
     this.regs = new RegisterFile(registerFileSize(config.nfr));
     defineVtdRegisters(this.regs, this.cap, this.ecap, config.nfr);
-    this.walkRules = new WalkRules(config.awBits, config.snoopControl, config.staleTm && config.deviceIotlb);
+    // QEMU 11.1 accepts SNP (bit 11) in second-stage leaves with snoop-control or in scalable mode.
+    this.walkRules = new WalkRules(config.awBits, config.snoopControl || config.scalableMode, config.staleTm && config.deviceIotlb);
     this.ctxRules = {
       hawHiMask: this.walkRules.hawHiMask,
       sagaw: Number(sagawFor(config)),

@@ -128,7 +128,8 @@ function walker(awBits = 48, levels = 4, bias = 0): Walker {
     walk(iova, isWrite = false, aw = awFor(awBits), nested = null) {
       const out = newWalkResult();
       const r = walkFirstStage(g.mem, rules, top + bias, levels, aw, iova, isWrite, out, nested);
-      return { r, ...out };
+      // fsWrite has its own test below.
+      return { r, translated: out.translated, level: out.level, perm: out.perm };
     },
     map(iova, phys, flags = PUW, leafLevel = 1, tableFlags = PUW) {
       let table = top;
@@ -892,7 +893,7 @@ describe('nested translation (x-nested)', () => {
     w.map(0x5000, DATA);
     const out = newWalkResult();
     expect(walkFirstStage(w.g.mem, w.rules, w.top, 4, 2, 0x5000, false, out, null)).toBe(0);
-    expect(out).toEqual({ translated: DATA, level: 1, perm: IommuPerm.ReadWrite });
+    expect(out).toEqual({ translated: DATA, level: 1, perm: IommuPerm.ReadWrite, fsWrite: true });
   });
 });
 
@@ -1007,11 +1008,33 @@ describe('property: random trees against the reference model (seeded)', () => {
       const out = newWalkResult();
       const r = walkFirstStage(g.mem, rulesOf.get(awBits)!, top, levels, aw, Number(iova), isWrite, out);
       const what = `seed ${seed.toString(16)} #${n} aw-bits ${awBits} levels ${levels} AW ${aw} iova ${iova.toString(16)} ${isWrite ? 'W' : 'R'}`;
-      expect(r === 0 ? { r, ...out } : { r }, what).toEqual(want.out);
+      expect(r === 0 ? { r, translated: out.translated, level: out.level, perm: out.perm } : { r }, what).toEqual(want.out);
       for (const [at, v] of want.visited) expect(g.peek(at), `${what} entry ${at.toString(16)}`).toBe(v);
       seen.add(r);
     }
     // The generator reaches every outcome.
     expect([...seen].sort((a, b) => a - b)).toEqual([0, 0x70, 0x71, 0x72, 0x73, 0x80, 0x81, 0x85, 0x87]);
+  });
+});
+
+describe('fsWrite: whether the first stage allowed writes (what a later write hit faults with)', () => {
+  it('is true through RW entries, false when any first-stage level lacks RW', () => {
+    const rules = new FsWalkRules(48);
+    const g = new Guest();
+    const top = g.allocPage();
+    const out = newWalkResult();
+    // P|US|RW tables, then a leaf with and without RW.
+    let table = top;
+    for (let level = 4; level > 1; level--) {
+      const next = g.allocPage();
+      g.poke(table, BigInt(next) | 0x7n); // IOVA 0x5000 uses index 0 at levels 4-2
+      table = next;
+    }
+    g.poke(table + 5 * 8, 0x20_0000n | 0x7n);
+    expect(walkFirstStage(g.mem, rules, top, 4, 2, 0x5000, false, out)).toBe(0);
+    expect([out.perm, out.fsWrite]).toEqual([IommuPerm.ReadWrite, true]);
+    g.poke(table + 5 * 8, 0x20_0000n | 0x5n);
+    expect(walkFirstStage(g.mem, rules, top, 4, 2, 0x5000, false, out)).toBe(0);
+    expect([out.perm, out.fsWrite]).toEqual([IommuPerm.Read, false]);
   });
 });

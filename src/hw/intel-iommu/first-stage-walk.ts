@@ -241,6 +241,7 @@ export function walkFirstStage(
       out.translated = translated;
       out.level = outLevel;
       out.perm = perm;
+      out.fsWrite = writes;
       return 0;
     }
     table = join64(lo & FsPte.ADDR_LO, hiAddr);

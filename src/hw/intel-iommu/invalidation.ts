@@ -17,8 +17,6 @@ import type {
 } from './requests.js';
 import type { InvalidationUnit } from './roles.js';
 import { MAMV } from './caps.js';
-import { NO_PASID } from '../../memory/iommu.js';
-import { sourceId } from './translator.js';
 import { Trace } from './events.js';
 import { CcmdHi, CcmdLo, CtxGranularity, IotlbGranularity, IotlbHi, Iva, Reg } from './reg-layout.js';
 
@@ -179,14 +177,13 @@ export function invalidatePasidIotlb(u: InvalidationUnit, inv: PasidIotlbInvalid
  * state for emulated devices (PASID entries are re-read on every IOTLB
  * miss), so cached translations stay until an IOTLB or PASID-based IOTLB
  * invalidation; what it does act on is the pass-through switch: requesters
- * whose PASID 0 entry the invalidation covers (global; the domain; the
- * domain and PASID 0) are decided again, in both directions.
+ * a refresh put in pass-through, whose PASID 0 domain then the invalidation
+ * covers (global; the domain; the domain and PASID 0), are decided again
+ * (pass-through.ts).
  */
 export function invalidatePasidCache(u: InvalidationUnit, inv: PasidCacheInvalidation): void {
   if (u.state.scalable) {
-    const sids: number[] = [];
-    for (const t of u.translators()) if (t.pasid === NO_PASID) sids.push(sourceId(t.requester));
-    u.passThrough.redecideCovered((did) => pasidCacheCovers(inv, did), sids);
+    u.passThrough.redecideCovered((did) => pasidCacheCovers(inv, did));
     for (const t of u.translators()) t.refreshBypass();
   }
   if (u.events.listenerCount('invalidate') > 0) {

@@ -11,7 +11,8 @@
  * form drops every first-stage entry of the domain (first-stage entries are
  * PASID-tagged, so a page in the second-stage address space names none of
  * them exactly); a PASID-based page-selective invalidation only drops
- * first-stage entries.
+ * first-stage entries.  Nested entries (x-nested) count as first-stage ones
+ * for both, as the spec says.
  *
  * The hash is an open-addressing table (linear probing, at least 4 slots per
  * entry, backward-shift deletion) whose keys are integers: the page number as
@@ -41,6 +42,13 @@ const HASH_MUL_C = 0xc2b2_ae35;
 export const PGTT_FIRST_STAGE = 1;
 /** The PGTT tag of legacy-mode entries (second stage, no PASID table). */
 export const PGTT_LEGACY = 0;
+/** PGTT of a nested entry (vtemu's x-nested): first-stage tagged for invalidation, as the spec says. */
+export const PGTT_NESTED = 3;
+
+/** Entries whose input address is a first-stage one (first stage or nested). */
+function firstStageTagged(pgtt: number): boolean {
+  return pgtt === PGTT_FIRST_STAGE || pgtt === PGTT_NESTED;
+}
 /** Bits of the level in the hashed (sid, level) word. */
 const LEVEL_BITS = 2;
 /** IOVA bits below the page number of each cacheable level (index = level). */
@@ -56,6 +64,8 @@ export interface VtdIotlbEntry {
   pgtt: number;
   /** FPD in force when the entry was built (faults raised on a hit use it). */
   fpd: boolean;
+  /** The fault reason of a write hitting this entry (0 when it allows writes). */
+  writeFault: number;
   /** 4 KiB frame number of the input page base (QEMU entry->gfn). */
   gfn: number;
   level: number;
@@ -84,6 +94,7 @@ function newEntry(): VtdIotlbEntry {
     did: 0,
     pgtt: PGTT_LEGACY,
     fpd: false,
+    writeFault: 0,
     gfn: 0,
     level: 0,
     size: 0,
@@ -175,6 +186,7 @@ export class Iotlb {
     perm: IommuPerm,
     pgtt: number = PGTT_LEGACY,
     fpd = false,
+    writeFault = 0,
   ): boolean {
     let flushed = false;
     if (this.count >= IOTLB_MAX_ENTRIES) {
@@ -209,6 +221,7 @@ export class Iotlb {
     e.perm = perm;
     e.pgtt = pgtt;
     e.fpd = fpd;
+    e.writeFault = writeFault;
     return flushed;
   }
 
@@ -236,7 +249,7 @@ export class Iotlb {
   removePages(did: number, addr: number, am: number): number {
     const block = 2 ** am;
     const gfn = blockGfn(addr, block);
-    return this.removeWhere((e) => e.did === did && (e.pgtt === PGTT_FIRST_STAGE || inBlock(e, addr, gfn, block)));
+    return this.removeWhere((e) => e.did === did && (firstStageTagged(e.pgtt) || inBlock(e, addr, gfn, block)));
   }
 
   /** PASID-selective invalidation (descriptor 6, G=2): every entry of (`did`, `pasid`). */
@@ -248,7 +261,7 @@ export class Iotlb {
   removePasidPages(did: number, pasid: number, addr: number, am: number): number {
     const block = 2 ** am;
     const gfn = blockGfn(addr, block);
-    return this.removeWhere((e) => e.did === did && e.pasid === pasid && e.pgtt === PGTT_FIRST_STAGE && inBlock(e, addr, gfn, block));
+    return this.removeWhere((e) => e.did === did && e.pasid === pasid && firstStageTagged(e.pgtt) && inBlock(e, addr, gfn, block));
   }
 
   /** Every entry of one request space (a PASID entry that changed under a PASID-cache invalidation). */

@@ -104,11 +104,13 @@ export interface WalkResult {
   level: number;
   /** Permissions accumulated over all levels. */
   perm: IommuPerm;
+  /** First stage (and nested): whether the first-stage entries allowed writes (the second stage may still deny them). */
+  fsWrite: boolean;
 }
 
 /** A fresh walk result. */
 export function newWalkResult(): WalkResult {
-  return { translated: 0, level: 0, perm: IommuPerm.None };
+  return { translated: 0, level: 0, perm: IommuPerm.None, fsWrite: false };
 }
 
 const pte = newQword();

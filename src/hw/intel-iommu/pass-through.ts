@@ -61,6 +61,14 @@ export class PassThroughSwitch {
   private readonly ctxLo = newQword();
   private readonly smCe = newScalableContext();
   private readonly pe0 = newPasidConfig();
+  /**
+   * Scalable mode: the domain ID of PASID 0's entry when a refresh (not the
+   * translation fast path) put `sid` in pass-through, else -1.  QEMU 11.1
+   * keeps that entry as the device's PASID-cache entry and matches
+   * PASID-cache invalidations against it; a device switched by the fast path
+   * has none, so only a context-cache invalidation takes it out again.
+   */
+  private readonly ptDid = new Int32Array(SID_COUNT).fill(-1);
 
   constructor(private readonly u: PassThroughUnit) {}
 
@@ -69,8 +77,13 @@ export class PassThroughSwitch {
     return this.pt[sid] === 1;
   }
 
-  /** Decides for `sid` from its context entry in memory now, records and returns it. */
-  decide(sid: number): boolean {
+  /**
+   * Decides for `sid` from its context entry in memory now, records and
+   * returns it: a refresh (TE, SRTP, context-cache or PASID-cache
+   * invalidation) when `fastPath` is false, the translation fast path
+   * (QEMU vtd_pt_enable_fast_path) when true.
+   */
+  decide(sid: number, fastPath = false): boolean {
     const u = this.u;
     const state = u.state;
     const bus = sid >>> BUS_SHIFT;
@@ -82,12 +95,14 @@ export class PassThroughSwitch {
       on = lookupContext(u.memory, state.rootTable, bus, devfn, u.ctxRules, this.ce) === 0 && ctxType(this.ce) === TranslationType.PassThrough;
     }
     this.pt[sid] = on ? 1 : 0;
+    this.ptDid[sid] = on && state.scalable && !fastPath ? this.pe0.did : -1;
     return on;
   }
 
   /** Decides for every source ID (QEMU vtd_address_space_refresh_all). */
   decideAll(): void {
     this.pt.fill(0);
+    this.ptDid.fill(-1);
     const u = this.u;
     if (!u.state.translationEnabled) return;
     if (u.state.scalable) {
@@ -125,25 +140,13 @@ export class PassThroughSwitch {
 
   /**
    * A PASID-cache invalidation (scalable mode): decides again for every
-   * source ID recorded as pass-through and for `also`, when `covers` accepts
-   * the domain ID its PASID 0 entry holds in memory now (read even when the
-   * entry is not present, as QEMU 11.1 matches it; no entry: not covered).
+   * source ID in pass-through whose remembered PASID 0 domain (see ptDid)
+   * `covers` accepts, taking it out of pass-through when its entry changed.
    */
-  redecideCovered(covers: (did: number) => boolean, also: Iterable<number>): void {
-    const candidates = new Set<number>(also);
-    for (let sid = 0; sid < SID_COUNT; sid++) if (this.pt[sid] === 1) candidates.add(sid);
-    for (const sid of candidates) {
-      const did = this.pasid0Did(sid);
-      if (did >= 0 && covers(did)) this.decide(sid);
+  redecideCovered(covers: (did: number) => boolean): void {
+    for (let sid = 0; sid < SID_COUNT; sid++) {
+      if (this.pt[sid] === 1 && this.ptDid[sid]! >= 0 && covers(this.ptDid[sid]!)) this.decide(sid);
     }
-  }
-
-  /** The DID of `sid`'s PASID 0 entry in memory, or -1 when no entry can be read. */
-  private pasid0Did(sid: number): number {
-    const u = this.u;
-    this.pe0.peRead = false;
-    lookupScalableContext(u.memory, u.state.rootTable, sid >>> BUS_SHIFT, sid & (DEVFNS - 1), u.smRules, this.smCe, this.pe0);
-    return this.pe0.peRead ? this.pe0.did : -1;
   }
 
   /** Decides for the functions of `bus` whose devfn matches `devfn` outside `ignore` bits (device-selective invalidation). */

@@ -311,15 +311,36 @@ describe('PASID-granular invalidation', () => {
     b.map(ss, 4, 0x10_0000, DATA);
     b.memory.write(DATA, 4, 0x4242);
     b.setPasidEntry(dir, 0, { pgtt: Pgtt.SecondStage, did: 4, aw: 2, ss });
-    // Matched against the DID the entry holds now: another domain, or another PASID, is not this requester's.
-    b.iommu.invalidatePasidCache({ kind: 'domain', did: 1 });
-    b.iommu.invalidatePasidCache({ kind: 'pasid', did: 4, pasid: 1 });
+    // Matched against the DID PASID 0's entry had when the refresh chose pass-through (QEMU 11.1's PASID-cache entry).
+    b.iommu.invalidatePasidCache({ kind: 'domain', did: 4 });
+    b.iommu.invalidatePasidCache({ kind: 'pasid', did: 1, pasid: 1 });
     b.iommu.invalidatePasidIotlb({ kind: 'pasid', did: 4, pasid: 0 });
     b.iommu.invalidateIotlb({ kind: 'global' }, 'queue');
     expect(b.iommu.passThrough.isPassThrough(EDU_DEVFN)).toBe(true);
-    b.iommu.invalidatePasidCache({ kind: 'pasid', did: 4, pasid: 0 });
+    b.iommu.invalidatePasidCache({ kind: 'pasid', did: 1, pasid: 0 });
     expect(b.iommu.passThrough.isPassThrough(EDU_DEVFN)).toBe(false);
     expect(read4(b.device(0, EDU_DEVFN).dma, 0x10_0000)).toBe(0x4242);
+  });
+
+  it('pass-through entered by the translation fast path has no PASID-cache entry: only a context-cache invalidation leaves it (QEMU 11.1)', () => {
+    const { b, dir, dev, enable } = sm();
+    const ss = b.allocPage();
+    b.map(ss, 4, 0x10_0000, DATA);
+    b.memory.write(DATA, 4, 0x4242);
+    b.memory.write(0x10_0000, 4, 0x1010);
+    b.setPasidEntry(dir, 0, { pgtt: Pgtt.SecondStage, did: 4, aw: 2, ss });
+    enable();
+    expect(read4(dev.dma, 0x10_0000)).toBe(0x4242);
+    b.setPasidEntry(dir, 0, { pgtt: Pgtt.PassThrough, did: 4 });
+    b.iommu.invalidatePasidIotlb({ kind: 'pasid', did: 4, pasid: 0 });
+    expect(read4(dev.dma, 0x10_0000)).toBe(0x1010);
+    expect(b.iommu.passThrough.isPassThrough(EDU_DEVFN)).toBe(true);
+    b.setPasidEntry(dir, 0, { pgtt: Pgtt.SecondStage, did: 4, aw: 2, ss });
+    b.iommu.invalidatePasidCache({ kind: 'pasid', did: 4, pasid: 0 });
+    b.iommu.invalidatePasidCache({ kind: 'global' });
+    expect(read4(dev.dma, 0x10_0000)).toBe(0x1010);
+    b.iommu.invalidateContext({ kind: 'global' }, 'queue');
+    expect(read4(dev.dma, 0x10_0000)).toBe(0x4242);
   });
 
   it('the legacy IOTLB page-selective invalidation drops every first-stage entry of the domain', () => {

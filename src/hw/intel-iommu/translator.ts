@@ -43,8 +43,8 @@ import type { Iova } from '../../memory/address.js';
 import type { TranslatorUnit } from './roles.js';
 import { Trace } from './events.js';
 import { VtdFault } from './fault-reasons.js';
-import { PGTT_FIRST_STAGE, PGTT_LEGACY, type VtdIotlbEntry } from './iotlb.js';
-import { LEVEL_SIZE, newWalkResult } from './page-walk.js';
+import { PGTT_FIRST_STAGE, PGTT_LEGACY, PGTT_NESTED, type VtdIotlbEntry } from './iotlb.js';
+import { LEVEL_SIZE, newWalkResult, type WalkResult } from './page-walk.js';
 import { ContextCacheEntry, newTranslationConfig, resolveRequest } from './resolve.js';
 import { Pgtt } from './scalable-context.js';
 import { walkTranslation } from './walk-stage.js';
@@ -91,9 +91,15 @@ function fail(out: IotlbEntry, reason: number): void {
   out.fault = reason;
 }
 
-/** The write-permission fault of a translation of type `pgtt`. */
-function writeFault(pgtt: number): number {
-  return pgtt === PGTT_FIRST_STAGE ? VtdFault.SM_WRITE : VtdFault.WRITE;
+/**
+ * The fault a later write hitting a translation gets (0 when it allows
+ * writes): the reason the walk gives for that write, i.e. the first stage's
+ * 0x85 when a first-stage entry denied it, else the second stage's 5.
+ */
+function writeFaultOf(pgtt: number, w: WalkResult): number {
+  if ((w.perm & IommuPerm.Write) !== 0) return 0;
+  if (pgtt === PGTT_FIRST_STAGE || (pgtt === PGTT_NESTED && !w.fsWrite)) return VtdFault.SM_WRITE;
+  return VtdFault.WRITE;
 }
 
 /** Reusable fault details (the fields are read synchronously by recordFault). */
@@ -183,7 +189,7 @@ export class VtdTranslator implements DmaTranslator {
       if (u.traceHits) u.tracer.trace(Trace.iotlbHit, { sid, addr: iova, did: hit.did });
       if (isWrite && (hit.perm & IommuPerm.Write) === 0) {
         // The spec's answer (QEMU drops the write silently): the fault an uncached walk gives.
-        return this.fault(sid, writeFault(hit.pgtt), iova, isWrite, hit.fpd, record, out, true);
+        return this.fault(sid, hit.writeFault, iova, isWrite, hit.fpd, record, out, true);
       }
       fromIotlb(hit, out);
       if (u.events.translateListened) this.emit(sid, iova, out, true, false);
@@ -196,7 +202,7 @@ export class VtdTranslator implements DmaTranslator {
     if (cfg.pgtt === Pgtt.PassThrough) {
       identity(iova, out);
       // QEMU vtd_pt_enable_fast_path: re-decide from memory, usually switching to the bypass.
-      if (this.pasid === NO_PASID) this.bypass = u.passThrough.decide(sid);
+      if (this.pasid === NO_PASID) this.bypass = u.passThrough.decide(sid, true);
       if (u.events.translateListened) this.emit(sid, iova, out, false, true);
       return true;
     }
@@ -205,7 +211,7 @@ export class VtdTranslator implements DmaTranslator {
     if (wr !== 0) return this.fault(sid, wr, iova, isWrite, cfg.fpd, record, out, true);
     const did = cfg.did;
     const pgtt = u.scalable ? cfg.pgtt : PGTT_LEGACY;
-    if (u.iotlb.insert(sid, pasid, did, iova, w.level, w.translated, w.perm, pgtt, cfg.fpd) && u.tracer.enabled(Trace.iotlbReset)) {
+    if (u.iotlb.insert(sid, pasid, did, iova, w.level, w.translated, w.perm, pgtt, cfg.fpd, writeFaultOf(pgtt, w)) && u.tracer.enabled(Trace.iotlbReset)) {
       u.tracer.trace(Trace.iotlbReset, { reason: 'iotlb exceeds size limit' });
     }
     if (u.tracer.enabled(Trace.iotlbUpdate)) u.tracer.trace(Trace.iotlbUpdate, { sid, addr: iova, did });
