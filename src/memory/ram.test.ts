@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { availableRamBackends, createRam } from './ram-backend.js';
-import type { ChunkedRam } from './ram.js';
+import { ramWrites, type ChunkedRam } from './ram.js';
+import { createTsRam } from './ram-ts.js';
 import { Rng } from '../../test/support/prng.js';
 
 const GiB = 2 ** 30;
@@ -317,5 +318,23 @@ describe.each(availableRamBackends())('ChunkedRam (%s backend)', (backend) => {
     for (const size of [0, -4096, 4095, 4096.5, Number.NaN]) {
       expect(() => createRam(size, backend)).toThrow(RangeError);
     }
+  });
+});
+
+describe('ramWrites', () => {
+  it('counts every write method and nothing else', () => {
+    const ram = createTsRam(0x10000);
+    const before = ramWrites();
+    ram.readU32(0);
+    ram.copyOut(0, new Uint8Array(8));
+    expect(ramWrites()).toBe(before);
+    ram.writeU8(0, 1);
+    ram.writeU16(2, 1);
+    ram.writeU32(4, 1);
+    ram.copyIn(8, new Uint8Array(4));
+    ram.copyInAt(16, new Uint8Array(8), 0, 4);
+    ram.copyWithin(32, 0, 8);
+    ram.fill(64, 8, 0xaa);
+    expect(ramWrites() - before).toBe(7);
   });
 });

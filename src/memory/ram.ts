@@ -79,6 +79,19 @@ function smallCopy(from: Uint8Array, fromStart: number, to: Uint8Array, toStart:
   }
 }
 
+/**
+ * Writes to any guest RAM so far (every write method below counts one).
+ * A reader that decoded a structure from RAM may reuse the result while the
+ * count is unchanged (and the memory map too): nothing in RAM can have
+ * changed.  Bulk writes count once however long they are.
+ */
+let ramWriteCount = 0;
+
+/** The number of guest RAM writes so far (see ramWriteCount). */
+export function ramWrites(): number {
+  return ramWriteCount;
+}
+
 /** The guest RAM interface the memory layer uses. */
 export class ChunkedRam {
   /** Size in bytes. */
@@ -191,12 +204,14 @@ export class ChunkedRam {
   }
 
   writeU8(offset: number, value: number): void {
+    ramWriteCount++;
     this.checkRange(offset, 1);
     const index = Math.floor(offset / this.chunkSize);
     (this.dvs[index] ?? this.view(index, true))!.setUint8(offset & this.mask, value);
   }
 
   writeU16(offset: number, value: number): void {
+    ramWriteCount++;
     if ((offset & this.mask) > this.mask - 1) return this.writeSlow(offset, 2, value);
     this.checkRange(offset, 2);
     const index = Math.floor(offset / this.chunkSize);
@@ -204,6 +219,7 @@ export class ChunkedRam {
   }
 
   writeU32(offset: number, value: number): void {
+    ramWriteCount++;
     if ((offset & this.mask) > this.mask - 3) return this.writeSlow(offset, 4, value);
     this.checkRange(offset, 4);
     const index = Math.floor(offset / this.chunkSize);
@@ -298,6 +314,7 @@ export class ChunkedRam {
 
   /** Copies src into RAM at offset (see `copyInAt`). */
   copyIn(offset: number, src: Uint8Array): void {
+    ramWriteCount++;
     this.copyInSpan(offset, src, 0, src.length);
   }
 
@@ -307,6 +324,7 @@ export class ChunkedRam {
    * memmove; a view of src only when it is a part of src) otherwise.
    */
   copyInAt(offset: number, src: Uint8Array, srcStart: number, length: number): void {
+    ramWriteCount++;
     checkSpan(src, srcStart, length);
     this.copyInSpan(offset, src, srcStart, length);
   }
@@ -346,6 +364,7 @@ export class ChunkedRam {
 
   /** memmove inside RAM. */
   copyWithin(dstOffset: number, srcOffset: number, length: number): void {
+    ramWriteCount++;
     this.checkRange(dstOffset, length);
     this.checkRange(srcOffset, length);
     if (length === 0 || dstOffset === srcOffset) return;
@@ -365,6 +384,7 @@ export class ChunkedRam {
 
   /** Sets [offset, offset+length) to value & 0xff. */
   fill(offset: number, length: number, value: number): void {
+    ramWriteCount++;
     this.checkRange(offset, length);
     if (length === 0) return;
     const v = value & 0xff;

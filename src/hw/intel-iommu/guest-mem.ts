@@ -21,13 +21,23 @@ export function newQword(): Qword {
 const scratch = new Uint8Array(8);
 const scratchView = new DataView(scratch.buffer);
 
+/** Whether the last successful readQword / readEntry read RAM (not MMIO). */
+let fromRam = false;
+
+/** True when the last successful readQword / readEntry was served by RAM (its value can only change by a RAM write). */
+export function lastReadFromRam(): boolean {
+  return fromRam;
+}
+
 /** Reads 8 bytes at `addr` into `out`; returns false when the read failed. */
 export function readQword(mem: AddressSpace, addr: number, out: Qword): boolean {
   const r = mem.lookup(addr);
   if (r !== null && r.leaf.kind === 'ram' && addr + 8 <= r.end) {
     r.leaf.ram.readU32Pair(r.leaf.ramOffset + (addr - r.start + r.offset), out);
+    fromRam = true;
     return true;
   }
+  fromRam = false;
   if (mem.readBytes(addr, scratch) !== MemTx.Ok) return false;
   out.lo = scratchView.getUint32(0, true);
   out.hi = scratchView.getUint32(4, true);
@@ -45,11 +55,15 @@ export function readEntry(mem: AddressSpace, addr: number, size: number, out: re
   if (r !== null && r.leaf.kind === 'ram' && addr + size <= r.end) {
     const base = r.leaf.ramOffset + (addr - r.start + r.offset);
     for (let i = 0; i < out.length; i++) r.leaf.ram.readU32Pair(base + i * 8, out[i]!);
+    fromRam = true;
     return true;
   }
+  let ram = true;
   for (let i = 0; i < size / 8; i++) {
     if (!readQword(mem, addr + i * 8, i < out.length ? out[i]! : scratchQword)) return false;
+    ram = ram && fromRam;
   }
+  fromRam = ram;
   return true;
 }
 

@@ -14,7 +14,8 @@
  * A legacy context entry becomes a config with PGTT second stage (TT 0 and
  * 1) or pass-through (TT 2), so the walk stage never needs to know the mode.
  */
-import type { AddressSpace } from '../../memory/address-space.js';
+import type { AddressSpace, FlatRange } from '../../memory/address-space.js';
+import { ramWrites } from '../../memory/ram.js';
 import type { Tracer } from '../../machine/device-type.js';
 import { Trace } from './events.js';
 import { isQualifiedFault } from './fault-reasons.js';
@@ -34,6 +35,7 @@ import {
 import {
   lookupScalableContext,
   newPasidConfig,
+  pasidEntriesFromRam,
   newScalableContext,
   Pgtt,
   resolvePasid,
@@ -66,10 +68,41 @@ export interface ResolveUnit {
   readonly contextGeneration: number;
 }
 
-/** One requester's cached context entry (QEMU's per-address-space context cache). */
+/** Copies a translation config field by field (no allocation). */
+function copyConfig(from: TranslationConfig, to: TranslationConfig): void {
+  to.pasid = from.pasid;
+  to.did = from.did;
+  to.pgtt = from.pgtt;
+  to.aw = from.aw;
+  to.ssLevels = from.ssLevels;
+  to.ssRoot = from.ssRoot;
+  to.fsLevels = from.fsLevels;
+  to.fsRoot = from.fsRoot;
+  to.sre = from.sre;
+  to.wpe = from.wpe;
+  to.eafe = from.eafe;
+  to.pre = from.pre;
+  to.fpd = from.fpd;
+  to.suppressed = from.suppressed;
+  to.peRead = from.peRead;
+}
+
+/**
+ * One requester's cached context entry (QEMU's per-address-space context
+ * cache), and a memo of its last successful PASID resolution.  The memo is
+ * not a PASID cache: QEMU re-reads the PASID directory and table entry on
+ * every IOTLB miss, so an edited entry takes effect at the next miss.  The
+ * memo gives exactly that: it is used only while no guest RAM was written
+ * and the memory map did not change since the entries were read from RAM,
+ * i.e. while re-reading them would give the same bytes.
+ */
 export class ContextCacheEntry {
   /** Generation the entry was read at (0: invalid). */
   gen = 0;
+  private memoPasid = -1;
+  private memoWrites = -1;
+  private memoView: readonly FlatRange[] | null = null;
+  private readonly memo: TranslationConfig = newPasidConfig();
   /** Whether the cached entry is a scalable-mode one. */
   scalable = false;
   readonly legacy: ContextEntry = newContextEntry();
@@ -78,6 +111,26 @@ export class ContextCacheEntry {
   /** Drops the entry (device-selective context invalidation). */
   invalidate(): void {
     this.gen = 0;
+    this.memoPasid = -1;
+  }
+
+  /** Fills `out` from the memo when it still holds what resolving `pasid` from memory would give. */
+  recall(mem: AddressSpace, pasid: number, out: TranslationConfig): boolean {
+    if (this.memoPasid !== pasid || this.memoWrites !== ramWrites() || this.memoView !== mem.flatView()) return false;
+    copyConfig(this.memo, out);
+    return true;
+  }
+
+  /** Remembers a successful resolution of `pasid` whose entries came from RAM. */
+  remember(mem: AddressSpace, pasid: number, cfg: TranslationConfig): void {
+    if (!pasidEntriesFromRam()) {
+      this.memoPasid = -1;
+      return;
+    }
+    copyConfig(cfg, this.memo);
+    this.memoPasid = pasid;
+    this.memoWrites = ramWrites();
+    this.memoView = mem.flatView();
   }
 
   /** True while the entry is valid for the unit. */
@@ -119,7 +172,7 @@ export function resolveRequest(u: ResolveUnit, cc: ContextCacheEntry, sid: numbe
   const bus = sid >>> BUS_SHIFT;
   const devfn = sid & BYTE;
   if (!cc.valid(u)) {
-    cc.gen = 0;
+    cc.invalidate();
     cc.scalable = u.scalable;
     const r = u.scalable
       ? lookupScalableContext(u.memory, u.rootTable, bus, devfn, u.smRules, cc.sm)
@@ -138,7 +191,12 @@ export function resolveRequest(u: ResolveUnit, cc: ContextCacheEntry, sid: numbe
     }
     cc.gen = u.contextGeneration;
   }
-  if (u.scalable) return resolvePasid(u.memory, cc.sm, pasid, u.smRules, out);
+  if (u.scalable) {
+    if (cc.recall(u.memory, pasid, out)) return 0;
+    const r = resolvePasid(u.memory, cc.sm, pasid, u.smRules, out);
+    if (r === 0) cc.remember(u.memory, pasid, out);
+    return r;
+  }
   fromLegacy(cc.legacy, out);
   return 0;
 }

@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemTx } from '../../memory/address-space.js';
+import { MmioRegion } from '../../memory/region.js';
 import { iova } from '../../memory/address.js';
 import { DmaAccess, DmaRequestKind, IommuPerm, NO_PASID, newIotlbEntry } from '../../memory/iommu.js';
 import { FS_PRESENT_RW_US, VtdBench } from '../../../test/support/vtd-bench.js';
@@ -239,6 +240,59 @@ describe('nested (PGTT=3, x-nested)', () => {
     const got = read4(dev.dma, 0x5000);
     expect(ev.faults).toEqual([]);
     expect(got).toBe(0xfeed);
+  });
+});
+
+describe('the PASID entry is re-read on every IOTLB miss (QEMU 11.1), memo or not', () => {
+  const setup = () => {
+    const s = sm({ fsts: true });
+    const top = s.b.allocPage();
+    const top2 = s.b.allocPage();
+    const pe = s.b.setPasidEntry(s.dir, 0, { pgtt: Pgtt.FirstStage, did: 3, aw: 2, fs: top });
+    s.b.mapFs(top, 4, 0x5000, DATA);
+    s.b.mapFs(top2, 4, 0x5000, DATA2);
+    s.b.memory.write(DATA, 4, 0x1111);
+    s.b.memory.write(DATA2, 4, 0x2222);
+    s.enable();
+    expect(read4(s.dev.dma, 0x5000)).toBe(0x1111);
+    return { ...s, pe, top2 };
+  };
+  const miss = (b: VtdBench) => b.iommu.invalidatePasidIotlb({ kind: 'pasid', did: 3, pasid: 0 });
+
+  it('an edited entry is used at the next miss, without a PASID-cache invalidation', () => {
+    const { b, dev, pe, top2 } = setup();
+    miss(b);
+    expect(read4(dev.dma, 0x5000)).toBe(0x1111);
+    b.poke64(pe + 16, BigInt(top2));
+    miss(b);
+    expect(read4(dev.dma, 0x5000)).toBe(0x2222);
+  });
+
+  it('a change of the memory map under the entry is seen at the next miss', () => {
+    const { b, dev, pe } = setup();
+    miss(b);
+    expect(read4(dev.dma, 0x5000)).toBe(0x1111);
+    // An MMIO page over the PASID table: the entry now reads 0 (PGTT 0: 0x5B), with no RAM write.
+    const page = pe - (pe % 0x1000);
+    const overlay = new MmioRegion('overlay', 0x1000, { read: () => 0, write: () => {} });
+    b.system.add(overlay, page, 1);
+    miss(b);
+    expect(read4(dev.dma, 0x5000)).toBe(-1);
+    expect(reason(b)).toBe(VtdFault.PASID_TABLE_ENTRY_INV);
+  });
+
+  it('an entry served by MMIO is read again at every miss (its value can change without a RAM write)', () => {
+    const { b, dev, pe, top2 } = setup();
+    const page = pe - (pe % 0x1000);
+    const words = new Map<number, number>();
+    for (let off = 0; off < 0x1000; off += 4) words.set(off, b.memory.read(page + off, 4));
+    b.system.add(new MmioRegion('table', 0x1000, { read: (off) => words.get(off) ?? 0, write: () => {} }), page, 1);
+    miss(b);
+    expect(read4(dev.dma, 0x5000)).toBe(0x1111);
+    // The device behind the MMIO page changes the first-stage pointer (qword 2, low dword) by itself.
+    words.set((pe % 0x1000) + 16, top2);
+    miss(b);
+    expect(read4(dev.dma, 0x5000)).toBe(0x2222);
   });
 });
 
