@@ -11,8 +11,9 @@
  * Scalable mode (fsts=on, PGTT first stage, the same layout in 4-level
  * first-stage tables): a PASID-keyed IOTLB hit, the 4-level first-stage
  * walk (the walk stage alone, against the second-stage walk), the whole
- * miss (IOTLB flushed: the PASID directory and entry are re-read on every
- * miss, as QEMU 11.1 does, then the walk), and 4 KiB / 64 KiB DMA; each
+ * miss (IOTLB flushed: the PASID directory and entry are resolved again,
+ * from the requester's memo while guest RAM is unchanged, as here, else
+ * from memory; then the walk), and 4 KiB / 64 KiB DMA; each
  * `*Ratio` figure is the scalable
  * figure's cost relative to its legacy counterpart (4-level tables) measured
  * in the same run, in alternating rounds: the median of the per-round
