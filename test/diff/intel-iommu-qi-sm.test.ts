@@ -22,6 +22,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { checkTranscripts, hex, needQemu, QemuRunner, runTranscript, unmetExpectations, type Step } from '../harness/index.js';
+import { get32 as mem32, leHex, regR32 as rl, regR64 as rq, regW32 as wl, regW64 as wq, step } from '../support/qtest-steps.js';
 
 const haveQemu = needQemu('11.1', 'intel-iommu scalable-mode QI differential tests');
 
@@ -34,7 +35,6 @@ const devices = (iommuProps: string) => ['-machine', 'q35', '-device', `intel-io
 
 // ---- addresses --------------------------------------------------------------
 
-const VTD = 0xfed9_0000;
 const R = { GCMD: 0x18, GSTS: 0x1c, FSTS: 0x34, FECTL: 0x38, IQH: 0x80, IQT: 0x88, IQA: 0x90, ICS: 0x9c, IECTL: 0xa0, IQER: 0xb0 } as const;
 const GCMD_QIE = 0x0400_0000;
 const IQA_DW = 0x800;
@@ -49,25 +49,8 @@ const NARROW = 16;
 
 // ---- transcript steps -------------------------------------------------------
 
-const okVal = (v: number | bigint) => `OK 0x${BigInt(v).toString(16).padStart(16, '0')}`;
-const step = (cmd: string, expectValue?: number | bigint): Step =>
-  expectValue === undefined ? cmd : { cmd, expect: okVal(expectValue) };
-
-const wl = (off: number, v: number): Step => step(`writel ${hex(VTD + off)} ${hex(v >>> 0)}`);
-const wq = (off: number, v: bigint | number): Step => step(`writeq ${hex(VTD + off)} ${hex(BigInt(v))}`);
-const rl = (off: number, expectValue?: number): Step => step(`readl ${hex(VTD + off)}`, expectValue);
-const rq = (off: number, expectValue?: bigint | number): Step => step(`readq ${hex(VTD + off)}`, expectValue);
-const mem32 = (addr: number, expectValue?: number): Step => step(`readl ${hex(addr)}`, expectValue);
-
 /** A descriptor: qwords 0-3 (2 and 3 default to 0; a 128-bit queue takes 0 and 1). */
 type Desc = readonly [bigint, bigint, bigint?, bigint?];
-
-/** Little-endian bytes of qwords as the hex payload of a qtest `write`. */
-function leHex(qwords: readonly bigint[]): string {
-  let s = '';
-  for (const q of qwords) for (let i = 0n; i < 8n; i++) s += ((q >> (8n * i)) & 0xffn).toString(16).padStart(2, '0');
-  return s;
-}
 
 /** Descriptors written from queue index `index`, `size` bytes each (one `write` command). */
 function descs(index: number, list: readonly Desc[], size = WIDE): Step {

@@ -14,6 +14,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { checkTranscripts, hex, needQemu, QemuRunner, runTranscript, unmetExpectations, type Step } from '../harness/index.js';
+import { get32 as mem32, leHex, put32, put64, regR32 as rl, regR64 as rq, regW32 as wl, regW64 as wq, step } from '../support/qtest-steps.js';
 
 const haveQemu = needQemu('11.1', 'intel-iommu QI differential tests');
 
@@ -25,7 +26,6 @@ const DMA_WAIT = { ns: 100_000_000 } as const;
 
 // ---- addresses --------------------------------------------------------------
 
-const VTD = 0xfed9_0000;
 const R = {
   IRTA: 0xb8,
   GCMD: 0x18, GSTS: 0x1c, RTADDR: 0x20, CCMD: 0x28, FSTS: 0x34, FECTL: 0x38,
@@ -51,26 +51,8 @@ const EDU_DEVFN = 0x08;
 
 // ---- transcript steps -------------------------------------------------------
 
-const okVal = (v: number | bigint) => `OK 0x${BigInt(v).toString(16).padStart(16, '0')}`;
-const step = (cmd: string, expectValue?: number | bigint): Step =>
-  expectValue === undefined ? cmd : { cmd, expect: okVal(expectValue) };
-
-const wl = (off: number, v: number): Step => step(`writel ${hex(VTD + off)} ${hex(v >>> 0)}`);
-const wq = (off: number, v: bigint | number): Step => step(`writeq ${hex(VTD + off)} ${hex(BigInt(v))}`);
-const rl = (off: number, expectValue?: number): Step => step(`readl ${hex(VTD + off)}`, expectValue);
-const rq = (off: number, expectValue?: bigint | number): Step => step(`readq ${hex(VTD + off)}`, expectValue);
-const mem32 = (addr: number, expectValue?: number): Step => step(`readl ${hex(addr)}`, expectValue);
-const put32 = (addr: number, v: number): Step => step(`writel ${hex(addr)} ${hex(v >>> 0)}`);
-const put64 = (addr: number, v: bigint | number): Step => step(`writeq ${hex(addr)} ${hex(BigInt(v))}`);
 /** Lets one edu DMA finish: waits, then polls until edu's run bit is clear (a silent synchronisation step). */
 const WAIT: Step = { poll: `readl ${hex(EDU_BAR + 0x98)}`, until: (r) => (Number(BigInt(r.slice(3))) & 1) === 0, before: DMA_WAIT, quiet: true };
-
-/** Little-endian bytes of qwords as the hex payload of a qtest `write`. */
-function leHex(qwords: bigint[]): string {
-  let s = '';
-  for (const q of qwords) for (let i = 0n; i < 8n; i++) s += ((q >> (8n * i)) & 0xffn).toString(16).padStart(2, '0');
-  return s;
-}
 
 /** Descriptors written at queue indexes from `index` (one `write` command). */
 function descs(index: number, list: [bigint, bigint][]): Step {

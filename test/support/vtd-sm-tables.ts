@@ -20,11 +20,12 @@
  * bigints because they carry bits 63:32.
  */
 import { hex, type Step } from '../harness/index.js';
+import { get32, get64, leHex, okValue, put32, put64, regR32, regR64, regW32, regW64, step, VTD_BASE } from './qtest-steps.js';
+
+/** The shared qtest step builders, for the tests that take them from here with the tables. */
+export { get32, get64, okValue, put32, put64, regR32, regR64, regW32, regW64, step, VTD_BASE };
 
 // ---- registers --------------------------------------------------------------
-
-/** QEMU's q35 base of the VT-d register page. */
-export const VTD_BASE = 0xfed9_0000;
 
 /** Register offsets the scalable-mode tests use (spec 11.4). */
 export const VtdReg = {
@@ -71,38 +72,11 @@ export const IQ_INDEX_SHIFT_256 = 5;
 /** Size of one 256-bit descriptor. */
 export const DESC_SIZE_256 = 32;
 
-/** `OK 0x%016x`, the reply of a qtest readl/readq of `v`. */
-export function okValue(v: number | bigint): string {
-  return `OK 0x${BigInt(v).toString(16).padStart(16, '0')}`;
-}
-
-/** A qtest command, with the reply it must get when `expectValue` is given. */
-export function step(cmd: string, expectValue?: number | bigint): Step {
-  return expectValue === undefined ? cmd : { cmd, expect: okValue(expectValue) };
-}
-
-/** writeq of guest memory. */
-export const put64 = (addr: number, v: bigint | number): Step => step(`writeq ${hex(addr)} ${hex(BigInt(v))}`);
-/** writel of guest memory. */
-export const put32 = (addr: number, v: number): Step => step(`writel ${hex(addr)} ${hex(v >>> 0)}`);
-/** readq of guest memory (with its expected value). */
-export const get64 = (addr: number, expectValue?: bigint | number): Step => step(`readq ${hex(addr)}`, expectValue);
-/** readl of guest memory (with its expected value). */
-export const get32 = (addr: number, expectValue?: number): Step => step(`readl ${hex(addr)}`, expectValue);
 /** Writes consecutive qwords at `addr` with one qtest `write`. */
 export const putQwords = (addr: number, qwords: readonly bigint[]): Step =>
   step(`write ${hex(addr)} ${hex(qwords.length * 8)} 0x${leHex(qwords)}`);
 /** Zeroes one 4 KiB page. */
 export const zeroPage = (addr: number): Step => step(`memset ${hex(addr)} 0x1000 0x0`);
-
-/** 32-bit VT-d register write. */
-export const regW32 = (off: number, v: number): Step => step(`writel ${hex(VTD_BASE + off)} ${hex(v >>> 0)}`);
-/** 64-bit VT-d register write. */
-export const regW64 = (off: number, v: bigint | number): Step => step(`writeq ${hex(VTD_BASE + off)} ${hex(BigInt(v))}`);
-/** 32-bit VT-d register read (with its expected value). */
-export const regR32 = (off: number, expectValue?: number): Step => step(`readl ${hex(VTD_BASE + off)}`, expectValue);
-/** 64-bit VT-d register read (with its expected value). */
-export const regR64 = (off: number, expectValue?: bigint | number): Step => step(`readq ${hex(VTD_BASE + off)}`, expectValue);
 
 /**
  * Points RTADDR at `root` (SMT set unless `legacy`), latches it with
@@ -464,13 +438,6 @@ export const Desc = {
   pasidCache: (g: number, did: number, pasid: number): Desc256 =>
     [0x7n | (BigInt(g) << 4n) | (BigInt(did) << 16n) | (BigInt(pasid) << 32n)],
 } as const;
-
-/** Little-endian bytes of qwords as the hex payload of a qtest `write`. */
-function leHex(qwords: readonly bigint[]): string {
-  let s = '';
-  for (const q of qwords) for (let i = 0n; i < 8n; i++) s += ((q >> (8n * i)) & 0xffn).toString(16).padStart(2, '0');
-  return s;
-}
 
 /**
  * A 256-bit invalidation queue at `base` (QS = 0: 128 descriptors, one
