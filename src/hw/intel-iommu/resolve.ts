@@ -33,6 +33,7 @@ import {
   type ContextRules,
 } from './root-context.js';
 import {
+  copyPasidConfig,
   lookupScalableContext,
   newPasidConfig,
   pasidEntriesFromRam,
@@ -68,25 +69,6 @@ export interface ResolveUnit {
   readonly contextGeneration: number;
 }
 
-/** Copies a translation config field by field (no allocation). */
-function copyConfig(from: TranslationConfig, to: TranslationConfig): void {
-  to.pasid = from.pasid;
-  to.did = from.did;
-  to.pgtt = from.pgtt;
-  to.aw = from.aw;
-  to.ssLevels = from.ssLevels;
-  to.ssRoot = from.ssRoot;
-  to.fsLevels = from.fsLevels;
-  to.fsRoot = from.fsRoot;
-  to.sre = from.sre;
-  to.wpe = from.wpe;
-  to.eafe = from.eafe;
-  to.pre = from.pre;
-  to.fpd = from.fpd;
-  to.suppressed = from.suppressed;
-  to.peRead = from.peRead;
-}
-
 /**
  * One requester's cached context entry (QEMU's per-address-space context
  * cache), and a memo of its last successful PASID resolution.  The memo is
@@ -117,7 +99,7 @@ export class ContextCacheEntry {
   /** Fills `out` from the memo when it still holds what resolving `pasid` from memory would give. */
   recall(mem: AddressSpace, pasid: number, out: TranslationConfig): boolean {
     if (this.memoPasid !== pasid || this.memoWrites !== ramWrites() || this.memoView !== mem.flatView()) return false;
-    copyConfig(this.memo, out);
+    copyPasidConfig(this.memo, out);
     return true;
   }
 
@@ -127,7 +109,7 @@ export class ContextCacheEntry {
       this.memoPasid = -1;
       return;
     }
-    copyConfig(cfg, this.memo);
+    copyPasidConfig(cfg, this.memo);
     this.memoPasid = pasid;
     this.memoWrites = ramWrites();
     this.memoView = mem.flatView();

@@ -17,6 +17,7 @@ import {
   FS_LEVEL_BASE,
   FS_LEVELS_5,
   lookupScalableContext,
+  copyPasidConfig,
   newPasidConfig,
   newScalableContext,
   PasidDir,
@@ -1045,5 +1046,18 @@ describe('property: random PASID entries against the rules', () => {
       }
       expect([cfg.pgtt, cfg.aw, cfg.fsLevels, cfg.pasid, cfg.did], ctx).toEqual([pgtt, aw, 4 + fspm, pasid, Number(did & 0xffffn)]);
     }
+  });
+});
+
+describe('copyPasidConfig', () => {
+  it('copies every field', () => {
+    const from = newPasidConfig();
+    let n = 1;
+    for (const k of Object.keys(from) as (keyof typeof from)[]) {
+      (from as unknown as Record<string, number | boolean>)[k] = typeof from[k] === 'boolean' ? true : n++;
+    }
+    const to = newPasidConfig();
+    copyPasidConfig(from, to);
+    expect(to).toEqual(from);
   });
 });

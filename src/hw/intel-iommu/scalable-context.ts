@@ -286,6 +286,25 @@ function clearConfig(out: PasidConfig, pasid: number): void {
   out.peRead = false;
 }
 
+/** Copies a config field by field (no allocation); the field list lives here, next to newPasidConfig and clearConfig. */
+export function copyPasidConfig(from: PasidConfig, to: PasidConfig): void {
+  to.pasid = from.pasid;
+  to.did = from.did;
+  to.pgtt = from.pgtt;
+  to.aw = from.aw;
+  to.ssLevels = from.ssLevels;
+  to.ssRoot = from.ssRoot;
+  to.fsLevels = from.fsLevels;
+  to.fsRoot = from.fsRoot;
+  to.sre = from.sre;
+  to.wpe = from.wpe;
+  to.eafe = from.eafe;
+  to.pre = from.pre;
+  to.fpd = from.fpd;
+  to.suppressed = from.suppressed;
+  to.peRead = from.peRead;
+}
+
 /** Sets out.fpd / out.suppressed for `reason` and returns it. */
 function fault(out: PasidConfig, reason: number, fpd: boolean): number {
   out.fpd = fpd;
