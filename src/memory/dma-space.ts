@@ -16,10 +16,14 @@
  * translation (physical addresses are below 2^52), so base + offset is never
  * formed as an inexact double.  Like QEMU's 64-bit address arithmetic, an
  * access running past 2^64 - 1 wraps around to address 0.
+ *
+ * A space carries one request kind: untranslated (the default), or
+ * translated by the device's ATC (PCIe AT = 10b), which the IOMMU checks
+ * rather than translates; translated spaces do not merge pages.
  */
 import { AddressSpace, MemTx } from './address-space.js';
 import type { Iova } from './address.js';
-import { DmaAccess, type DmaTranslator, IommuPerm, newIotlbEntry } from './iommu.js';
+import { DmaAccess, DmaRequestKind, type DmaTranslator, IommuPerm, newIotlbEntry } from './iommu.js';
 
 /** The memory interface a device sees for its DMA. */
 export interface DmaMemory {
@@ -77,6 +81,8 @@ export class DmaSpace implements DmaMemory {
     private readonly masterEnabled: () => boolean,
     /** The IOMMU translator, or a getter for it (null: no IOMMU). */
     private readonly translator: () => DmaTranslator | null,
+    /** What the requests are (PCIe AT): untranslated, or translated by the device's ATC. */
+    private readonly kind: DmaRequestKind = DmaRequestKind.Untranslated,
   ) {}
 
   read(addr: number, dst: Uint8Array): MemTx {
@@ -174,7 +180,7 @@ export class DmaSpace implements DmaMemory {
       // A translated piece never runs into the interrupt window.
       if (at < winBase) len = Math.min(len, winBase - at);
       const e = carried ? this.peeked : this.entry;
-      const ok = carried || t.translate(at as Iova, access, e);
+      const ok = carried || t.translate(at as Iova, access, e, this.kind);
       carried = false;
       if (!ok || (e.perm & need) === 0) {
         // A fault covers at most the rest of its page (4 KiB when the IOMMU gave none).
@@ -191,7 +197,7 @@ export class DmaSpace implements DmaMemory {
       len = Math.min(len, mask + 1 - pageOff);
       const phys = e.translated - pageOffset(e.translated, mask) + pageOff;
       // Above 2^53 (rare) pages are copied one by one: no merging, so no peek can pass 2^64.
-      if (len < room && t.peek !== undefined && at < EXACT_LIMIT) {
+      if (len < room && t.peek !== undefined && at < EXACT_LIMIT && this.kind === DmaRequestKind.Untranslated) {
         len = this.merge(t, access, need, at, phys, len, room);
         carried = this.carried;
       }

@@ -125,8 +125,100 @@ export interface DmaTranslator {
   interruptWrite(addr: number, data: number): void;
 }
 
+/** Status of an ATS translation completion (PCIe Base 6.0 §10.2.3). */
+export const AtsStatus = {
+  /** Translated: `read`/`write` give the access allowed (both false: not present, a page request may help). */
+  Success: 0,
+  /** Unsupported Request: the function may not use ATS here (no context, no PASID entry, ATS off). */
+  UnsupportedRequest: 1,
+  /** Completer Abort: the IOMMU found its tables malformed. */
+  CompleterAbort: 4,
+} as const;
+export type AtsStatus = (typeof AtsStatus)[keyof typeof AtsStatus];
+
+/**
+ * One ATS translation completion entry: [iova & ~addrMask, +addrMask] maps
+ * to [translated & ~addrMask, ...] with read / write permission; U
+ * (`untranslatedOnly`) asks the device to use untranslated requests there.
+ */
+export interface AtsCompletion {
+  status: AtsStatus;
+  iova: number;
+  translated: number;
+  addrMask: number;
+  read: boolean;
+  write: boolean;
+  untranslatedOnly: boolean;
+}
+
+/** A fresh completion to hand to `AtsPort.translationRequest`. */
+export function newAtsCompletion(): AtsCompletion {
+  return { status: AtsStatus.Success, iova: 0, translated: 0, addrMask: 0, read: false, write: false, untranslatedOnly: false };
+}
+
+/** A PCIe Page Request Message (PRI, §10.4.1) as the function issues it. */
+export interface DevicePageRequest {
+  /** Page address (bits 11:0 ignored), below 2^53. */
+  readonly addr: number;
+  readonly read: boolean;
+  readonly write: boolean;
+  /** Execute access (valid with read only). */
+  readonly execute?: boolean;
+  /** Privileged-mode access. */
+  readonly privileged?: boolean;
+  /** Page request group index, 9 bits. */
+  readonly prgi: number;
+  /** Last request of its group (LPIG): the host answers the group with one response. */
+  readonly last: boolean;
+}
+
+/**
+ * What the host did with a page request: `queued` for software; `overflow`
+ * dropped because the host's queue is full (no response will come);
+ * `refused` not accepted at all (no PRI on the host, no PASID, PRE clear,
+ * malformed: no response will come either).
+ */
+export type PageRequestStatus = 'queued' | 'overflow' | 'refused';
+
+/** How a function completed an ATS invalidation request (PCIe §10.3). */
+export type AtsInvalidationResult = 'done' | 'timeout' | 'error';
+
+/** Every PASID of a function (a global PASID-based invalidation). */
+export const ALL_PASIDS = -2;
+
+/**
+ * The function side of ATS and PRI, registered with the host through
+ * `AtsPort`: what the IOMMU sends to the device (QEMU's DEVIOTLB_UNMAP
+ * notifier and PRI notifier).
+ */
+export interface AtsEndpoint {
+  /**
+   * Invalidate the ATC entries of `pasid` (NO_PASID: requests without one;
+   * ALL_PASIDS: every PASID) overlapping [addr, addr + size); `size` is a
+   * power of two of at least 4 KiB and may be 2^64.
+   */
+  invalidateAtc(pasid: number, addr: number, size: number): AtsInvalidationResult;
+  /** A Page Request Group response (code 0 success, 1 invalid request, 0xF failure); pasid NO_PASID without one. */
+  pageGroupResponse(pasid: number, prgi: number, code: number): void;
+}
+
+/** The host side of ATS and PRI for one function (QEMU PCIIOMMUOps ats_request_translation / pri_request_page). */
+export interface AtsPort {
+  /** Answers an ATS translation request for the page holding `iova` (NO_PASID: without a PASID prefix). */
+  translationRequest(pasid: number, iova: Iova, noWrite: boolean, out: AtsCompletion): void;
+  /** A page request (PRI) with `pasid` (NO_PASID: without one). */
+  pageRequest(pasid: number, req: DevicePageRequest): PageRequestStatus;
+}
+
 /** What a bus needs from an IOMMU. */
 export interface DmaIommu {
   /** The translator of `requester`'s DMA address space for `pasid` (NO_PASID: requests without a PASID). */
   translatorFor(requester: DmaRequester, pasid?: number): DmaTranslator;
+  /**
+   * Optional: the ATS/PRI port of `requester`, registering `endpoint` as the
+   * function that receives its invalidations and page-group responses
+   * (replacing an earlier one of the same requester).  Absent or null: the
+   * IOMMU has no ATS (translation requests get Unsupported Request).
+   */
+  atsPort?(requester: DmaRequester, endpoint: AtsEndpoint): AtsPort | null;
 }

@@ -8,7 +8,7 @@
  */
 import { ContainerRegion } from '../memory/region.js';
 import type { AddressSpace } from '../memory/address-space.js';
-import type { DmaRequester, DmaTranslator } from '../memory/iommu.js';
+import type { AtsEndpoint, AtsPort, DmaRequester, DmaTranslator } from '../memory/iommu.js';
 import { BridgeReg, PciHeaderType, PciReg } from './config.js';
 import type { PciDevice } from './device.js';
 
@@ -38,6 +38,8 @@ export interface PciBusHost {
   readonly iommuGeneration: number;
   /** The IOMMU translator for a requester and PASID (NO_PASID: none), or null without an IOMMU. */
   translatorFor(requester: DmaRequester, pasid?: number): DmaTranslator | null;
+  /** The IOMMU's ATS/PRI port for a requester (absent or null: no IOMMU or no ATS). */
+  atsPort?(requester: DmaRequester, endpoint: AtsEndpoint): AtsPort | null;
   /** Root-bus INTx mapping: (devfn, pin 0..3) to a root IRQ index (q35: PIRQ A-H). */
   mapRootIrq(devfn: number, pin: number): number;
   /** A root IRQ changed level (OR of every device routed to it). */

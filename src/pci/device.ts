@@ -8,7 +8,7 @@
 import type { MmioRegion } from '../memory/region.js';
 import { MemTx } from '../memory/address-space.js';
 import { DmaSpace, type DmaMemory } from '../memory/dma-space.js';
-import { MAX_PASID, type DmaRequester, type DmaTranslator } from '../memory/iommu.js';
+import { DmaRequestKind, MAX_PASID, NO_PASID, type AtsEndpoint, type AtsPort, type DmaRequester, type DmaTranslator } from '../memory/iommu.js';
 import type { Device } from '../machine/device-type.js';
 import {
   PciCommand,
@@ -109,6 +109,11 @@ export abstract class PciDevice implements Device {
   /** DMA spaces of requests with a PASID prefix, by PASID (created on first use). */
   private readonly pasidSpaces = new Map<number, DeviceDma>();
   private requesterCache: DmaRequester | null = null;
+  /** DMA spaces of translated requests, by PASID (NO_PASID: none). */
+  private readonly translatedSpaces = new Map<number, DeviceDma>();
+  private atsPortCache: AtsPort | null = null;
+  private atsGen = -1;
+  private atsEndpoint: AtsEndpoint | null = null;
 
   constructor(init: PciDeviceInit) {
     this.typeName = init.typeName;
@@ -389,17 +394,58 @@ export abstract class PciDevice implements Device {
     return d;
   }
 
-  /** The DmaSpace of `pasid` on `bus`: gated like `dma`, its translator re-fetched when the IOMMU changes. */
-  private pasidSpace(bus: PciBus, pasid: number): DmaSpace {
+  /**
+   * The DmaSpace of `pasid` (NO_PASID: none) on `bus`: gated like `dma`, its
+   * translator re-fetched when the IOMMU changes; `kind` says whether its
+   * requests are untranslated or translated by the device's ATC.
+   */
+  private pasidSpace(bus: PciBus, pasid: number, kind: DmaRequestKind = DmaRequestKind.Untranslated): DmaSpace {
     let gen = -1;
     let translator: DmaTranslator | null = null;
-    return new DmaSpace(bus.host.dmaMemory, () => this.masterChainEnabled(), () => {
+    const getTranslator = (): DmaTranslator | null => {
       if (gen !== bus.host.iommuGeneration) {
         translator = bus.host.translatorFor(this.requester(), pasid);
         gen = bus.host.iommuGeneration;
       }
       return translator;
-    });
+    };
+    return new DmaSpace(bus.host.dmaMemory, () => this.masterChainEnabled(), getTranslator, kind);
+  }
+
+  /**
+   * This device's DMA space for translated requests (PCIe AT = 10b: the
+   * address came from its ATC), with `pasid` or without one; bus-master
+   * gated.  The IOMMU checks rather than translates them.  Not for a device
+   * that is not plugged yet.
+   */
+  translatedDma(pasid: number = NO_PASID): DmaMemory {
+    if (pasid !== NO_PASID && (!Number.isInteger(pasid) || pasid < 0 || pasid > MAX_PASID)) {
+      throw new Error(`pci device ${this.typeName}: PASID ${pasid} out of range`);
+    }
+    let d = this.translatedSpaces.get(pasid);
+    if (d === undefined) {
+      d = new DeviceDma();
+      this.translatedSpaces.set(pasid, d);
+      d.space = this.pasidSpace(this.bus, pasid, DmaRequestKind.Translated);
+    }
+    return d;
+  }
+
+  /**
+   * The host's ATS/PRI port for this function, registering `endpoint` to
+   * receive its ATC invalidations and page-group responses; re-registered
+   * whenever the IOMMU changes.  Null without an IOMMU, with one that has
+   * no ATS, or while unplugged.
+   */
+  atsPort(endpoint: AtsEndpoint): AtsPort | null {
+    if (this.parentBus === null) return null;
+    const host = this.parentBus.host;
+    if (this.atsGen !== host.iommuGeneration || this.atsEndpoint !== endpoint) {
+      this.atsPortCache = host.atsPort ? host.atsPort(this.requester(), endpoint) : null;
+      this.atsGen = host.iommuGeneration;
+      this.atsEndpoint = endpoint;
+    }
+    return this.atsPortCache;
   }
 
   private currentTranslator(): DmaTranslator | null {

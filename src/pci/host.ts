@@ -7,7 +7,7 @@
  */
 import type { AddressSpace } from '../memory/address-space.js';
 import { ContainerRegion, MmioRegion, type AccessRules, type MmioOps } from '../memory/region.js';
-import { NO_PASID, type DmaIommu, type DmaRequester, type DmaTranslator } from '../memory/iommu.js';
+import { NO_PASID, type AtsEndpoint, type AtsPort, type DmaIommu, type DmaRequester, type DmaTranslator } from '../memory/iommu.js';
 import { NO_IRQ, type IrqLine } from '../core/irq.js';
 import { PCI_CONFIG_SPACE_SIZE } from './config.js';
 import { PciBus, type PciBusHost, pciDevfn } from './bus.js';
@@ -171,6 +171,11 @@ export class Q35PciHost implements PciBusHost {
   /** The translator for a requester and PASID (NO_PASID: requests without one; null without an IOMMU). */
   translatorFor(requester: DmaRequester, pasid: number = NO_PASID): DmaTranslator | null {
     return this.iommu ? this.iommu.translatorFor(requester, pasid) : null;
+  }
+
+  /** The IOMMU's ATS/PRI port for a requester (null without an IOMMU or one without ATS). */
+  atsPort(requester: DmaRequester, endpoint: AtsEndpoint): AtsPort | null {
+    return this.iommu?.atsPort?.(requester, endpoint) ?? null;
   }
 
   // ---- INTx ---------------------------------------------------------------------

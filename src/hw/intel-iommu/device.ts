@@ -23,11 +23,25 @@
  * `interruptFromIoapic`, and builds the DMAR table from `dmarConfig()`.
  */
 import type { AddressSpace } from '../../memory/address-space.js';
-import { NO_PASID, type DmaIommu, type DmaRequester } from '../../memory/iommu.js';
+import {
+  AtsStatus,
+  NO_PASID,
+  newIotlbEntry,
+  type AtsCompletion,
+  type AtsEndpoint,
+  type AtsInvalidationResult,
+  type AtsPort,
+  type DmaIommu,
+  type DmaRequester,
+  type DevicePageRequest,
+  type PageRequestStatus,
+} from '../../memory/iommu.js';
+import type { Iova } from '../../memory/address.js';
 import { MmioRegion } from '../../memory/region.js';
 import type { MsiTarget } from '../../core/irq.js';
 import type { VirtualClock } from '../../core/clock.js';
 import type { Device, DeviceContext, DeviceType, PropValues, Tracer } from '../../machine/device-type.js';
+import { AtsEndpoints, answerTranslationRequest } from './ats.js';
 import { Cap, capValue, Ecap, ecapValue, postedInterrupts, sagawFor } from './caps.js';
 import { createIommuEmitter, Trace, type IommuEmitter } from './events.js';
 import { generateFaultEvent, raiseFaultStatus, recordFault, signalEvent } from './faults.js';
@@ -44,6 +58,7 @@ import { PostedInterrupts } from './posted-interrupts.js';
 import { INTEL_IOMMU_DEPRECATED_PROPS, INTEL_IOMMU_PROPS, resolveIommuConfig, type IommuConfig } from './props.js';
 import { InvalidationQueue, queueConfigFrom } from './queue.js';
 import { PageRequestQueue } from './page-requests.js';
+import { submitPageRequest, type PriUnit } from './pri.js';
 import { DMAR_BASE } from './reg-layout.js';
 import { vtdRegisterRows } from './register-effects.js';
 import { defineVtdRegisters, RegisterFile, registerFileSize } from './registers.js';
@@ -59,7 +74,7 @@ import {
 import type { PageRequestUnit, QueueUnit, RegisterEffectsUnit, RemapperUnit, TranslatorUnit } from './roles.js';
 import type { ContextRules } from './root-context.js';
 import { VtdState } from './state.js';
-import { VtdTranslator } from './translator.js';
+import { sourceId, VtdTranslator } from './translator.js';
 
 /** What the machine needs to build the DMAR ACPI table. */
 export interface DmarConfig {
@@ -83,9 +98,20 @@ export interface IntelIommuHost {
 
 const NO_TRACER: Tracer = { enabled: () => false, trace: () => {} };
 
+/** A translation request to a unit without device-TLB support: Unsupported Request. */
+function unsupported(iova: number, out: AtsCompletion): void {
+  out.status = AtsStatus.UnsupportedRequest;
+  out.iova = iova - (iova % 0x1000);
+  out.translated = 0;
+  out.addrMask = 0xfff;
+  out.read = false;
+  out.write = false;
+  out.untranslatedOnly = false;
+}
+
 /** One VT-d unit. */
 export class IntelIommu
-  implements Device, DmaIommu, QueueUnit, RemapperUnit, RegisterEffectsUnit, TranslatorUnit, PageRequestUnit
+  implements Device, DmaIommu, QueueUnit, RemapperUnit, RegisterEffectsUnit, TranslatorUnit, PageRequestUnit, PriUnit
 {
   readonly typeName = 'intel-iommu';
   readonly config: IommuConfig;
@@ -117,6 +143,10 @@ export class IntelIommu
   readonly queue: InvalidationQueue;
   /** The page-request queue (ECAP.PRS, i.e. `svm=on`), else null. */
   readonly pageRequests: PageRequestQueue | null;
+  /** The functions registered for ATS / PRI (ats.ts). */
+  readonly atsEndpoints = new AtsEndpoints();
+  /** Scratch entry of translation requests. */
+  private readonly atsScratch = newIotlbEntry();
   /** Translators by requester key, then PASID (NO_PASID for requests without one). */
   private readonly byKey = new Map<object, Map<number, VtdTranslator>>();
   private readonly cap: bigint;
@@ -280,6 +310,31 @@ export class IntelIommu
 
   pageGroupResponse(resp: PageGroupResponse): void {
     this.events.emit('pageGroupResponse', resp);
+    this.atsEndpoints.respond(resp);
+  }
+
+  invalidateDeviceTlb(sid: number, pasid: number, addr: number, size: number): AtsInvalidationResult {
+    return this.atsEndpoints.invalidate(sid, pasid, addr, size);
+  }
+
+  /**
+   * The ATS / PRI port of `requester` (DmaIommu.atsPort), registering
+   * `endpoint` for its device-TLB invalidations and page-group responses.
+   * Null when the unit offers neither device-TLBs (ECAP.DT) nor page
+   * requests (ECAP.PRS).  Without DT translation requests complete as
+   * Unsupported Request; without PRS page requests are refused.
+   */
+  atsPort(requester: DmaRequester, endpoint: AtsEndpoint): AtsPort | null {
+    const dt = (this.ecap & Ecap.DT) !== 0n;
+    if (!dt && this.pageRequests === null) return null;
+    this.atsEndpoints.register(requester, endpoint);
+    return {
+      translationRequest: (pasid: number, iova: Iova, noWrite: boolean, out: AtsCompletion): void => {
+        if (dt) answerTranslationRequest(this.translatorFor(requester, pasid), iova, noWrite, out, this.atsScratch);
+        else unsupported(iova, out);
+      },
+      pageRequest: (pasid: number, req: DevicePageRequest): PageRequestStatus => submitPageRequest(this, sourceId(requester), pasid, req),
+    };
   }
 
   recordFault(sid: number, reason: number, addr: number, isWrite: boolean, extra?: FaultExtra): void {

@@ -33,6 +33,7 @@ const REASONS: [keyof typeof VtdFault, number, boolean][] = [
   ['IR_COMPAT_BLOCKED', 0x25, false],
   ['IR_SID_ERR', 0x26, true],
   // Scalable mode (QEMU 11.1 vtd_qualified_faults): the PASID-structure access errors are not qualified.
+  ['SM_PRE_ABS', 0x47, true],
   ['PASID_DIR_ACCESS_ERR', 0x50, false],
   ['PASID_DIR_ENTRY_P', 0x51, true],
   ['PASID_TABLE_ACCESS_ERR', 0x58, false],
@@ -63,11 +64,11 @@ describe('fault reasons', () => {
     expect(new Set(Object.values(VtdFault)).size).toBe(REASONS.length);
   });
 
-  it('qualified: exactly twenty-four codes', () => {
+  it('qualified: exactly twenty-five codes', () => {
     const qualified = [];
     for (let code = 0; code < 0x100; code++) if (isQualifiedFault(code)) qualified.push(code);
     expect(qualified).toEqual([
-      0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0xc, 0xd, 0xe, 0x22, 0x24, 0x26, 0x51, 0x59, 0x5b, 0x70, 0x71, 0x72, 0x73, 0x80, 0x81,
+      0x2, 0x3, 0x4, 0x5, 0x6, 0x7, 0xc, 0xd, 0xe, 0x22, 0x24, 0x26, 0x47, 0x51, 0x59, 0x5b, 0x70, 0x71, 0x72, 0x73, 0x80, 0x81,
       0x85, 0x87, 0x91,
     ]);
   });

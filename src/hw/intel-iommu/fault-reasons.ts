@@ -48,6 +48,8 @@ export const VtdFault = {
   IR_COMPAT_BLOCKED: 0x25,
   /** Interrupt remapping: source-ID verification failed. */
   IR_SID_ERR: 0x26,
+  /** Scalable mode: a page request through a present context entry whose PRE bit is 0 (SCT.8). */
+  SM_PRE_ABS: 0x47,
   /** Scalable mode: PASID directory entry unreadable. */
   PASID_DIR_ACCESS_ERR: 0x50,
   /** Scalable mode: PASID directory entry not present. */
@@ -91,6 +93,7 @@ const QUALIFIED = new Set<number>([
   VtdFault.IR_ENTRY_P,
   VtdFault.IR_IRTE_RSVD,
   VtdFault.IR_SID_ERR,
+  VtdFault.SM_PRE_ABS,
   VtdFault.PASID_DIR_ENTRY_P,
   VtdFault.PASID_ENTRY_P,
   VtdFault.PASID_TABLE_ENTRY_INV,

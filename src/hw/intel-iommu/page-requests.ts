@@ -62,7 +62,7 @@ export interface PageRequest {
  * What became of a page request:
  *   queued        written to the queue
  *   overflow      not written: the queue was full (PRO now set) or PRO was set
- *   invalid       execute without read (QEMU -EINVAL): nothing happens
+ *   invalid       execute without read, or refused by `beforeWrite` (QEMU -EINVAL): nothing happens
  *   write-failed  PQA + PQT is not writable memory (QEMU -EIO): nothing changes
  */
 export type PageRequestOutcome = 'queued' | 'overflow' | 'invalid' | 'write-failed';
@@ -117,8 +117,13 @@ export class PageRequestQueue {
     return PrDesc.SIZE << ((this.u.regs.get32(Reg.PQA) & Pqa.PQS_MASK) + MIN_ENTRIES_SHIFT);
   }
 
-  /** A device's page request (QEMU vtd_pri_request_page after its PASID and PRE checks). */
-  submit(req: PageRequest): PageRequestOutcome {
+  /**
+   * A device's page request (QEMU vtd_pri_request_page after its PASID and
+   * PRE checks).  `beforeWrite`, when given, runs once the queue has room
+   * and before the descriptor is written (the implicit invalidation, pri.ts);
+   * false refuses the request ('invalid') with nothing written.
+   */
+  submit(req: PageRequest, beforeWrite?: () => boolean): PageRequestOutcome {
     const regs = this.u.regs;
     if (req.execute === true && !req.read) return this.traced(req, 'invalid');
     const prs = regs.get32(Reg.PRS);
@@ -130,6 +135,7 @@ export class PageRequestQueue {
       this.raiseEvent(prs);
       return this.traced(req, 'overflow');
     }
+    if (beforeWrite !== undefined && !beforeWrite()) return this.traced(req, 'invalid');
     const base = (regs.get32(Reg.PQA) & PAGE_MASK_LO) + regs.get32(Reg.PQA + DW) * TWO_32;
     this.encode(req);
     if (this.u.memory.writeBytes(base + tail, this.desc) !== MemTx.Ok) return this.traced(req, 'write-failed');

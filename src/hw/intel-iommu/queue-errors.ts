@@ -1,9 +1,11 @@
 /**
  * Error reporting of the invalidation queue: FSTS.IQE (QEMU), and beyond
- * QEMU behind properties, the invalidation queue error record (IQER, 0xB0,
- * spec 11.4.9.9) and the device-TLB invalidation time-out / completion
- * errors (FSTS.ITE / ICE, spec 6.5.2.10) for one chosen SID.
+ * QEMU, the device-TLB invalidation time-out / completion errors (FSTS.ITE /
+ * ICE, spec 6.5.2.10) of a function that does not answer or answers with an
+ * error (or of one SID chosen by a property), and behind a property the
+ * invalidation queue error record (IQER, 0xB0, spec 11.4.9.9).
  */
+import type { AtsInvalidationResult } from '../../memory/iommu.js';
 import type { QueueErrorsUnit } from './roles.js';
 import { DescError, type DescErrorKind } from './descriptors.js';
 import { Fsts, Reg } from './reg-layout.js';
@@ -72,10 +74,9 @@ export class QueueErrors {
       regs.define32(Reg.IQER, 0, 0, 0);
       regs.define32(Reg.IQER + 4, 0, 0, 0);
     }
-    if (opts.devtlbTimeoutSid !== NO_SID || opts.devtlbErrorSid !== NO_SID) {
-      // ITE and ICE become write-1-to-clear next to QEMU's PFO and IQE.
-      regs.define32(Reg.FSTS, 0, 0, Fsts.PFO | Fsts.IQE | Fsts.ICE | Fsts.ITE);
-    }
+    // ITE and ICE are write-1-to-clear next to QEMU's PFO and IQE (QEMU never sets them, so
+    // its FSTS reads the same whatever is written).
+    regs.define32(Reg.FSTS, 0, 0, Fsts.PFO | Fsts.IQE | Fsts.ICE | Fsts.ITE);
   }
 
   /** FSTS.IQE with its IQEI code; the fault event as QEMU raises it. */
@@ -84,10 +85,14 @@ export class QueueErrors {
     this.core.raiseFaultStatus(Fsts.IQE);
   }
 
-  /** After a device-TLB invalidation for `sid`: ITE or ICE when that SID is configured to fail. */
-  deviceIotlbDone(sid: number): void {
-    if (sid === this.opts.devtlbTimeoutSid) this.invalidationError(Fsts.ITE, Iqer.ITESID_SHIFT, sid);
-    else if (sid === this.opts.devtlbErrorSid) this.invalidationError(Fsts.ICE, Iqer.ICESID_SHIFT, sid);
+  /**
+   * After a device-TLB invalidation for `sid`, given how the function at
+   * that SID answered: ITE for a time-out, ICE for an error, as for a SID
+   * the properties configure to fail.
+   */
+  deviceIotlbDone(sid: number, answer: AtsInvalidationResult = 'done'): void {
+    if (answer === 'timeout' || sid === this.opts.devtlbTimeoutSid) this.invalidationError(Fsts.ITE, Iqer.ITESID_SHIFT, sid);
+    else if (answer === 'error' || sid === this.opts.devtlbErrorSid) this.invalidationError(Fsts.ICE, Iqer.ICESID_SHIFT, sid);
   }
 
   /** True while FSTS.ITE is set (wait descriptors are aborted). */

@@ -43,6 +43,8 @@
  * (FSTS.ICE).
  */
 import { MemTx } from '../../memory/address-space.js';
+import { ALL_PASIDS, NO_PASID } from '../../memory/iommu.js';
+import { deviceTlbRange } from './ats.js';
 import { Ecap, ecapValue, MAMV } from './caps.js';
 import type { IommuConfig } from './props.js';
 import type { QueueUnit } from './roles.js';
@@ -50,6 +52,7 @@ import {
   DescType,
   decodeDescriptor,
   type DecodeOptions,
+  type DeviceIotlbDesc,
   type InvDescriptor,
   type PasidDeviceIotlbDesc,
   type WaitDesc,
@@ -288,7 +291,7 @@ export class InvalidationQueue {
         else core.invalidateIotlb({ kind: 'page', did: d.did, addr: d.addr, am: d.am, ih: d.ih }, 'queue');
         return true;
       case DescType.DeviceIotlb:
-        this.deviceIotlb(d.sid, d.addr);
+        this.deviceIotlb(d);
         return true;
       case DescType.Iec:
         core.invalidateIec(d.global, d.index, d.indexMask);
@@ -319,12 +322,18 @@ export class InvalidationQueue {
     }
   }
 
-  private deviceIotlb(sid: number, addr: number): void {
+  /**
+   * Device-TLB invalidation (descriptor 3): the function at the SID drops
+   * the range (requests without a PASID); its answer may time out or fail.
+   */
+  private deviceIotlb(d: DeviceIotlbDesc): void {
     const core = this.core;
+    const sid = d.sid;
     if (core.events.listenerCount('invalidate') > 0) {
-      core.events.emit('invalidate', { cache: 'device-iotlb', granularity: 'page', sid, addr, source: 'queue' });
+      core.events.emit('invalidate', { cache: 'device-iotlb', granularity: 'page', sid, addr: d.addr, source: 'queue' });
     }
-    this.errors.deviceIotlbDone(sid);
+    const range = deviceTlbRange(d.addr, d.sizeBit);
+    this.errors.deviceIotlbDone(sid, core.invalidateDeviceTlb(sid, NO_PASID, range.addr, range.size));
   }
 
   /**
@@ -340,7 +349,8 @@ export class InvalidationQueue {
         ? { cache: 'device-iotlb', granularity: 'global', sid: d.sid, addr: d.addr, source: 'queue' }
         : { cache: 'device-iotlb', granularity: 'pasid', sid: d.sid, pasid: d.pasid, addr: d.addr, source: 'queue' });
     }
-    this.errors.deviceIotlbDone(d.sid);
+    const range = deviceTlbRange(d.addr, d.sizeBit);
+    this.errors.deviceIotlbDone(d.sid, core.invalidateDeviceTlb(d.sid, d.global ? ALL_PASIDS : d.pasid, range.addr, range.size));
   }
 
   private wait(d: WaitDesc): boolean {

@@ -21,7 +21,7 @@
  * (pass-through.ts and resolve.ts declare theirs next to their code.)
  */
 import type { AddressSpace } from '../../memory/address-space.js';
-import type { DmaRequester } from '../../memory/iommu.js';
+import type { AtsInvalidationResult, DmaRequester } from '../../memory/iommu.js';
 import type { MsiTarget } from '../../core/irq.js';
 import type { Tracer } from '../../machine/device-type.js';
 import type { IommuEmitter } from './events.js';
@@ -69,6 +69,11 @@ export interface CacheInvalidator {
   invalidatePasidCache(inv: PasidCacheInvalidation): void;
   /** A page-group response (descriptor 9) for the device `rid`. */
   pageGroupResponse(resp: PageGroupResponse): void;
+  /**
+   * A device-TLB invalidation (descriptors 3 and 8) sent to the function at
+   * `sid`: `pasid` NO_PASID, a PASID or ALL_PASIDS, range [addr, addr + size).
+   */
+  invalidateDeviceTlb(sid: number, pasid: number, addr: number, size: number): AtsInvalidationResult;
 }
 
 /** What fault recording (faults.ts) needs. */

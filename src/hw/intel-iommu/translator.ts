@@ -21,6 +21,12 @@
  * faults).  In legacy mode a request with a PASID is blocked without a
  * fault record (the unit has no PASID support to report it with).
  *
+ * Translated requests (the device's ATC already translated them; PCIe AT
+ * 10b) are checked as QEMU 11.1 does in scalable mode: without a PASID they
+ * pass 1:1, with one they are refused without a record; in legacy mode they
+ * are translated like untranslated ones (QEMU has no separate path there).
+ * ATS translation requests are answered in ats.ts through `translate`.
+ *
  * One place where vtemu follows the VT-d spec rather than QEMU (7.2 and
  * 11.1 alike): a write that hits a cached translation without write
  * permission faults (reason 5, or 0x85 for first stage) exactly as the same
@@ -173,6 +179,15 @@ export class VtdTranslator implements DmaTranslator {
   translate(iova: Iova, access: DmaAccess, out: IotlbEntry, kind: DmaRequestKind = DmaRequestKind.Untranslated): boolean {
     const u = this.u;
     if (!u.dmarEnabled || this.bypass) {
+      identity(iova, out);
+      return true;
+    }
+    if (kind === DmaRequestKind.Translated && u.scalable) {
+      // QEMU 11.1: translated requests pass through without a PASID and are refused (unrecorded) with one.
+      if (this.pasid !== NO_PASID) {
+        fail(out, 0);
+        return false;
+      }
       identity(iova, out);
       return true;
     }
