@@ -6,6 +6,7 @@
  */
 import { eduDeviceType } from '../hw/edu/index.js';
 import { iommuTestdevDeviceType } from '../hw/iommu-testdev/index.js';
+import { svaTestdevDeviceType } from '../hw/sva-testdev/index.js';
 import { intelIommuDeviceType } from '../hw/intel-iommu/device.js';
 import { bridgeDeviceTypes } from '../pci/bridges.js';
 import type { DeviceCategory, DeviceType } from './device-type.js';
@@ -32,6 +33,7 @@ export const BUILTIN_DEVICE_TYPES: readonly DeviceType[] = [
   eduDeviceType as DeviceType,
   intelIommuDeviceType as DeviceType,
   iommuTestdevDeviceType as DeviceType,
+  svaTestdevDeviceType as DeviceType,
   ...bridgeDeviceTypes,
 ].map(listed);
 

@@ -158,7 +158,7 @@ export function newAtsCompletion(): AtsCompletion {
 
 /** A PCIe Page Request Message (PRI, §10.4.1) as the function issues it. */
 export interface DevicePageRequest {
-  /** Page address (bits 11:0 ignored), below 2^53. */
+  /** Page address (bits 11:0 ignored; from 2^53 on, the exact page base). */
   readonly addr: number;
   readonly read: boolean;
   readonly write: boolean;

@@ -124,7 +124,8 @@ export const SvaStatus = {
  *          the command, up to SVA_MAX_PAGE_REQUESTS page requests per command
  *   PRIV   privileged-mode access (PMR in page requests)
  *   EXEC   execute access (page requests)
- *   WRITE  (PAGE_REQUEST only) ask for write access too
+ *   WRITE  (PAGE_REQUEST and TRANSLATE) ask for write access too (a TRANSLATE
+ *          without it sends No Write)
  */
 export const SvaCmd = {
   OPCODE_MASK: 0xf,
