@@ -27,10 +27,24 @@ export { MmioRegion, RamRegion, AliasRegion, ContainerRegion, type MmioOps, type
 export { createRam, type RamBackendName } from './memory/ram-backend.js';
 export { VirtualClock, Timer, type ClockMode } from './core/clock.js';
 export type { DmaIommu, DmaTranslator, DmaRequester, IotlbEntry } from './memory/iommu.js';
+export {
+  ALL_PASIDS,
+  AtsStatus,
+  DmaRequestKind,
+  NO_PASID,
+  newAtsCompletion,
+  type AtsCompletion,
+  type AtsEndpoint,
+  type AtsInvalidationResult,
+  type AtsPort,
+  type DevicePageRequest,
+  type PageRequestStatus,
+} from './memory/iommu.js';
 export type { DmaMemory } from './memory/dma-space.js';
 export { IntelIommu } from './hw/intel-iommu/device.js';
 export { EduDevice } from './hw/edu/index.js';
 export { IommuTestdev } from './hw/iommu-testdev/index.js';
+export { SvaTestdev } from './hw/sva-testdev/index.js';
 export { MsiSink, type MsiDelivery } from './hw/intc/msi-sink.js';
 export { Ioapic } from './hw/intc/ioapic.js';
 export { PciDevice, type PciDeviceInit } from './pci/device.js';
