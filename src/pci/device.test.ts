@@ -3,7 +3,7 @@ import { MSI_WINDOW } from '../core/irq.js';
 import { MemTx } from '../memory/address-space.js';
 import { createRam } from '../memory/ram-backend.js';
 import { MmioRegion, RamRegion } from '../memory/region.js';
-import { IommuPerm, NO_PASID, type DmaIommu, type DmaRequester, type IotlbEntry } from '../memory/iommu.js';
+import { DmaRequestKind, IommuPerm, NO_PASID, type AtsEndpoint, type AtsPort, type DmaIommu, type DmaRequester, type IotlbEntry } from '../memory/iommu.js';
 import { IrqWire } from '../core/irq.js';
 import { PciCommand, PciConfig, PciReg, PciStatus } from './config.js';
 import { BAR_UNMAPPED } from './device.js';
@@ -274,6 +274,68 @@ describe('DMA and MSI', () => {
     expect(new DataView(buf.buffer).getUint32(0, true)).toBe(0x01020304);
     expect(() => d.dmaWithPasid(0x10_0000)).toThrow(/PASID 1048576 out of range/);
     expect(() => d.dmaWithPasid(-1)).toThrow(/out of range/);
+  });
+
+  it('translated requests use a translated-kind space per PASID, bus-master gated', () => {
+    const { host, ram } = dmaHost();
+    ram.writeU32(0x6000, 0x0a0b0c0d);
+    const kinds: [number | undefined, number | undefined][] = [];
+    const iommu: DmaIommu = {
+      translatorFor: (_r: DmaRequester, pasid?: number) => ({
+        interruptWindow: null,
+        translate(iova: number, _access, out: IotlbEntry, kind?: DmaRequestKind) {
+          kinds.push([pasid, kind]);
+          out.iova = iova & ~0xfff;
+          out.translated = iova & ~0xfff;
+          out.addrMask = 0xfff;
+          out.perm = IommuPerm.ReadWrite;
+          return true;
+        },
+        interruptWrite() {},
+      }),
+    };
+    host.setIommu(iommu);
+    const d = new TestEndpoint();
+    host.rootBus.plug(d, { devfn: 0x20 });
+    const buf = new Uint8Array(4);
+    expect(d.translatedDma().read(0x6000, buf)).toBe(MemTx.DecodeError);
+    d.configWrite(PciReg.Command, 2, PciCommand.Master);
+    expect(d.translatedDma().read(0x6000, buf)).toBe(MemTx.Ok);
+    expect(new DataView(buf.buffer).getUint32(0, true)).toBe(0x0a0b0c0d);
+    expect(d.translatedDma(3)).toBe(d.translatedDma(3));
+    d.translatedDma(3).read(0x6000, buf);
+    d.dma.read(0x6000, buf);
+    expect(kinds).toEqual([[NO_PASID, DmaRequestKind.Translated], [3, DmaRequestKind.Translated], [NO_PASID, DmaRequestKind.Untranslated]]);
+    expect(() => d.translatedDma(0x10_0000)).toThrow(/out of range/);
+  });
+
+  it('the ATS port comes from the host\'s IOMMU, registered again when the IOMMU changes', () => {
+    const { host } = dmaHost();
+    const d = new TestEndpoint();
+    const endpoint: AtsEndpoint = { invalidateAtc: () => 'done', pageGroupResponse: () => {} };
+    expect(d.atsPort(endpoint)).toBeNull(); // unplugged
+    host.rootBus.plug(d, { devfn: 0x20 });
+    expect(d.atsPort(endpoint)).toBeNull(); // no IOMMU
+    const registered: [number, AtsEndpoint][] = [];
+    const port: AtsPort = { translationRequest: () => {}, pageRequest: () => 'refused' };
+    const iommu: DmaIommu = {
+      translatorFor: () => {
+        throw new Error('not used');
+      },
+      atsPort: (r, ep) => {
+        registered.push([r.devfn, ep]);
+        return port;
+      },
+    };
+    host.setIommu(iommu);
+    expect(d.atsPort(endpoint)).toBe(port);
+    expect(d.atsPort(endpoint)).toBe(port);
+    expect(registered).toEqual([[0x20, endpoint]]);
+    host.setIommu(iommu);
+    d.atsPort(endpoint);
+    expect(registered.length).toBe(2);
+    host.setIommu({ translatorFor: iommu.translatorFor });
+    expect(d.atsPort(endpoint)).toBeNull(); // an IOMMU without ATS
   });
 
   it('MSI and DMA pass the IOMMU translator of the requester', () => {
