@@ -7,7 +7,7 @@ import { MSI_WINDOW } from '../core/irq.js';
 import { describe, expect, it } from 'vitest';
 import { AddressSpace, MemTx } from './address-space.js';
 import { DmaSpace } from './dma-space.js';
-import { DmaAccess, type DmaTranslator, type IotlbEntry, IommuPerm } from './iommu.js';
+import { DmaAccess, DmaRequestKind, type DmaTranslator, type IotlbEntry, IommuPerm } from './iommu.js';
 import { createTsRam } from './ram-ts.js';
 import { ContainerRegion, MmioRegion, RamRegion } from './region.js';
 import { Rng } from '../../test/support/prng.js';
@@ -253,6 +253,24 @@ describe('DmaSpace', () => {
       expect(out).toEqual(image.subarray(3 * PAGE, 7 * PAGE));
       expect(t.calls.map(([a]) => a)).toEqual([page(0)]);
       expect(t.peeks).toEqual([page(1), page(2), page(3)]);
+    });
+
+    it('a translated-request space passes its kind and never peeks (each page is checked on its own)', () => {
+      const { as, ram } = system();
+      const image = bytes(RAM_SIZE, 7);
+      ram.copyIn(0, image);
+      const t = new PeekingTranslator([3, 4, 5]);
+      const kinds: (DmaRequestKind | undefined)[] = [];
+      const translate = t.translate.bind(t);
+      t.translate = (iova, access, out, kind) => {
+        kinds.push(kind);
+        return translate(iova, access, out);
+      };
+      const out = new Uint8Array(3 * PAGE);
+      expect(new DmaSpace(as, () => true, () => t, DmaRequestKind.Translated).read(page(0), out)).toBe(MemTx.Ok);
+      expect(out).toEqual(image.subarray(3 * PAGE, 6 * PAGE));
+      expect(t.peeks).toEqual([]);
+      expect(kinds).toEqual([DmaRequestKind.Translated, DmaRequestKind.Translated, DmaRequestKind.Translated]);
     });
 
     it('a cached page that is not contiguous is used as peeked, never looked up twice', () => {
