@@ -259,13 +259,14 @@ describe('DmaSpace', () => {
       const { as, ram } = system();
       const image = bytes(RAM_SIZE, 7);
       ram.copyIn(0, image);
-      const t = new PeekingTranslator([3, 4, 5]);
       const kinds: (DmaRequestKind | undefined)[] = [];
-      const translate = t.translate.bind(t);
-      t.translate = (iova, access, out, kind) => {
-        kinds.push(kind);
-        return translate(iova, access, out);
-      };
+      class KindRecorder extends PeekingTranslator {
+        override translate(iova: number, access: DmaAccess, out: IotlbEntry, kind?: DmaRequestKind): boolean {
+          kinds.push(kind);
+          return super.translate(iova, access, out);
+        }
+      }
+      const t = new KindRecorder([3, 4, 5]);
       const out = new Uint8Array(3 * PAGE);
       expect(new DmaSpace(as, () => true, () => t, DmaRequestKind.Translated).read(page(0), out)).toBe(MemTx.Ok);
       expect(out).toEqual(image.subarray(3 * PAGE, 6 * PAGE));
