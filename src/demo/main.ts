@@ -9,11 +9,15 @@
  * DMA verified byte for byte, a contiguous IOVA range over scattered pages,
  * two devices kept apart at the same IOVA, a fault decoded, and on
  * machines/q35-rmrr.json the RMRR refusal; on the scalable-mode machine the
- * PASID tables, 256-bit invalidation queue and first-stage faults.  Exits 0
- * only if every check passed.
+ * PASID tables, 256-bit invalidation queue and first-stage faults; on
+ * machines/q35-sva.json (any machine with an sva-testdev) the shared virtual
+ * addressing flow instead: bind, DMA by process virtual address, a page
+ * fault served through the page-request queue, unmap with its PASID-IOTLB
+ * and device-TLB invalidations, unbind.  Exits 0 only if every check passed.
  */
-import { createPlatform, type PlatformKind } from './platforms.js';
-import { runDemo, runKutDemo } from './report.js';
+import { createPlatform, machinePath, type PlatformKind } from './platforms.js';
+import { loadMachineFile } from './machine-file.js';
+import { runDemo, runKutDemo, runSvaDemo } from './report.js';
 
 const USAGE = 'usage: npm start -- [--machine FILE.json] [--kut] [--pt] [--no-qi] [--qemu | --qtest]';
 
@@ -58,20 +62,33 @@ function parseArgs(argv: readonly string[]): DemoArgs {
 /**
  * What `npm start` shows with no --machine: the main machine, the RMRR
  * refusal, then scalable mode (second-stage DMA domains, then first-stage
- * ones with `fsts=on`).
+ * ones with `fsts=on`), then shared virtual addressing.
  */
 const DEFAULT_TOUR: readonly TourStop[] = [
   { file: 'machines/q35-vtd.json' },
   { file: 'machines/q35-rmrr.json' },
   { file: 'machines/q35-vtd-sm.json', scalable: true },
   { file: 'machines/q35-vtd-sm.json', iommuOptions: 'fsts=on', scalable: true },
+  { file: 'machines/q35-sva.json', scalable: true },
 ];
+
+/** The device whose machines get the SVA flow instead of the DMA-API guest (a vtemu extension QEMU lacks). */
+const SVA_DEVICE = 'sva-testdev';
+
+/** True when the machine file has an sva-testdev. */
+function hasSvaDevice(file: string): boolean {
+  return loadMachineFile(machinePath(file)).devices.some((d) => d.split(',')[0] === SVA_DEVICE);
+}
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const print = (l: string): void => console.log(l);
   let ok = true;
   for (const machine of args.machines) {
+    if (args.kind === 'qemu' && hasSvaDevice(machine.file)) {
+      print(`vtemu demo: ${machine.file}: skipped with --qemu (QEMU has no ${SVA_DEVICE}; the SVA flow runs on vtemu only)`);
+      continue;
+    }
     if (machine.scalable && args.kind === 'qemu') {
       print(`vtemu demo: ${machine.file}${machine.iommuOptions ? ` + intel-iommu ${machine.iommuOptions}` : ''}: skipped with --qemu ` +
         '(QEMU 7.2 has no scalable-mode property; test/guests/linux-vtd-sm.test.ts runs it on QEMU 11.1)');
@@ -89,8 +106,9 @@ async function runMachine(stop: TourStop, args: DemoArgs, print: (l: string) => 
   print(`vtemu demo: ${file}${iommuOptions ? ` + intel-iommu ${iommuOptions}` : ''} (${args.kind})`);
   const p = await createPlatform(args.kind, file, { iommuOptions });
   let ok: boolean;
+  const driver = { passThrough: args.passThrough, noQi: args.noQi };
   try {
-    ok = (await runDemo(p, print, { passThrough: args.passThrough, noQi: args.noQi })).passed;
+    ok = (hasSvaDevice(file) ? await runSvaDemo(p, print, { driver }) : await runDemo(p, print, driver)).passed;
   } finally {
     await p.close();
   }

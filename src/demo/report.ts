@@ -7,6 +7,7 @@ import type { GuestPlatform } from '../guest/platform.js';
 import { runLinuxGuest, type Check } from '../guest/linux-guest.js';
 import { runKvmUnitTests } from '../guest/kvm-unit-tests/intel-iommu.js';
 import type { DriverOptions } from '../guest/linux-vtd/driver.js';
+import { runSvaFlow, type SvaFlowOptions } from '../guest/sva-flow.js';
 
 /** Where the demo writes. */
 export type Printer = (line: string) => void;
@@ -45,6 +46,22 @@ export async function runDemo(p: GuestPlatform, print: Printer, driver: DriverOp
     }
     print(line);
   }
+  return summarize(r.checks, print);
+}
+
+/**
+ * Runs the shared-virtual-addressing flow (machines/q35-sva.json) and prints
+ * it step by step: bind, DMA by virtual address, a fault with its page
+ * request, response and retry, unmap with its invalidations, unbind.
+ */
+export async function runSvaDemo(p: GuestPlatform, print: Printer, opts: SvaFlowOptions = {}): Promise<DemoOutcome> {
+  print(`platform: ${p.name} (time: ${p.timeMode}, MSI observable: ${p.interrupts.msi}, INTx observable: ${p.interrupts.intx})`);
+  const r = await runSvaFlow(p, opts);
+  r.steps.forEach((step, i) => {
+    print('');
+    print(`== SVA ${i + 1}. ${step.title} ==`);
+    for (const line of step.lines) print(line);
+  });
   return summarize(r.checks, print);
 }
 
