@@ -6,8 +6,9 @@
  *   1. boot: firmware, the VT-d driver, the unit's SVA capability
  *      (scalable mode, PASID, PRS, first stage, device-TLB; PDS, SMPWC)
  *      and its page-request queue with the event interrupt;
- *   2. device: sva-testdev's ATS / PASID / PRI capabilities through ECAM,
- *      its context entry with DTE / PASIDE / PRE, PASID, PRI and ATS enabled;
+ *   2. device: sva-testdev's ATS / PASID / PRI capabilities (read by the
+ *      driver at probe through ECAM), its context entry with DTE / PASIDE /
+ *      PRE (written at probe), PASID, PRI and ATS enabled;
  *   3. bind: a process address space (x86 page table, a 2 MiB page too), a
  *      PASID, the first-stage PASID entry;
  *   4. DMA to process virtual addresses through the device-TLB;
@@ -31,10 +32,11 @@ import { runFirmware } from './firmware/boot.js';
 import type { PciFunction } from './firmware/pci-enum.js';
 import type { GuestPlatform } from './platform.js';
 import { LinuxVtd, type DriverOptions } from './linux-vtd/driver.js';
-import { ensureEcam, PcieSvaFunction } from './linux-vtd/pcie-caps.js';
-import {
-  PageRequestQueue, PasidAllocator, PRQ_DEPTH, PrsBit, ProcessMm, SvaBond, responseName, setContextSvaBits, type PrqRun, type SvaDevice, type SvaSkip,
-} from './linux-vtd/sva.js';
+import { SmCtx, smContextAddress } from './linux-vtd/pasid.js';
+import { ProcessMm } from './linux-vtd/process-mm.js';
+import { PageRequestQueue, PRQ_DEPTH, PrsBit, type PrqRun } from './linux-vtd/prq.js';
+import { PasidAllocator, SvaBond, type SvaDevice, type SvaSkip } from './linux-vtd/sva.js';
+import { responseName } from './linux-vtd/sva-descriptors.js';
 import type { VtdUnit } from './linux-vtd/unit.js';
 
 // ---- the sva-testdev driver ---------------------------------------------------
@@ -195,16 +197,14 @@ const POLL_NS = 1_000_000;
 /** log2 of 2 MiB: the LAST_ATS size field of a 2 MiB translation. */
 const SIZE_2M = 21;
 
-/** ECAP.PSS (PASID size - 1), bits 39:35, and ECAP.PDS bit 42: not among regs.ts's fields. */
-const ECAP_PSS_SHIFT = 35n;
-const ECAP_PSS_MASK = 0x1fn;
-const ECAP_PDS_SHIFT = 42n;
+/** The context-entry bits of a device the driver uses ATS, PASID and PRI of. */
+const SVA_CONTEXT_BITS = SmCtx.DTE | SmCtx.PASIDE | SmCtx.PRE;
 
 /** What the unit must offer for SVA (Linux intel_svm_check + the scalable-mode, first-stage and ATS prerequisites). */
 function svaCapable(unit: VtdUnit): { ok: boolean; line: string } {
   const need = { SMTS: unit.ecapf('SMTS'), PASID: unit.ecapf('PASID'), PRS: unit.ecapf('PRS'), FLTS: unit.ecapf('FLTS'), DT: unit.ecapf('DT') };
-  const pss = Number((unit.ecap >> ECAP_PSS_SHIFT) & ECAP_PSS_MASK);
-  const pds = Number((unit.ecap >> ECAP_PDS_SHIFT) & 1n);
+  const pss = unit.ecapf('PSS');
+  const pds = unit.ecapf('PDS');
   const ok = unit.scalable && Object.values(need).every((v) => v === 1);
   const line = `unit 0x${unit.base.toString(16)} SVA: ${Object.entries(need).map(([k, v]) => `${k} ${v}`).join(' ')} ` +
     `PSS ${pss} (${pss + 1}-bit PASIDs) PDS ${pds} SMPWC ${unit.ecapf('SMPWC')} FS1GP ${unit.capf('FL1GP')} -> ${ok ? 'SVM capable' : 'SVM disabled'}`;
@@ -245,13 +245,20 @@ export async function runSvaFlow(p: GuestPlatform, opts: SvaFlowOptions = {}): P
   let lastEvent = '';
   p.onInterrupt('msi', PRQ_VECTOR, (irq) => { prqEvents++; lastEvent = `MSI 0x${(irq.address ?? 0).toString(16)} data 0x${(irq.data ?? 0).toString(16)}`; });
 
-  // 2. The device: capabilities, context entry, PASID / PRI / ATS.
+  // 2. The device: capabilities and context entry (both from probe), PASID / PRI / ATS.
   step('device: ATS, PASID and PRI capabilities, context entry');
-  const ecam = await ensureEcam(p);
-  const pcie = await PcieSvaFunction.probe(ecam, fn);
-  lines.push(...pcie.log.splice(0));
+  const pcie = dev.pcie;
+  if (!pcie) {
+    check('PASID, PRI and ATS enabled', false, `${fn.name}: no PCI Express capabilities read at probe`);
+    return { steps, checks };
+  }
   const sva: SvaDevice = { dev, pcie, sid: dev.sids[0]! };
-  await setContextSvaBits(unit, sva, lines);
+  const ctx = smContextAddress(unit, sva.sid);
+  const ctxLo = ctx === undefined ? 0n : await p.read64(ctx);
+  lines.push(`${fn.name} SID 0x${sva.sid.toString(16)}: scalable context ${ctx === undefined ? '(none)' : `0x${ctx.toString(16)}`} lo 0x${ctxLo.toString(16)} ` +
+    `(${contextBitNames(ctxLo)}, written at probe)`);
+  check('context entry: DTE, PASIDE and PRE from probe', (ctxLo & (SVA_CONTEXT_BITS | SmCtx.P)) === (SVA_CONTEXT_BITS | SmCtx.P),
+    `lo 0x${ctxLo.toString(16)}: ${contextBitNames(ctxLo)}`);
   const enabled = await pcie.enableAll(PRQ_DEPTH);
   lines.push(...pcie.log.splice(0));
   const device = SvaTestdevDriver.bind(p, fn);
@@ -268,7 +275,7 @@ export async function runSvaFlow(p: GuestPlatform, opts: SvaFlowOptions = {}): P
   const hugePhys = await mm.mapHuge(HUGE, { read: true, write: true }, 'huge');
   lines.push(...mm.log.splice(0));
   lines.push(`process: CR3 0x${mm.cr3.toString(16)} (4-level x86 page table, ${mm.pt.tablePages} table pages)`);
-  const unitPasids = 2 ** (Number((unit.ecap >> ECAP_PSS_SHIFT) & ECAP_PSS_MASK) + 1);
+  const unitPasids = 2 ** (unit.ecapf('PSS') + 1);
   const pasids = new PasidAllocator(Math.min(pcie.maxPasids, unitPasids) - 1);
   const bond = await SvaBond.bind(unit, sva, mm, pasids, opts.skip);
   lines.push(...bond.log.splice(0));
@@ -374,6 +381,12 @@ export async function runSvaFlow(p: GuestPlatform, opts: SvaFlowOptions = {}): P
   lines.push(...drv.drainLog());
   check('no DMA remapping faults', faults.length === 0, faults.length ? `${faults.length} fault record(s)` : 'fault recording registers empty');
   return { steps, checks };
+}
+
+/** "P DTE PASIDE PRE" of a scalable context entry's low qword. */
+function contextBitNames(lo: bigint): string {
+  const bits = [[SmCtx.P, 'P'], [SmCtx.DTE, 'DTE'], [SmCtx.PASIDE, 'PASIDE'], [SmCtx.PRE, 'PRE']] as const;
+  return bits.filter(([b]) => lo & b).map(([, n]) => n).join(' ') || 'no bits';
 }
 
 function equal(x: Uint8Array, y: Uint8Array): boolean {

@@ -10,9 +10,9 @@
  * but no device that issues translation or page requests (sva-testdev is a
  * vtemu extension).  What QEMU can judge is the guest's half on its own: the
  * page-request queue set-up (register read-backs) and every descriptor the
- * SVA code queues (descriptors 6, 7, 8 with the S bit, 9 and the drain's
- * fenced waits with PD) must meet the same fate on QEMU 11.1 as on vtemu;
- * the last describe block checks that against the oracle.
+ * SVA code queues (descriptors 6, 7, 8 with the S bit, 9, the drain's
+ * fenced wait and its status wait with PD) must meet the same fate on QEMU
+ * 11.1 as on vtemu; the last describe block checks that against the oracle.
  *
  * The flow's own checks are made to fail by breaking the device from the
  * outside (an sva-testdev that drops page-group responses or ignores ATC
@@ -31,9 +31,11 @@ import {
 } from '../../src/guest/sva-flow.js';
 import { runFirmware } from '../../src/guest/firmware/boot.js';
 import { LinuxVtd } from '../../src/guest/linux-vtd/driver.js';
+import { PageRequestQueue, PrqReg } from '../../src/guest/linux-vtd/prq.js';
 import {
-  DEVTLB_ALL_ORDER, PageRequestQueue, PrqReg, devTlbPasidDesc, fenceWaitDesc, pageResponseDesc, pasidCacheDesc, piotlbDesc, submitLogged, type QiDescriptor,
-} from '../../src/guest/linux-vtd/sva.js';
+  DEVTLB_ALL_ORDER, devTlbPasidDesc, fenceWaitDesc, pageResponseDesc, pasidCacheDesc, piotlbDesc, submitLogged, type QiDescriptor,
+} from '../../src/guest/linux-vtd/sva-descriptors.js';
+import type { SubmitOptions } from '../../src/guest/linux-vtd/invalidation.js';
 import { SvaTestdev } from '../../src/hw/sva-testdev/sva-testdev.js';
 import { SVA_ID, SvaCmd, SvaPci, SvaReg, SvaResult, SvaStatus } from '../../src/hw/sva-testdev/regs.js';
 import { needQemu, platformOptions, qemuClient } from '../harness/index.js';
@@ -43,7 +45,7 @@ const MACHINE_PATH = join(packageRoot(), MACHINE);
 
 /** Every check the flow makes (MSIs are observable on every vtemu path). */
 const CHECKS = [
-  'unit offers SVA', 'PASID, PRI and ATS enabled', 'PASID allocated from 1', 'device reads process memory by VA', 'device writes process memory by VA',
+  'unit offers SVA', 'context entry: DTE, PASIDE and PRE from probe', 'PASID, PRI and ATS enabled', 'PASID allocated from 1', 'device reads process memory by VA', 'device writes process memory by VA',
   '2 MiB page: one 2 MiB translation', 'not-present page: page request served, device retried', 'page-request event interrupt',
   'address outside the process: Invalid Request', 'device-TLB invalidation reached the device', 'unmapped VA: new translation, page request refused',
   'unbound and disabled', 'no DMA remapping faults',
@@ -86,8 +88,12 @@ function expectFlow(r: SvaFlowResult): void {
   expect(r.checks.filter((c) => !c.ok)).toEqual([]);
   expect(r.checks.map((c) => c.name)).toEqual(CHECKS);
   const t = text(r);
-  // The context entry gains DTE | PASIDE | PRE (bits 2, 3, 4).
-  expect(t).toMatch(/00:02\.0 SID 0x10: scalable context 0x[0-9a-f]+ lo 0x([0-9a-f]+)01 -> 0x\1(1d) \(DTE PASIDE PRE\)/);
+  // At probe the driver reads sva-testdev's capabilities through ECAM and writes its context entry with DTE | PASIDE | PRE
+  // (bits 2, 3, 4; Linux context_entry_set_pasid_table); edu (conventional PCI) keeps a plain one. No context-cache flush later.
+  expect(t).toMatch(/00:02\.0: extended capabilities ATS@0x100 \(QDEP 32, page aligned\) PASID@0x110 \(width 20, exec, priv\) PRI@0x120 \(capacity 32\)\n00:02\.0: the unit will use ATS PASID PRI\n/);
+  expect(t).toMatch(/\n {2}00:01\.0 SID 0x8: scalable context -> PASID directory 0x[0-9a-f]+ \(PDTS 2, RID_PASID 0\)\n/);
+  expect(t).toMatch(/\n {2}00:02\.0 SID 0x10: scalable context -> PASID directory 0x([0-9a-f]+)000 \(PDTS 2, RID_PASID 0, DTE PASIDE PRE\)\n[\s\S]*\n00:02\.0 SID 0x10: scalable context 0x[0-9a-f]+ lo 0x\1(41d) \(P DTE PASIDE PRE, written at probe\)\n/);
+  expect(t).not.toMatch(/QI desc 1:|context-cache invalidation/);
   // PASID / PRI / ATS programming through ECAM, in Linux's order.
   expect(t).toContain('  cfg 00:02.0 +0x116 w16 0x7\n00:02.0: PASID enabled');
   expect(t).toContain('  cfg 00:02.0 +0x124 w16 0x2\n  cfg 00:02.0 +0x12c w32 0x20\n  cfg 00:02.0 +0x124 w16 0x1\n');
@@ -106,7 +112,9 @@ function expectFlow(r: SvaFlowResult): void {
   // Unbind: PASID-cache, PASID-IOTLB, device-TLB of the whole range (S, bits 62:12 set), the drain with PD.
   expect(t).toContain('QI desc 7: PASID-cache DID 1 PASID 1 (qw0 0x100010017 qw1 0x0)');
   expect(t).toContain('QI desc 8: PASID device-TLB SID 0x10 PASID 1 all (S) (qw0 0x100100008 qw1 0x7ffffffffffff800)');
-  expect(t).toContain('QI desc 5: wait FN PD (qw0 0x2000000c5 qw1 0x0)');
+  // The drain: fenced wait, PASID-IOTLB, device-TLB, then PD on the queue's own status wait (Linux QI_OPT_WAIT_DRAIN).
+  expect(t).toMatch(/ {2}QI desc 5: wait FN \(qw0 0x200000045 qw1 0x0\)\n {2}QI desc 6: [^\n]*\n {2}QI desc 8: [^\n]*\n {2}QI wait \(SW PD, status 2; qw0 0x2000000a5\) completed\n/);
+  expect(t).not.toContain('wait FN PD');
 }
 
 for (const kind of ['in-process', 'vtemu-qtest', 'vtemu-cli'] as const satisfies readonly PlatformKind[]) {
@@ -196,8 +204,8 @@ function qemuCompatibleDef(): MachineDefinition {
   return { ...def, devices: def.devices.filter((d) => !d.startsWith('sva-testdev')).map((d) => d.replace(',x-smpwc=on', '')) };
 }
 
-/** Each SVA descriptor batch the guest can queue, by name. */
-const BATCHES: ReadonlyArray<readonly [string, readonly QiDescriptor[]]> = [
+/** Each SVA descriptor batch the guest can queue, by name (with its submit options). */
+const BATCHES: ReadonlyArray<readonly [string, readonly QiDescriptor[], SubmitOptions?]> = [
   ['bind with caching mode / unbind: PASID-cache, PASID-selective', [pasidCacheDesc(1, 1)]],
   ['unbind: PASID-IOTLB, all of the PASID', [piotlbDesc(1, 1)]],
   ['unmap one page: PASID-IOTLB page-selective + device-TLB one page', [piotlbDesc(1, 1, 0x5555_5555_4000, 1), devTlbPasidDesc(0x10, 1, 32, 0x5555_5555_4000, 0)]],
@@ -206,7 +214,7 @@ const BATCHES: ReadonlyArray<readonly [string, readonly QiDescriptor[]]> = [
   ['page-group response Success', [pageResponseDesc(0x10, 1, 4, 0, true)]],
   ['page-group response Invalid Request', [pageResponseDesc(0x10, 1, 5, 1, true)]],
   ['page-group response without a PASID (PP=0)', [pageResponseDesc(0x10, undefined, 6, 0xf, true)]],
-  ['drain: fenced wait, PASID-IOTLB, device-TLB, fenced wait with PD', [fenceWaitDesc(false), piotlbDesc(3, 1), devTlbPasidDesc(0x10, 1, 32, 0, DEVTLB_ALL_ORDER), fenceWaitDesc(true)]],
+  ['drain: fenced wait, PASID-IOTLB, device-TLB, status wait with PD', [fenceWaitDesc(), piotlbDesc(3, 1), devTlbPasidDesc(0x10, 1, 32, 0, DEVTLB_ALL_ORDER)], { drainPageRequests: true }],
 ];
 
 /** Boots the driver, sets up the page-request queue, queues every SVA batch; returns register read-backs and each batch's fate. */
@@ -220,10 +228,11 @@ async function guestHalf(p: GuestPlatform): Promise<{ regs: string[]; fates: str
   for (const [name, off] of Object.entries(PrqReg)) regs.push(`${name} 0x${(await p.read(unit.base + off, 4)).toString(16)}`);
   regs[2] = `PQA 0x${((await p.read64(unit.base + PrqReg.PQA)) - BigInt(prq.base)).toString(16)} above the ring`;
   const fates: string[] = [];
-  for (const [name, batch] of BATCHES) {
+  for (const [name, batch, opts] of BATCHES) {
     const before = unit.qi.iqeCount;
-    await submitLogged(unit, batch, []).catch(() => undefined);
-    fates.push(`${name}: ${unit.qi.iqeCount === before ? 'accepted' : 'IQE'}`);
+    // Accepted means the queue's status wait completed (a timeout is neither accepted nor an IQE).
+    const fate = await submitLogged(unit, batch, [], opts).then(() => 'accepted', (e: Error) => (unit.qi.iqeCount === before ? `failed: ${e.message}` : 'IQE'));
+    fates.push(`${name}: ${fate}`);
   }
   regs.push(`FSTS 0x${(await p.read(unit.base + 0x34, 4)).toString(16)}`);
   regs.push(`CAP 0x${unit.cap.toString(16)}`, `ECAP 0x${unit.ecap.toString(16)}`);

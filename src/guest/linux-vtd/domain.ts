@@ -17,6 +17,8 @@ import { PAGE_SIZE } from '../alloc.js';
 import { FLPT_DEFAULT_DID, type VtdUnit } from './unit.js';
 import { FIRST_STAGE, FIRST_STAGE_LEVELS, IovaAllocator, IoPageTable, SECOND_STAGE, type MapPerm } from './pagetable.js';
 import { RID_PASID, type PasidTable } from './pasid.js';
+import type { PcieSvaFunction } from './pcie-caps.js';
+import type { DeviceSvaSupport } from './sva-support.js';
 
 /** Domain kinds. */
 export type DomainType = 'identity' | 'dma' | 'unmanaged' | 'blocked';
@@ -47,6 +49,10 @@ export interface DeviceHandle {
   domain: Domain | undefined;
   /** Scalable mode: the device's PASID directory and tables (set up at probe). */
   pasidTable?: PasidTable | undefined;
+  /** Scalable mode, PCI Express functions: the ATS / PASID / PRI capabilities read at probe. */
+  pcie?: PcieSvaFunction | undefined;
+  /** What the driver decided at probe to use of them (absent: nothing; sva-support.ts). */
+  svaSupport?: DeviceSvaSupport | undefined;
 }
 
 

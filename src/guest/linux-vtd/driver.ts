@@ -5,7 +5,10 @@
  * default domains (identity with iommu=pt, else one DMA domain per group)
  * with RMRR identity maps, then translation on.  On a unit in scalable mode
  * each device gets its PASID table and scalable context entries at probe,
- * and domains are attached through its RID_PASID entry (pasid.ts).
+ * and domains are attached through its RID_PASID entry (pasid.ts); a PCI
+ * Express function's ATS / PASID / PRI capabilities are read first (through
+ * ECAM, as Linux's PCI core does at enumeration) and what the unit will use
+ * of them (sva-support.ts) goes into its context entries.
  */
 import { GuestAllocator } from '../alloc.js';
 import type { GuestPlatform } from '../platform.js';
@@ -19,6 +22,8 @@ import { buildGroups, dmaAliases, formatGroup, type IommuGroup } from './groups.
 import { InterruptRemapping } from './irq-remap.js';
 import { LARGE_PAGE } from './pagetable.js';
 import { setPasidEntry, setupSmContext, tearDownPasidEntry } from './pasid.js';
+import { ensureEcam, PcieSvaFunction, type EcamAccess } from './pcie-caps.js';
+import { decideSvaSupport, describeSvaSupport, dmarAtsSupported } from './sva-support.js';
 import { VtdUnit, type InvalidationSite } from './unit.js';
 
 /** ", scalable mode, first-stage tables" etc. for the group log line. */
@@ -60,6 +65,8 @@ export class LinuxVtd {
   readonly alloc: GuestAllocator;
   private siDomain: Domain | undefined;
   private domainCount = 0;
+  /** Extended config space, made reachable when the first PCI Express function is probed. */
+  private ecam: EcamAccess | undefined;
 
   private constructor(readonly p: GuestPlatform, readonly fw: FirmwareInfo, readonly opts: DriverOptions) {
     this.alloc = new GuestAllocator(p, GuestRamLayout.osBase, GuestRamLayout.osLimit);
@@ -136,8 +143,11 @@ export class LinuxVtd {
       const unit = this.unitFor(f)!;
       const dev: DeviceHandle = { name: f.name, sids: dmaAliases(f), unit, rmrrs: this.rmrrsFor(f), domain: undefined };
       this.devices.set(f, dev);
-      // Linux probe: a scalable-mode unit gets the device's PASID table into its context entries now.
-      if (unit.scalable) await setupSmContext(unit, dev);
+      // Linux probe: a scalable-mode unit gets the device's PASID table (and what it uses of ATS / PASID / PRI) into its context entries now.
+      if (unit.scalable) {
+        await this.probeSva(f, dev);
+        await setupSmContext(unit, dev);
+      }
     }
     this.groups = buildGroups(endpoints);
     this.flushUnitLogs();
@@ -152,6 +162,22 @@ export class LinuxVtd {
       }
       this.flushUnitLogs();
     }
+  }
+
+  /**
+   * A PCI Express function's ATS / PASID / PRI capabilities (Linux
+   * pci_ats_init / pci_pri_init / pci_pasid_init) and what the unit will use
+   * of them (intel_iommu_probe_device).  A conventional function's config
+   * space ends at 0x100 (Linux cfg_size 256): nothing is read for it.
+   */
+  private async probeSva(f: PciFunction, dev: DeviceHandle): Promise<void> {
+    if (f.pcieType === undefined) return;
+    this.ecam ??= await ensureEcam(this.p);
+    const pcie = await PcieSvaFunction.probe(this.ecam, f);
+    dev.pcie = pcie;
+    dev.svaSupport = decideSvaSupport(dev.unit, pcie.caps, dmarAtsSupported(f, this.fw.dmar?.structures ?? [], this.fw.pci, dev.unit.scalable));
+    this.flushUnitLogs();
+    this.log.push(...pcie.log.splice(0), `${f.name}: the unit will use ${describeSvaSupport(dev.svaSupport)}`);
   }
 
   /** A new empty domain. */

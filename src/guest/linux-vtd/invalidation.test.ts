@@ -8,6 +8,7 @@ const BASE = 0xfed90000;
 const IQA_DW = 1n << 11n;
 const WAIT = 5n;
 const WAIT_SW = 1n << 5n;
+const WAIT_PD = 1n << 7n;
 
 /**
  * A minimal queue consumer: an IQT write walks the descriptors from IQH to
@@ -101,6 +102,18 @@ describe('QueuedInvalidator, 256-bit queue (ECAP.SMTS)', () => {
     expect([seen[0]![0], seen[0]![1]]).toEqual([q0, 0x40_0000n]);
     // 8 pages: S set, address bits 13:12 set (the lowest clear bit, 14, marks 2^3 pages)
     expect([seen[2]![0], seen[2]![1]]).toEqual([q0, 0x40_0000n | (1n << 11n) | 0x3000n]);
+  });
+
+  it('submit with drainPageRequests sets PD on its own status wait only; the default wait has no PD, no fence', async () => {
+    const { qi, seen } = await queue(true);
+    const piotlb = [0x26n | (1n << 16n) | (1n << 32n), 0n] as const;
+    await qi.submit([piotlb]);
+    await qi.submit([piotlb], { drainPageRequests: true });
+    await qi.submit([piotlb], {});
+    expect(seen.map((d) => d[0]! & 0xffn)).toEqual([0x26n, WAIT | WAIT_SW, 0x26n, WAIT | WAIT_SW | WAIT_PD, 0x26n, WAIT | WAIT_SW]);
+    expect(seen[3]![0]! >> 32n).toBe(2n); // status data QI_DONE
+    expect(seen[3]![1]).toBe(seen[1]![1]); // the same status word
+    expect(qi.statusWait({ drainPageRequests: true })).toBe(0x2_0000_00a5n);
   });
 
   it('on IQE overwrites the refused descriptor (found through IQH >> 5) with the wait descriptor and clears IQE', async () => {

@@ -91,6 +91,9 @@ export const QiDesc = {
   IEC_IM_SHIFT: 27n,
   IEC_IIDX_SHIFT: 32n,
   WAIT_SW: 1n << 5n,
+  /** Wait descriptor: fence (6) and page-request drain (7, with ECAP.PDS). */
+  WAIT_FN: 1n << 6n,
+  WAIT_PD: 1n << 7n,
   WAIT_STATUS_SHIFT: 32n,
   IH: 1n << 6n,
   /** Descriptors 6-8: PASID in qw0 bits 51:32. */
@@ -106,6 +109,16 @@ export const QiDesc = {
 export const PcGran = { DOMAIN: 0n, PASID: 1n, GLOBAL: 3n } as const;
 /** Granularity values of descriptor 6 (PASID-based IOTLB). */
 export const PiotlbGran = { PASID: 2n, PAGE: 3n } as const;
+
+/** Options of one submission (Linux qi_submit_sync's `options`). */
+export interface SubmitOptions {
+  /**
+   * QI_OPT_WAIT_DRAIN: PD on the queue's own status wait, so it completes
+   * only after the page requests and responses before it have drained
+   * (intel_iommu_drain_pasid_prq; the unit needs ECAP.PDS).
+   */
+  readonly drainPageRequests?: boolean;
+}
 
 /** Queue geometry (Linux: 256 descriptors; one page of 16-byte ones, or two pages of 32-byte ones). */
 const QI_ENTRIES = 256;
@@ -204,10 +217,15 @@ export class QueuedInvalidator implements Invalidator {
     await this.submit([[q0, BigInt(scope.addr) | sizeBits]]);
   }
 
-  /** Submits descriptors plus a wait descriptor; resolves when the status write lands. */
-  async submit(descs: ReadonlyArray<readonly [bigint, bigint]>): Promise<void> {
+  /** The queue's own status wait (status write of QI_DONE), with PD when asked to drain page requests. */
+  statusWait(opts: SubmitOptions = {}): bigint {
+    return QiDesc.WAIT | QiDesc.WAIT_SW | (opts.drainPageRequests ? QiDesc.WAIT_PD : 0n) | (BigInt(QI_DONE) << QiDesc.WAIT_STATUS_SHIFT);
+  }
+
+  /** Submits descriptors plus the status wait; resolves when the status write lands. */
+  async submit(descs: ReadonlyArray<readonly [bigint, bigint]>, opts: SubmitOptions = {}): Promise<void> {
     await this.p.write(this.status, 4, QI_IN_USE);
-    const all = [...descs, [QiDesc.WAIT | QiDesc.WAIT_SW | (BigInt(QI_DONE) << QiDesc.WAIT_STATUS_SHIFT), BigInt(this.status)] as const];
+    const all = [...descs, [this.statusWait(opts), BigInt(this.status)] as const];
     const first = this.tail;
     for (const [q0, q1] of all) {
       await this.writeDesc(this.tail, q0, q1);

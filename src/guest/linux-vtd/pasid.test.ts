@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { GuestAllocator } from '../alloc.js';
 import { FakePlatform } from '../testing/fake-platform.js';
 import { Domain, type DeviceHandle } from './domain.js';
-import { PasidEntry, Pgtt, SmCtx, setPasidEntry, setupSmContext, tearDownPasidEntry } from './pasid.js';
+import { PasidEntry, Pgtt, SmCtx, setPasidEntry, setupSmContext, smContextAddress, smContextSvaBits, tearDownPasidEntry } from './pasid.js';
 import { Reg } from './regs.js';
 import { VtdUnit, type InvalidationSite } from './unit.js';
 
@@ -59,6 +59,36 @@ describe('scalable-mode context entries', () => {
     const root = Number((await p.read64(u.rootTable + 2 * 16)) & ~0xfffn);
     expect((await p.read64(root)) & ~0xfffn).toBe(BigInt(ta.dir));
     expect(b.pasidTable!.dir).not.toBe(ta.dir);
+  });
+});
+
+describe('scalable-mode context entries: DTE, PASIDE and PRE at probe (Linux context_entry_set_pasid_table)', () => {
+  it('set from what the driver decided for the device, on every requester ID it programs; no invalidation without caching mode', async () => {
+    const [p, u] = await unit(SS);
+    const dev: DeviceHandle = { ...device(u, '02:00.0', [0x200, 0x100]), svaSupport: { ats: true, pasid: true, pri: true } };
+    u.log.length = 0;
+    const t = await setupSmContext(u, dev);
+    const base = BigInt(t.dir) | (2n << 9n) | SmCtx.P;
+    for (const sid of [0x200, 0x100]) {
+      expect(await qwords(p, smContextAddress(u, sid)!, 4)).toEqual([base | SmCtx.DTE | SmCtx.PASIDE | SmCtx.PRE, 0n, 0n, 0n]);
+    }
+    expect(u.log[0]).toBe(`  02:00.0 SID 0x200: scalable context -> PASID directory 0x${t.dir.toString(16)} (PDTS 2, RID_PASID 0, DTE PASIDE PRE)`);
+    expect(u.log.filter((l) => l.includes('invalidation'))).toEqual([]);
+  });
+
+  it('each bit on its own; a device without support (edu) gets none and the same log line as before', async () => {
+    expect(smContextSvaBits({ ats: true, pasid: false, pri: false })).toBe(SmCtx.DTE);
+    expect(smContextSvaBits({ ats: false, pasid: true, pri: false })).toBe(SmCtx.PASIDE);
+    expect(smContextSvaBits({ ats: false, pasid: false, pri: true })).toBe(SmCtx.PRE);
+    expect(smContextSvaBits({ ats: false, pasid: false, pri: false })).toBe(0n);
+    expect(smContextSvaBits(undefined)).toBe(0n);
+    const [p, u] = await unit(SS);
+    const edu = device(u, '00:01.0', [0x8]);
+    u.log.length = 0;
+    const t = await setupSmContext(u, edu);
+    expect(await p.read64(smContextAddress(u, 0x8)!)).toBe(BigInt(t.dir) | (2n << 9n) | SmCtx.P);
+    expect(u.log).toEqual([`  00:01.0 SID 0x8: scalable context -> PASID directory 0x${t.dir.toString(16)} (PDTS 2, RID_PASID 0)`]);
+    expect(smContextAddress(u, 0x10)).toBeUndefined();
   });
 });
 

@@ -4,8 +4,10 @@
  *  - root entry: lower half -> context table of devfn 0-127, upper half ->
  *    devfn 128-255, each `table | P`;
  *  - context entry (256 bits, 128 per table, index devfn & 0x7F): PASID
- *    directory | PDTS | P, FPD clear, RID_PASID 0; written once per
- *    requester ID when the device is probed, whatever its domain;
+ *    directory | PDTS | P, FPD clear, RID_PASID 0, and DTE / PASIDE / PRE
+ *    when the driver decided at probe to use the device's ATS / PASID /
+ *    PRI (sva-support.ts); written once per requester ID when the device is
+ *    probed, whatever its domain;
  *  - one PASID directory page per device (512 entries: PDTS 2, PASIDs below
  *    32768) and PASID tables created as PASIDs are used;
  *  - the RID_PASID (0) entry of the device's table holds its domain:
@@ -16,6 +18,7 @@
  *    for second stage), then the whole entry is cleared.
  */
 import type { Domain, DeviceHandle } from './domain.js';
+import type { DeviceSvaSupport } from './sva-support.js';
 import type { VtdUnit } from './unit.js';
 
 /** Scalable-mode context entry, qword 0 (qword 1: RID_PASID 19:0; qwords 2-3 zero). */
@@ -103,25 +106,48 @@ const smPresent = new WeakMap<VtdUnit, Set<number>>();
 async function smContextEntry(unit: VtdUnit, sid: number): Promise<number> {
   let tables = smContextTables.get(unit);
   if (!tables) { tables = new Map(); smContextTables.set(unit, tables); }
-  const bus = sid >> BUS_SHIFT;
-  const devfn = sid & DEVFN_MASK;
-  const upper = devfn >= DEVFN_HALF ? 1 : 0;
-  const key = bus * 2 + upper;
+  const key = contextTableKey(sid);
   let t = tables.get(key);
   if (t === undefined) {
     t = await unit.alloc.page();
     tables.set(key, t);
-    await unit.p.write64(unit.rootTable + bus * ROOT_ENTRY_SIZE + upper * QWORD, BigInt(t) | SmCtx.P);
+    await unit.p.write64(unit.rootTable + (sid >> BUS_SHIFT) * ROOT_ENTRY_SIZE + (key % 2) * QWORD, BigInt(t) | SmCtx.P);
     await unit.flushWriteBuffer();
   }
-  return t + (devfn % DEVFN_HALF) * SM_CONTEXT_SIZE;
+  return t + ((sid & DEVFN_MASK) % DEVFN_HALF) * SM_CONTEXT_SIZE;
+}
+
+/** bus * 2 + half (the root entry's lower half holds devfn 0-127, the upper 128-255). */
+function contextTableKey(sid: number): number {
+  return (sid >> BUS_SHIFT) * 2 + ((sid & DEVFN_MASK) >= DEVFN_HALF ? 1 : 0);
+}
+
+/** Address of the scalable-mode context entry `setupSmContext` wrote for `sid`, if any. */
+export function smContextAddress(unit: VtdUnit, sid: number): number | undefined {
+  if (!smPresent.get(unit)?.has(sid)) return undefined;
+  const t = smContextTables.get(unit)?.get(contextTableKey(sid));
+  return t === undefined ? undefined : t + ((sid & DEVFN_MASK) % DEVFN_HALF) * SM_CONTEXT_SIZE;
+}
+
+/** Context-entry bits for what the driver uses of the device (Linux context_entry_set_pasid_table). */
+export function smContextSvaBits(support: DeviceSvaSupport | undefined): bigint {
+  if (!support) return 0n;
+  return (support.ats ? SmCtx.DTE : 0n) | (support.pasid ? SmCtx.PASIDE : 0n) | (support.pri ? SmCtx.PRE : 0n);
+}
+
+/** ", DTE PASIDE PRE" (nothing when no bit is set). */
+function svaBitNames(bits: bigint): string {
+  const names = ([[SmCtx.DTE, 'DTE'], [SmCtx.PASIDE, 'PASIDE'], [SmCtx.PRE, 'PRE']] as const).filter(([b]) => bits & b).map(([, n]) => n);
+  return names.length ? `, ${names.join(' ')}` : '';
 }
 
 /**
  * Points every requester ID of `dev` at its PASID directory (Linux
- * intel_pasid_setup_sm_context at probe).  An ID whose entry is already
- * present (an alias another device set up) is left alone.  With caching
- * mode, the not-present entry may be cached under DID 0: context-cache
+ * intel_pasid_setup_sm_context at probe), with DTE / PASIDE / PRE from
+ * `dev.svaSupport` (each alias gets the same bits, as Linux sets them from
+ * the device's info).  An ID whose entry is already present (an alias
+ * another device set up) is left alone.  With caching mode, the
+ * not-present entry may be cached under DID 0: context-cache
  * device-selective and IOTLB domain-selective invalidation for DID 0.
  */
 export async function setupSmContext(unit: VtdUnit, dev: DeviceHandle): Promise<PasidTable> {
@@ -129,14 +155,15 @@ export async function setupSmContext(unit: VtdUnit, dev: DeviceHandle): Promise<
   dev.pasidTable = table;
   let present = smPresent.get(unit);
   if (!present) { present = new Set(); smPresent.set(unit, present); }
+  const sva = smContextSvaBits(dev.svaSupport);
   for (const sid of dev.sids) {
     if (present.has(sid)) continue;
     const ctx = await smContextEntry(unit, sid);
     for (let q = 3; q >= 1; q--) await unit.p.write64(ctx + q * QWORD, 0n); // RID_PASID 0, rest reserved
-    const lo = BigInt(table.dir) | (PDTS_ONE_PAGE << SmCtx.PDTS_SHIFT) | SmCtx.P;
+    const lo = BigInt(table.dir) | (PDTS_ONE_PAGE << SmCtx.PDTS_SHIFT) | sva | SmCtx.P;
     await unit.p.write64(ctx, lo);
     present.add(sid);
-    unit.log.push(`  ${dev.name} SID 0x${sid.toString(16)}: scalable context -> PASID directory 0x${table.dir.toString(16)} (PDTS 2, RID_PASID 0)`);
+    unit.log.push(`  ${dev.name} SID 0x${sid.toString(16)}: scalable context -> PASID directory 0x${table.dir.toString(16)} (PDTS 2, RID_PASID 0${svaBitNames(sva)})`);
     if (unit.cachingMode) {
       await unit.flushContext('attach-context', { kind: 'device', did: 0, sid, fm: 0 });
       await unit.flushIotlb('attach-iotlb', { kind: 'domain', did: 0 });

@@ -53,7 +53,8 @@ export const Cap = {
 /** ECAP fields: [shift, width]. */
 export const Ecap = {
   C: [0, 1], QI: [1, 1], DT: [2, 1], IR: [3, 1], EIM: [4, 1], PT: [6, 1], SC: [7, 1], IRO: [8, 10], MHMV: [20, 4],
-  NEST: [26, 1], PRS: [29, 1], SRS: [31, 1], PASID: [40, 1], SMTS: [43, 1], SLTS: [46, 1], FLTS: [47, 1], SMPWC: [48, 1],
+  NEST: [26, 1], PRS: [29, 1], SRS: [31, 1], PSS: [35, 5], PASID: [40, 1], PDS: [42, 1], SMTS: [43, 1], SLTS: [46, 1], FLTS: [47, 1],
+  SMPWC: [48, 1],
 } as const satisfies Record<string, readonly [number, number]>;
 
 /** Extracts a [shift, width] field of a 64-bit register as a number. */
