@@ -344,3 +344,72 @@ describe('spans of a buffer (readInto / writeFrom)', () => {
     expect(() => as.readInto(0, buf, 1.5, 4)).toThrow(RangeError);
   });
 });
+
+describe('re-entrancy guard (QEMU MemReentrancyGuard)', () => {
+  /** A system with two register windows; `a` runs `onWrite` inside its write callback. */
+  function rig(shared: boolean) {
+    const root = new ContainerRegion('system', 0x10_0000);
+    const as = new AddressSpace('memory', root);
+    const seen: string[] = [];
+    let onWrite: () => void = () => {};
+    const a = new MmioRegion('a', 0x100, {
+      read: (off) => {
+        seen.push(`a read ${off}`);
+        return 0x11;
+      },
+      write: (off, _size, v) => {
+        seen.push(`a write ${off}=${v}`);
+        onWrite();
+      },
+    });
+    const b = new MmioRegion(
+      'b',
+      0x100,
+      { read: () => 0x22, write: (off, _size, v) => seen.push(`b write ${off}=${v}`) },
+      undefined,
+      shared ? a.guard : undefined,
+    );
+    root.add(a, 0x1000);
+    root.add(b, 0x2000);
+    return { as, a, b, seen, set: (f: () => void) => (onWrite = f) };
+  }
+
+  it('an access to a region from inside its own callback is refused (reads 0) and counted', () => {
+    const { as, a, seen, set } = rig(false);
+    const inner: unknown[] = [];
+    set(() => {
+      inner.push(as.write(0x1004, 4, 7), as.read(0x1008, 4));
+      const buf = new Uint8Array(4);
+      inner.push(as.readBytes(0x1000, buf), as.writeBytes(0x1000, buf));
+    });
+    expect(as.write(0x1000, 4, 1)).toBe(MemTx.Ok);
+    expect(inner).toEqual([MemTx.DecodeError, 0, MemTx.DecodeError, MemTx.DecodeError]);
+    expect(seen).toEqual(['a write 0=1']);
+    expect(a.guard.blocked).toBe(4);
+    expect(a.guard.engaged).toBe(false);
+    expect(as.read(0x1000, 4)).toBe(0x11);
+  });
+
+  it('another region is reached; a region sharing the guard is refused', () => {
+    const own = rig(false);
+    own.set(() => own.as.write(0x2000, 4, 5));
+    own.as.write(0x1000, 4, 1);
+    expect(own.seen).toEqual(['a write 0=1', 'b write 0=5']);
+    const shared = rig(true);
+    shared.set(() => shared.as.write(0x2000, 4, 5));
+    shared.as.write(0x1000, 4, 1);
+    expect(shared.seen).toEqual(['a write 0=1']);
+    expect(shared.a.guard.blocked).toBe(1);
+  });
+
+  it('the guard is released when a callback throws', () => {
+    const { as, a, set } = rig(false);
+    set(() => {
+      throw new Error('device bug');
+    });
+    expect(() => as.write(0x1000, 4, 1)).toThrow('device bug');
+    expect(a.guard.engaged).toBe(false);
+    set(() => {});
+    expect(as.write(0x1000, 4, 2)).toBe(MemTx.Ok);
+  });
+});

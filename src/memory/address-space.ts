@@ -319,6 +319,20 @@ function accessValid(region: MmioRegion, offset: number, size: number): boolean 
  */
 export function mmioRead(region: MmioRegion, offset: number, size: AccessSize): bigint | null {
   if (!accessValid(region, offset, size)) return null;
+  const guard = region.guard;
+  if (guard.engaged) {
+    guard.blocked++;
+    return null;
+  }
+  guard.engaged = true;
+  try {
+    return guardedRead(region, offset, size);
+  } finally {
+    guard.engaged = false;
+  }
+}
+
+function guardedRead(region: MmioRegion, offset: number, size: AccessSize): bigint {
   const impl = region.rules.impl;
   const step = Math.max(Math.min(size, impl.max), impl.min) as AccessSize;
   // One access of the implemented size (the usual case): no shifting or masking loop.
@@ -344,32 +358,69 @@ export function mmioRead(region: MmioRegion, offset: number, size: AccessSize): 
 export function mmioReadSmall(region: MmioRegion, offset: number, size: 1 | 2 | 4): number {
   if (!accessValid(region, offset, size)) return MMIO_REFUSED;
   const impl = region.rules.impl;
-  if (size >= impl.min && size <= impl.max) {
-    return (region.ops.read(offset, size) & SIZE_MASK[size]!) >>> 0;
+  if (size < impl.min || size > impl.max) {
+    const v = mmioRead(region, offset, size);
+    return v === null ? MMIO_REFUSED : Number(v);
   }
-  return Number(mmioRead(region, offset, size));
+  const guard = region.guard;
+  if (guard.engaged) {
+    guard.blocked++;
+    return MMIO_REFUSED;
+  }
+  guard.engaged = true;
+  try {
+    return (region.ops.read(offset, size) & SIZE_MASK[size]!) >>> 0;
+  } finally {
+    guard.engaged = false;
+  }
 }
 
 /** One write of 1, 2 or 4 bytes from a number (the value is truncated to the size). */
 export function mmioWriteSmall(region: MmioRegion, offset: number, size: 1 | 2 | 4, value: number): MemTx {
   if (!accessValid(region, offset, size)) return MemTx.DecodeError;
   const impl = region.rules.impl;
-  if (size >= impl.min && size <= impl.max) {
-    region.ops.write(offset, size, (value & SIZE_MASK[size]!) >>> 0);
-    return MemTx.Ok;
+  if (size < impl.min || size > impl.max) return mmioWrite(region, offset, size, BigInt((value & SIZE_MASK[size]!) >>> 0));
+  const guard = region.guard;
+  if (guard.engaged) {
+    guard.blocked++;
+    return MemTx.DecodeError;
   }
-  return mmioWrite(region, offset, size, BigInt((value & SIZE_MASK[size]!) >>> 0));
+  guard.engaged = true;
+  try {
+    region.ops.write(offset, size, (value & SIZE_MASK[size]!) >>> 0);
+  } finally {
+    guard.engaged = false;
+  }
+  return MemTx.Ok;
 }
 
-/** Dispatches one write (QEMU memory_region_dispatch_write). */
+/**
+ * Dispatches one write (QEMU memory_region_dispatch_write); refused while
+ * the region's re-entrancy guard is engaged.
+ */
 export function mmioWrite(region: MmioRegion, offset: number, size: AccessSize, value: bigint): MemTx {
   if (!accessValid(region, offset, size)) return MemTx.DecodeError;
+  const guard = region.guard;
+  if (guard.engaged) {
+    guard.blocked++;
+    return MemTx.DecodeError;
+  }
+  guard.engaged = true;
+  try {
+    guardedWrite(region, offset, size, value);
+  } finally {
+    guard.engaged = false;
+  }
+  return MemTx.Ok;
+}
+
+function guardedWrite(region: MmioRegion, offset: number, size: AccessSize, value: bigint): void {
   const impl = region.rules.impl;
   const step = Math.max(Math.min(size, impl.max), impl.min) as AccessSize;
   if (step === size) {
     if (step === 8) region.ops.write64!(offset, BigInt.asUintN(64, value));
     else region.ops.write(offset, step, Number(BigInt.asUintN(step * 8, value)));
-    return MemTx.Ok;
+    return;
   }
   const mask = step === 8 ? 0xffff_ffff_ffff_ffffn : (1n << BigInt(step * 8)) - 1n;
   for (let i = 0; i < size; i += step) {
@@ -377,7 +428,6 @@ export function mmioWrite(region: MmioRegion, offset: number, size: AccessSize, 
     if (step === 8) region.ops.write64!(offset + i, part);
     else region.ops.write(offset + i, step, Number(part));
   }
-  return MemTx.Ok;
 }
 
 /** Renders a region tree into sorted, non-overlapping flat ranges. */

@@ -94,6 +94,19 @@ export class RamRegion extends RegionBase {
   }
 }
 
+/**
+ * QEMU's MemReentrancyGuard: engaged while one of a device's register
+ * windows handles an access; another access to a window with the same
+ * guard in the meantime (the device's own DMA, or another device's DMA the
+ * access set off, landing on its registers) is refused instead of
+ * recursing.  Windows of one device may share a guard.
+ */
+export class ReentrancyGuard {
+  engaged = false;
+  /** Accesses refused so far (QEMU prints "Blocked re-entrant IO on MemoryRegion"). */
+  blocked = 0;
+}
+
 /** A device register window. */
 export class MmioRegion extends RegionBase {
   readonly kind = 'mmio' as const;
@@ -103,6 +116,8 @@ export class MmioRegion extends RegionBase {
     size: number,
     readonly ops: MmioOps,
     rules: AccessRules = DEFAULT_RULES,
+    /** The device's re-entrancy guard (default: one of its own). */
+    readonly guard: ReentrancyGuard = new ReentrancyGuard(),
   ) {
     super(name, size);
     const impl = rules.impl ?? { min: 1, max: 4 };

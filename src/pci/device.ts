@@ -114,6 +114,7 @@ export abstract class PciDevice implements Device {
   private atsPortCache: AtsPort | null = null;
   private atsGen = -1;
   private atsEndpoint: AtsEndpoint | null = null;
+  private declaredEndpoint: AtsEndpoint | null = null;
 
   constructor(init: PciDeviceInit) {
     this.typeName = init.typeName;
@@ -193,6 +194,7 @@ export abstract class PciDevice implements Device {
     );
     this.iommuDmaImpl.space = new DmaSpace(bus.host.dmaMemory, ungated, () => this.currentTranslator());
     for (const [pasid, d] of this.pasidSpaces) d.space = this.pasidSpace(bus, pasid);
+    this.refreshAtsPort();
   }
 
   // ---- BARs -------------------------------------------------------------
@@ -429,6 +431,22 @@ export abstract class PciDevice implements Device {
       d.space = this.pasidSpace(this.bus, pasid, DmaRequestKind.Translated);
     }
     return d;
+  }
+
+  /**
+   * Declares this function's ATS/PRI endpoint: it is registered with the
+   * host's IOMMU at once if plugged, when plugged otherwise, and again
+   * whenever the IOMMU changes, so invalidations and page-group responses
+   * reach it before its first translation or page request.
+   */
+  protected declareAtsEndpoint(endpoint: AtsEndpoint): void {
+    this.declaredEndpoint = endpoint;
+    this.refreshAtsPort();
+  }
+
+  /** Registers the declared ATS/PRI endpoint with the current IOMMU (the host calls it when the IOMMU changes). */
+  refreshAtsPort(): void {
+    if (this.declaredEndpoint !== null && this.parentBus !== null) this.atsPort(this.declaredEndpoint);
   }
 
   /**

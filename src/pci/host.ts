@@ -161,6 +161,7 @@ export class Q35PciHost implements PciBusHost {
   setIommu(iommu: DmaIommu | null): void {
     this.iommu = iommu;
     this.iommuGen++;
+    for (const f of this.allFunctions()) f.device.refreshAtsPort();
   }
 
   /** Generation of the IOMMU setting (devices re-fetch their translator when it changes). */

@@ -136,7 +136,7 @@ export class PageRequestQueue {
       return this.traced(req, 'overflow');
     }
     if (beforeWrite !== undefined && !beforeWrite()) return this.traced(req, 'invalid');
-    const base = (regs.get32(Reg.PQA) & PAGE_MASK_LO) + regs.get32(Reg.PQA + DW) * TWO_32;
+    const base = ((regs.get32(Reg.PQA) & PAGE_MASK_LO) >>> 0) + regs.get32(Reg.PQA + DW) * TWO_32;
     this.encode(req);
     if (this.u.memory.writeBytes(base + tail, this.desc) !== MemTx.Ok) return this.traced(req, 'write-failed');
     regs.set64(Reg.PQT, next, 0);

@@ -710,7 +710,8 @@ describe('sva-testdev PRI', () => {
 
   it('a response with an unexpected PRGI: UPRGI, counted, the waiting command keeps waiting', () => {
     const { run, rd, wr, port, dev } = setup();
-    expect(port.endpoint).toBeNull();
+    // The endpoint was registered when the device was plugged, before any request.
+    expect(port.endpoint).toBe(dev.endpoint);
     wr(SvaReg.Prgi, 3);
     expect(run(SvaCmd.PageRequest | SvaCmd.WRITE, 0x3000)).toBe(SvaResult.Pending);
     expect(port.pageRequests[0]!.req).toMatchObject({ read: true, write: true, prgi: 3 });

@@ -91,6 +91,8 @@ export class SvaTestdev extends PciDevice {
     this.endpointSide = new SvaEndpointSide(this.job, this.regs, this.atc, this.pri, this.engine);
     this.mmio = new SvaBar0(this.regs, this.atc, this.engine).region;
     this.registerBar(BAR0, this.mmio, BAR0_TYPE);
+    // Invalidations and page-group responses reach the device from the start.
+    this.declareAtsEndpoint(this.endpoint);
   }
 
   /** IRQ_STATUS (for tests and traces). */
