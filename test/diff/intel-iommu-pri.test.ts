@@ -541,6 +541,28 @@ describe('descriptor 8 (PASID-based device-TLB) vs QEMU 11.1', () => {
   }, TIMEOUT);
 });
 
+describe('the unit\'s own DMA aimed at its own registers (the re-entrancy guard)', () => {
+  // A wait descriptor whose status write lands on the unit's IQT or GCMD would re-enter the queue;
+  // QEMU 11.1 refuses the access ("Blocked re-entrant IO on MemoryRegion: intel_iommu"), the status
+  // write fails and the queue stops with IQE at that descriptor.  vtemu's guard does the same.
+  for (const [name, target] of [['IQT', Reg.IQT], ['GCMD', Reg.GCMD], ['FSTS', Reg.FSTS]] as const) {
+    it(`a wait's status write onto ${name}: refused, IQE, the queue stops there`, async () => {
+      const wait: Desc = [0x25n | (0x40n << 32n), BigInt(VTD_BASE + target)];
+      const steps: Step[] = [
+        ...enableQi(0, WIDE),
+        descs(0, [wait], WIDE),
+        wq(Reg.IQT, at(1, WIDE)),
+        rq(Reg.IQH, 0),
+        rq(Reg.IQT, at(1, WIDE)),
+        rl(Reg.FSTS, Fsts.IQE),
+        rl(Reg.GSTS, Gcmd.QIE),
+        rl(Reg.ICS, 0),
+      ];
+      await check(SVM, steps);
+    }, TIMEOUT);
+  }
+});
+
 describe('the invalidation event as an MSI (vtemu only: QEMU 11.1 sends it to the APIC, out of qtest\'s sight)', () => {
   it('a masked wait sends nothing until IECTL.IM is cleared; an unmasked one sends IEDATA to IEADDR at once', async () => {
     const v = VtemuRunner.start(devices(SVM));
