@@ -104,29 +104,14 @@ import {
   SvaStatus,
   type SvaTestdev,
 } from '../src/hw/sva-testdev/index.js';
+import { Reg } from '../src/hw/intel-iommu/reg-layout.js';
 import { Rng } from './support/prng.js';
 
 // ---- the machine --------------------------------------------------------------
 
 const VTD = 0xfed9_0000;
-const R = {
-  GCMD: 0x18,
-  RTADDR: 0x20,
-  FSTS: 0x34,
-  IQH: 0x80,
-  IQT: 0x88,
-  IQA: 0x90,
-  ICS: 0x9c,
-  IECTL: 0xa0,
-  PQH: 0xc0,
-  PQT: 0xc8,
-  PQA: 0xd0,
-  PRS: 0xdc,
-  PECTL: 0xe0,
-  PEDATA: 0xe4,
-  PEADDR: 0xe8,
-  PEUADDR: 0xec,
-} as const;
+/** The unit's register offsets. */
+const R = Reg;
 const GCMD = { TE: 0x8000_0000, SRTP: 0x4000_0000, QIE: 0x0400_0000 } as const;
 /** RTADDR bit 10: scalable-mode translation table. */
 const RTADDR_SMT = 1n << 10n;

@@ -30,10 +30,12 @@
 import { describe, expect, it } from 'vitest';
 import { createMachine, type Machine } from '../src/index.js';
 import type { PciDevice } from '../src/pci/device.js';
+import { Reg } from '../src/hw/intel-iommu/reg-layout.js';
 import { Rng } from './support/prng.js';
 
 const VTD = 0xfed9_0000;
-const R = { GCMD: 0x18, GSTS: 0x1c, RTADDR: 0x20, FSTS: 0x34, IQH: 0x80, IQT: 0x88, IQA: 0x90, PQH: 0xc0, PQT: 0xc8, PQA: 0xd0, PRS: 0xdc } as const;
+/** The unit's register offsets. */
+const R = Reg;
 const GCMD = { TE: 0x8000_0000, SRTP: 0x4000_0000, QIE: 0x0400_0000 } as const;
 const BAR = 0xe000_0000;
 const DEVFN = 0x20;

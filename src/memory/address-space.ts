@@ -318,18 +318,27 @@ function accessValid(region: MmioRegion, offset: number, size: number): boolean 
  * memory_region_dispatch_read): null when the region refuses the access.
  */
 export function mmioRead(region: MmioRegion, offset: number, size: AccessSize): bigint | null {
-  if (!accessValid(region, offset, size)) return null;
-  const guard = region.guard;
-  if (guard.engaged) {
-    guard.blocked++;
-    return null;
-  }
-  guard.engaged = true;
+  if (!accessValid(region, offset, size) || !engage(region)) return null;
   try {
     return guardedRead(region, offset, size);
   } finally {
-    guard.engaged = false;
+    region.guard.engaged = false;
   }
+}
+
+/**
+ * Engages `region`'s re-entrancy guard for one access; false (and counted)
+ * when it already is: the access re-enters the device and is refused.  The
+ * caller releases it (`guard.engaged = false`) in a finally block.
+ */
+function engage(region: MmioRegion): boolean {
+  const guard = region.guard;
+  if (guard.engaged) {
+    guard.blocked++;
+    return false;
+  }
+  guard.engaged = true;
+  return true;
 }
 
 function guardedRead(region: MmioRegion, offset: number, size: AccessSize): bigint {
@@ -362,16 +371,11 @@ export function mmioReadSmall(region: MmioRegion, offset: number, size: 1 | 2 | 
     const v = mmioRead(region, offset, size);
     return v === null ? MMIO_REFUSED : Number(v);
   }
-  const guard = region.guard;
-  if (guard.engaged) {
-    guard.blocked++;
-    return MMIO_REFUSED;
-  }
-  guard.engaged = true;
+  if (!engage(region)) return MMIO_REFUSED;
   try {
     return (region.ops.read(offset, size) & SIZE_MASK[size]!) >>> 0;
   } finally {
-    guard.engaged = false;
+    region.guard.engaged = false;
   }
 }
 
@@ -380,16 +384,11 @@ export function mmioWriteSmall(region: MmioRegion, offset: number, size: 1 | 2 |
   if (!accessValid(region, offset, size)) return MemTx.DecodeError;
   const impl = region.rules.impl;
   if (size < impl.min || size > impl.max) return mmioWrite(region, offset, size, BigInt((value & SIZE_MASK[size]!) >>> 0));
-  const guard = region.guard;
-  if (guard.engaged) {
-    guard.blocked++;
-    return MemTx.DecodeError;
-  }
-  guard.engaged = true;
+  if (!engage(region)) return MemTx.DecodeError;
   try {
     region.ops.write(offset, size, (value & SIZE_MASK[size]!) >>> 0);
   } finally {
-    guard.engaged = false;
+    region.guard.engaged = false;
   }
   return MemTx.Ok;
 }
@@ -399,17 +398,11 @@ export function mmioWriteSmall(region: MmioRegion, offset: number, size: 1 | 2 |
  * the region's re-entrancy guard is engaged.
  */
 export function mmioWrite(region: MmioRegion, offset: number, size: AccessSize, value: bigint): MemTx {
-  if (!accessValid(region, offset, size)) return MemTx.DecodeError;
-  const guard = region.guard;
-  if (guard.engaged) {
-    guard.blocked++;
-    return MemTx.DecodeError;
-  }
-  guard.engaged = true;
+  if (!accessValid(region, offset, size) || !engage(region)) return MemTx.DecodeError;
   try {
     guardedWrite(region, offset, size, value);
   } finally {
-    guard.engaged = false;
+    region.guard.engaged = false;
   }
   return MemTx.Ok;
 }
