@@ -3,8 +3,8 @@
  * property tests that exercise src/hw/intel-iommu and src/memory, without
  * the differential suites that spawn QEMU or the CLI (they need the oracles
  * and the global CLI build, and each mutant would pay for process start-ups).
- * The walk and SVA property tests and the SVA fuzzer run fewer random cases
- * per mutant than in npm test.
+ * The walk, first-stage and SVA property tests and the SVA fuzzer run fewer
+ * random cases per mutant than in npm test.
  */
 import { defineConfig } from 'vitest/config';
 
@@ -22,7 +22,7 @@ export default defineConfig({
       'test/guests/linux-vtd-unit.test.ts',
     ],
     exclude: ['**/node_modules/**', 'src/memory/ram-layout.test.ts'],
-    env: { VTEMU_WALK_CASES: '150', VTEMU_SVA_CASES: '20', VTEMU_SVA_FUZZ_CASES: '60' },
+    env: { VTEMU_WALK_CASES: '150', VTEMU_FS_CASES: '150', VTEMU_SVA_CASES: '20', VTEMU_SVA_FUZZ_CASES: '60' },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
