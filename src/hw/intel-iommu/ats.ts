@@ -47,11 +47,10 @@ import {
 } from '../../memory/iommu.js';
 import { VtdFault } from './fault-reasons.js';
 import type { PageGroupResponse } from './requests.js';
+import { sourceId } from './translator.js';
 
 const PAGE_4K = 0x1000;
 const PAGE_MASK_4K = PAGE_4K - 1;
-const BYTE = 0xff;
-const BUS_SHIFT = 8;
 /** Addresses are 64-bit: a range of 2^64 covers everything. */
 const ADDRESS_SPAN = 2 ** 64;
 /** Page-number bits of a 64-bit address (63:12). */
@@ -110,6 +109,11 @@ function noAccess(iova: number, status: AtsStatus, out: AtsCompletion): void {
   out.untranslatedOnly = false;
 }
 
+/** A translation request to a unit without device-TLBs (ECAP.DT clear): Unsupported Request. */
+export function answerUnsupported(iova: number, out: AtsCompletion): void {
+  noAccess(iova, AtsStatus.UnsupportedRequest, out);
+}
+
 /**
  * Answers an ATS translation request for the page holding `iova` through
  * `t` (see the module comment); `scratch` is a caller-owned entry.
@@ -158,10 +162,6 @@ export function deviceTlbRange(addr: number, sizeBit: boolean): { readonly addr:
   return { addr: page - (page % size), size };
 }
 
-function sourceIdOf(req: DmaRequester): number {
-  return ((req.busNumber() & BYTE) << BUS_SHIFT) | (req.devfn & BYTE);
-}
-
 /** The functions that registered for ATS / PRI with the unit, by requester. */
 export class AtsEndpoints {
   private readonly byKey = new Map<object, { readonly requester: DmaRequester; readonly endpoint: AtsEndpoint }>();
@@ -180,7 +180,7 @@ export class AtsEndpoints {
   invalidate(sid: number, pasid: number, addr: number, size: number): AtsInvalidationResult {
     let result: AtsInvalidationResult = 'done';
     for (const { requester, endpoint } of this.byKey.values()) {
-      if (sourceIdOf(requester) !== sid) continue;
+      if (sourceId(requester) !== sid) continue;
       const r = endpoint.invalidateAtc(pasid, addr, size);
       if (r === 'timeout' || (r === 'error' && result === 'done')) result = r;
     }
@@ -190,7 +190,7 @@ export class AtsEndpoints {
   /** Delivers a page-group response to the function(s) at its RID (QEMU's PRI notifier). */
   respond(resp: PageGroupResponse): void {
     for (const { requester, endpoint } of this.byKey.values()) {
-      if (sourceIdOf(requester) !== resp.rid) continue;
+      if (sourceId(requester) !== resp.rid) continue;
       endpoint.pageGroupResponse(resp.pasidPresent ? resp.pasid : NO_PASID, resp.prgi, resp.code);
     }
   }

@@ -24,7 +24,6 @@
  */
 import type { AddressSpace } from '../../memory/address-space.js';
 import {
-  AtsStatus,
   NO_PASID,
   newIotlbEntry,
   type AtsCompletion,
@@ -41,7 +40,7 @@ import { MmioRegion } from '../../memory/region.js';
 import type { MsiTarget } from '../../core/irq.js';
 import type { VirtualClock } from '../../core/clock.js';
 import type { Device, DeviceContext, DeviceType, PropValues, Tracer } from '../../machine/device-type.js';
-import { AtsEndpoints, answerTranslationRequest } from './ats.js';
+import { AtsEndpoints, answerTranslationRequest, answerUnsupported } from './ats.js';
 import { Cap, capValue, Ecap, ecapValue, postedInterrupts, sagawFor } from './caps.js';
 import { createIommuEmitter, Trace, type IommuEmitter } from './events.js';
 import { generateFaultEvent, raiseFaultStatus, recordFault, signalEvent } from './faults.js';
@@ -97,17 +96,6 @@ export interface IntelIommuHost {
 }
 
 const NO_TRACER: Tracer = { enabled: () => false, trace: () => {} };
-
-/** A translation request to a unit without device-TLB support: Unsupported Request. */
-function unsupported(iova: number, out: AtsCompletion): void {
-  out.status = AtsStatus.UnsupportedRequest;
-  out.iova = iova - (iova % 0x1000);
-  out.translated = 0;
-  out.addrMask = 0xfff;
-  out.read = false;
-  out.write = false;
-  out.untranslatedOnly = false;
-}
 
 /** One VT-d unit. */
 export class IntelIommu
@@ -331,7 +319,7 @@ export class IntelIommu
     return {
       translationRequest: (pasid: number, iova: Iova, noWrite: boolean, out: AtsCompletion): void => {
         if (dt) answerTranslationRequest(this.translatorFor(requester, pasid), iova, noWrite, out, this.atsScratch);
-        else unsupported(iova, out);
+        else answerUnsupported(iova, out);
       },
       pageRequest: (pasid: number, req: DevicePageRequest): PageRequestStatus => submitPageRequest(this, sourceId(requester), pasid, req),
     };
