@@ -3,6 +3,8 @@ import type { DmaSpace } from '../../memory/dma-space.js';
 import { IOTLB_MAX_ENTRIES } from './iotlb.js';
 import { Gcmd, Reg } from './reg-layout.js';
 import { ctxEntry, VtdBench } from '../../../test/support/vtd-bench.js';
+import { PatternTracer } from '../../machine/tracer.js';
+import { Pgtt } from './scalable-context.js';
 
 const A = 0x200_0000;
 const B = 0x210_0000;
@@ -153,5 +155,165 @@ describe('IOTLB staleness and invalidation', () => {
     ccInv(b, 1);
     iotlbInv(b, 3, 1, 0x1000n);
     expect(seen).toEqual(['context:global:register', 'iotlb:page:register']);
+  });
+});
+
+/** A unit whose 'vtd_inv_desc_*' trace lines and 'invalidate' events are recorded. */
+function observed() {
+  const lines: string[] = [];
+  const b = new VtdBench({ tracer: new PatternTracer(['vtd_inv_desc_*'], (l) => lines.push(l)) });
+  const events = b.recordEvents().invalidations;
+  return { b, lines, events };
+}
+
+describe('every invalidation is traced and reported with its own fields', () => {
+  it('register interface: context global, domain (done as global) and device; IOTLB global, domain and page', () => {
+    const { b, lines, events } = observed();
+    expect((ccInv(b, 1) >> 59n) & 3n).toBe(1n);
+    expect((ccInv(b, 2, 7) >> 59n) & 3n).toBe(1n);
+    expect((ccInv(b, 3, 7, 0x1234, 2) >> 59n) & 3n).toBe(3n);
+    expect((iotlbInv(b, 1, 0) >> 57n) & 3n).toBe(1n);
+    expect((iotlbInv(b, 2, 9) >> 57n) & 3n).toBe(2n);
+    expect((iotlbInv(b, 3, 9, 0x8000_3000n | 0x40n | 1n) >> 57n) & 3n).toBe(3n); // IH, AM=1, bit 31 of the address
+    expect((iotlbInv(b, 3, 9, 0x1_0000_4000n) >> 57n) & 3n).toBe(3n);
+    expect(lines).toEqual([
+      'vtd_inv_desc_cc_global',
+      'vtd_inv_desc_cc_global',
+      'vtd_inv_desc_cc_device sid=0x1234 fm=0x2',
+      'vtd_inv_desc_iotlb_global',
+      'vtd_inv_desc_iotlb_domain domain=0x9',
+      'vtd_inv_desc_iotlb_pages domain=0x9 addr=0x80003000 mask=0x1',
+      'vtd_inv_desc_iotlb_pages domain=0x9 addr=0x100004000 mask=0x0',
+    ]);
+    expect(events).toStrictEqual([
+      { cache: 'context', granularity: 'global', source: 'register' },
+      { cache: 'context', granularity: 'global', source: 'register' },
+      { cache: 'context', granularity: 'device', did: 7, sid: 0x1234, fm: 2, source: 'register' },
+      { cache: 'iotlb', granularity: 'global', source: 'register' },
+      { cache: 'iotlb', granularity: 'domain', did: 9, source: 'register' },
+      { cache: 'iotlb', granularity: 'page', did: 9, addr: 0x8000_3000, am: 1, ih: true, source: 'register' },
+      { cache: 'iotlb', granularity: 'page', did: 9, addr: 0x1_0000_4000, am: 0, ih: false, source: 'register' },
+    ]);
+  });
+
+  it('a CCMD or IOTLB write without ICC / IVT does nothing and reports nothing', () => {
+    const { b, lines, events } = observed();
+    b.w64(Reg.CCMD, 1n << 61n);
+    expect(b.r64(Reg.CCMD)).toBe(1n << 61n);
+    b.w64(Reg.IOTLB, 1n << 60n);
+    expect(b.r64(Reg.IOTLB)).toBe(1n << 60n);
+    expect(lines).toEqual([]);
+    expect(events).toEqual([]);
+  });
+
+  it('reserved granularities are not done: CAIG / IAIG read 0 and nothing is reported', () => {
+    const { b, events } = observed();
+    const cc = ccInv(b, 0);
+    expect(cc >> 63n).toBe(0n);
+    expect((cc >> 59n) & 3n).toBe(0n);
+    const io = iotlbInv(b, 0, 3);
+    expect(io >> 63n).toBe(0n);
+    expect((io >> 57n) & 3n).toBe(0n);
+    expect(events).toEqual([]);
+  });
+
+  it('the queue: context and IOTLB descriptors of every granularity report source "queue"', () => {
+    const { b, lines, events } = observed();
+    const QUEUE = 0x80_0000;
+    expect(b.enableQueue(QUEUE)).toBe(true);
+    b.putDesc(QUEUE, 0, 0x1n | (1n << 4n));
+    b.putDesc(QUEUE, 1, 0x1n | (2n << 4n) | (7n << 16n));
+    b.putDesc(QUEUE, 2, 0x1n | (3n << 4n) | (7n << 16n) | (0x1234n << 32n) | (3n << 48n));
+    b.putDesc(QUEUE, 3, 0x2n | (1n << 4n));
+    b.putDesc(QUEUE, 4, 0x2n | (2n << 4n) | (9n << 16n));
+    b.putDesc(QUEUE, 5, 0x2n | (3n << 4n) | (9n << 16n), 0x5000n | 0x40n | 2n);
+    b.setTail(6);
+    expect(b.queueHead()).toBe(6);
+    expect(events).toStrictEqual([
+      { cache: 'context', granularity: 'global', source: 'queue' },
+      { cache: 'context', granularity: 'domain', did: 7, source: 'queue' },
+      { cache: 'context', granularity: 'device', did: 7, sid: 0x1234, fm: 3, source: 'queue' },
+      { cache: 'iotlb', granularity: 'global', source: 'queue' },
+      { cache: 'iotlb', granularity: 'domain', did: 9, source: 'queue' },
+      { cache: 'iotlb', granularity: 'page', did: 9, addr: 0x5000, am: 2, ih: true, source: 'queue' },
+    ]);
+    expect(lines.filter((l) => l.startsWith('vtd_inv_desc_cc_device'))).toEqual(['vtd_inv_desc_cc_device sid=0x1234 fm=0x3']);
+  });
+
+  it('PASID-based IOTLB and PASID-cache invalidations report their DID, PASID and range', () => {
+    const { b, events } = observed();
+    b.iommu.invalidatePasidIotlb({ kind: 'pasid', did: 3, pasid: 0x10 });
+    b.iommu.invalidatePasidIotlb({ kind: 'page', did: 3, pasid: 0x10, addr: 0x7000, am: 1, ih: false });
+    b.iommu.invalidatePasidCache({ kind: 'global' });
+    b.iommu.invalidatePasidCache({ kind: 'domain', did: 4 });
+    b.iommu.invalidatePasidCache({ kind: 'pasid', did: 4, pasid: 0x20 });
+    expect(events).toStrictEqual([
+      { cache: 'pasid-iotlb', granularity: 'pasid', did: 3, pasid: 0x10, source: 'queue' },
+      { cache: 'pasid-iotlb', granularity: 'page', did: 3, pasid: 0x10, addr: 0x7000, am: 1, ih: false, source: 'queue' },
+      { cache: 'pasid', granularity: 'global', source: 'queue' },
+      { cache: 'pasid', granularity: 'domain', did: 4, source: 'queue' },
+      { cache: 'pasid', granularity: 'pasid', did: 4, pasid: 0x20, source: 'queue' },
+    ]);
+  });
+});
+
+describe('device-selective context invalidation matches bus and devfn', () => {
+  it('leaves the same devfn on another bus cached', () => {
+    const b = new VtdBench();
+    const root = b.allocPage();
+    const top = b.allocPage();
+    const top2 = b.allocPage();
+    b.map(top, 3, 0x5000, A);
+    b.map(top2, 3, 0x5000, B);
+    b.memory.write(A, 4, 0xaaaa_aaaa);
+    b.memory.write(B, 4, 0xbbbb_bbbb);
+    b.setRoot(root);
+    b.setContext(root, 1, 8, ...ctxEntry(top, 5, 1));
+    b.gcmd(Gcmd.TE);
+    const { dma } = b.device(1, 8);
+    expect(peek(dma, 0x5000)).toBe(0xaaaa_aaaa);
+    b.setContext(root, 1, 8, ...ctxEntry(top2, 5, 1));
+    ccInv(b, 3, 5, 0x0008); // bus 0, devfn 8: not this device
+    iotlbInv(b, 1, 0);
+    expect(peek(dma, 0x5000)).toBe(0xaaaa_aaaa);
+    ccInv(b, 3, 5, 0x0108);
+    iotlbInv(b, 1, 0);
+    expect(peek(dma, 0x5000)).toBe(0xbbbb_bbbb);
+  });
+});
+
+describe('a PASID-cache invalidation takes a scalable-mode device out of pass-through when it covers PASID 0', () => {
+  const DID = 5;
+  /** A device whose PASID 0 is pass-through (decided at TE); then its entry is switched to a second-stage table mapping 0x5000 -> B. */
+  function ptDevice() {
+    const b = new VtdBench({ props: { 'scalable-mode': true } });
+    const root = b.allocPage();
+    const dir = b.allocPage();
+    const ss = b.allocPage();
+    b.memory.write(0x5000, 4, 0x1111_1111);
+    b.memory.write(B, 4, 0xbbbb_bbbb);
+    b.map(ss, 3, 0x5000, B);
+    b.setScalableContext(root, 0, 8, dir);
+    b.setPasidEntry(dir, 0, { pgtt: Pgtt.PassThrough, did: DID });
+    const { dma } = b.device(0, 8);
+    b.setRoot(root, true);
+    b.gcmd(Gcmd.TE);
+    expect(peek(dma, 0x5000)).toBe(0x1111_1111);
+    b.setPasidEntry(dir, 0, { pgtt: Pgtt.SecondStage, did: DID, aw: 1, ss });
+    expect(peek(dma, 0x5000)).toBe(0x1111_1111); // the pass-through decision is cached
+    return { b, dma };
+  }
+
+  it.each([
+    ['global', { kind: 'global' } as const, true],
+    ['its domain', { kind: 'domain', did: DID } as const, true],
+    ['another domain', { kind: 'domain', did: DID + 1 } as const, false],
+    ['PASID 0 of its domain', { kind: 'pasid', did: DID, pasid: 0 } as const, true],
+    ['PASID 1 of its domain', { kind: 'pasid', did: DID, pasid: 1 } as const, false],
+    ['PASID 0 of another domain', { kind: 'pasid', did: DID + 1, pasid: 0 } as const, false],
+  ])('%s', (_name, inv, covers) => {
+    const { b, dma } = ptDevice();
+    b.iommu.invalidatePasidCache(inv);
+    expect(peek(dma, 0x5000)).toBe(covers ? 0xbbbb_bbbb : 0x1111_1111);
   });
 });

@@ -17,17 +17,30 @@ import type {
 } from './requests.js';
 import type { InvalidationUnit } from './roles.js';
 import { MAMV } from './caps.js';
-import { Trace } from './events.js';
+import { Trace, type InvalidateEvent } from './events.js';
 import { CcmdHi, CcmdLo, CtxGranularity, IotlbGranularity, IotlbHi, Iva, Reg } from './reg-layout.js';
 
 /** FM values -> devfn bits ignored when matching (spec 6.5.1.1: FM masks SID bits 2:0). */
 const FM_DEVFN_MASK = [0, 0x4, 0x6, 0x7];
 const PAGE_LO_MASK = 0xffff_f000;
 
+/** Any invalidation request: its kind and the fields of that kind. */
+type Request = ContextInvalidation | IotlbInvalidation | PasidIotlbInvalidation | PasidCacheInvalidation;
+
+/**
+ * Emits the 'invalidate' event of a performed request: its kind as the
+ * granularity and its own fields (a global request has none).  Invalidation
+ * is not a hot path, so the event is built whether or not anyone listens.
+ */
+function report(u: InvalidationUnit, cache: InvalidateEvent['cache'], inv: Request, source: InvalidationSource): void {
+  const { kind, ...fields } = inv;
+  u.events.emit('invalidate', { cache, granularity: kind, ...fields, source });
+}
+
 /** Invalidates context-cache entries (QEMU vtd_context_global/device_invalidate). */
 export function invalidateContext(u: InvalidationUnit, inv: ContextInvalidation, source: InvalidationSource): void {
   if (inv.kind === 'device') {
-    if (u.tracer.enabled(Trace.ccDevice)) u.tracer.trace(Trace.ccDevice, { sid: inv.sid, fm: inv.fm });
+    u.tracer.trace(Trace.ccDevice, { sid: inv.sid, fm: inv.fm });
     const ignore = FM_DEVFN_MASK[inv.fm & 3]!;
     const bus = (inv.sid >>> 8) & 0xff;
     const devfn = inv.sid & 0xff & ~ignore;
@@ -40,49 +53,30 @@ export function invalidateContext(u: InvalidationUnit, inv: ContextInvalidation,
       }
     }
   } else {
-    if (u.tracer.enabled(Trace.ccGlobal)) u.tracer.trace(Trace.ccGlobal, {});
+    u.tracer.trace(Trace.ccGlobal, {});
     u.bumpContextGeneration();
     u.refreshAddressSpaces();
   }
-  if (u.events.listenerCount('invalidate') > 0) {
-    u.events.emit('invalidate', {
-      cache: 'context',
-      granularity: inv.kind,
-      did: inv.kind === 'global' ? undefined : inv.did,
-      sid: inv.kind === 'device' ? inv.sid : undefined,
-      fm: inv.kind === 'device' ? inv.fm : undefined,
-      source,
-    });
-  }
+  report(u, 'context', inv, source);
 }
 
 /** Invalidates IOTLB entries (QEMU vtd_iotlb_global/domain/page_invalidate). */
 export function invalidateIotlb(u: InvalidationUnit, inv: IotlbInvalidation, source: InvalidationSource): void {
   switch (inv.kind) {
     case 'global':
-      if (u.tracer.enabled(Trace.iotlbGlobal)) u.tracer.trace(Trace.iotlbGlobal, {});
+      u.tracer.trace(Trace.iotlbGlobal, {});
       u.iotlb.clear();
       break;
     case 'domain':
-      if (u.tracer.enabled(Trace.iotlbDomain)) u.tracer.trace(Trace.iotlbDomain, { domain: inv.did });
+      u.tracer.trace(Trace.iotlbDomain, { domain: inv.did });
       u.iotlb.removeDomain(inv.did);
       break;
     case 'page':
-      if (u.tracer.enabled(Trace.iotlbPages)) u.tracer.trace(Trace.iotlbPages, { domain: inv.did, addr: inv.addr, mask: inv.am });
+      u.tracer.trace(Trace.iotlbPages, { domain: inv.did, addr: inv.addr, mask: inv.am });
       u.iotlb.removePages(inv.did, inv.addr, inv.am);
       break;
   }
-  if (u.events.listenerCount('invalidate') > 0) {
-    u.events.emit('invalidate', {
-      cache: 'iotlb',
-      granularity: inv.kind,
-      did: inv.kind === 'global' ? undefined : inv.did,
-      addr: inv.kind === 'page' ? inv.addr : undefined,
-      am: inv.kind === 'page' ? inv.am : undefined,
-      ih: inv.kind === 'page' ? inv.ih : undefined,
-      source,
-    });
-  }
+  report(u, 'iotlb', inv, source);
 }
 
 /** CCMD written with ICC set (a 64-bit write or its high half): run the request. */
@@ -92,7 +86,7 @@ export function handleCcmdWrite(u: InvalidationUnit): void {
   if ((hi & CcmdHi.ICC) === 0) return;
   if (u.qiEnabled()) return;
   const cirg = (hi >>> CcmdHi.CIRG_SHIFT) & CcmdHi.GRANULARITY_MASK;
-  let caig = 0;
+  let caig = 0; // reserved granularities are not done
   switch (cirg) {
     case CtxGranularity.Domain:
     case CtxGranularity.Global:
@@ -107,8 +101,6 @@ export function handleCcmdWrite(u: InvalidationUnit): void {
         'register',
       );
       break;
-    default:
-      caig = 0;
   }
   const caigMask = CcmdHi.GRANULARITY_MASK << CcmdHi.CAIG_SHIFT;
   u.regs.setClear32(Reg.CCMD_HI, (caig << CcmdHi.CAIG_SHIFT) >>> 0, (CcmdHi.ICC | caigMask) >>> 0);
@@ -120,7 +112,7 @@ export function handleIotlbWrite(u: InvalidationUnit): void {
   if ((hi & IotlbHi.IVT) === 0) return;
   if (u.qiEnabled()) return;
   const did = hi & IotlbHi.DID_MASK;
-  let iaig = 0;
+  let iaig = 0; // reserved granularities and AM > MAMV are not done
   switch ((hi >>> IotlbHi.IIRG_SHIFT) & IotlbHi.GRANULARITY_MASK) {
     case IotlbGranularity.Global:
       iaig = IotlbGranularity.Global;
@@ -140,8 +132,6 @@ export function handleIotlbWrite(u: InvalidationUnit): void {
       invalidateIotlb(u, { kind: 'page', did, addr, am, ih: (ivaLo & Iva.IH) !== 0 }, 'register');
       break;
     }
-    default:
-      iaig = 0;
   }
   const iaigMask = IotlbHi.GRANULARITY_MASK << IotlbHi.IAIG_SHIFT;
   u.regs.setClear32(Reg.IOTLB_HI, (iaig << IotlbHi.IAIG_SHIFT) >>> 0, (IotlbHi.IVT | iaigMask) >>> 0);
@@ -158,18 +148,7 @@ function pasidCacheCovers(inv: PasidCacheInvalidation, did: number): boolean {
 export function invalidatePasidIotlb(u: InvalidationUnit, inv: PasidIotlbInvalidation): void {
   if (inv.kind === 'pasid') u.iotlb.removePasid(inv.did, inv.pasid);
   else u.iotlb.removePasidPages(inv.did, inv.pasid, inv.addr, inv.am);
-  if (u.events.listenerCount('invalidate') > 0) {
-    u.events.emit('invalidate', {
-      cache: 'pasid-iotlb',
-      granularity: inv.kind,
-      did: inv.did,
-      pasid: inv.pasid,
-      addr: inv.kind === 'page' ? inv.addr : undefined,
-      am: inv.kind === 'page' ? inv.am : undefined,
-      ih: inv.kind === 'page' ? inv.ih : undefined,
-      source: 'queue',
-    });
-  }
+  report(u, 'pasid-iotlb', inv, 'queue');
 }
 
 /**
@@ -182,17 +161,8 @@ export function invalidatePasidIotlb(u: InvalidationUnit, inv: PasidIotlbInvalid
  * (pass-through.ts).
  */
 export function invalidatePasidCache(u: InvalidationUnit, inv: PasidCacheInvalidation): void {
-  if (u.state.scalable) {
-    u.passThrough.redecideCovered((did) => pasidCacheCovers(inv, did));
-    for (const t of u.translators()) t.refreshBypass();
-  }
-  if (u.events.listenerCount('invalidate') > 0) {
-    u.events.emit('invalidate', {
-      cache: 'pasid',
-      granularity: inv.kind,
-      did: inv.kind === 'global' ? undefined : inv.did,
-      pasid: inv.kind === 'pasid' ? inv.pasid : undefined,
-      source: 'queue',
-    });
-  }
+  // In legacy mode no requester has a remembered PASID 0 domain: nothing is re-decided.
+  u.passThrough.redecideCovered((did) => pasidCacheCovers(inv, did));
+  for (const t of u.translators()) t.refreshBypass();
+  report(u, 'pasid', inv, 'queue');
 }
