@@ -128,6 +128,7 @@ export const Trace = {
   faultCollapse: 'vtd_fault_collapse',
   faultFpd: 'vtd_fault_disabled',
   faultEvent: 'vtd_fault_event',
+  irqGenerate: 'vtd_irq_generate',
   regRead: 'vtd_reg_read',
   regWrite: 'vtd_reg_write',
   gcmd: 'vtd_reg_write_gcmd',

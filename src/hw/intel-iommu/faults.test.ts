@@ -3,6 +3,8 @@ import { MemTx } from '../../memory/address-space.js';
 import { VtdFault } from './fault-reasons.js';
 import { EventCtl, Fsts, Gcmd, Reg } from './reg-layout.js';
 import { ctxEntry, VtdBench } from '../../../test/support/vtd-bench.js';
+import { PatternTracer } from '../../machine/tracer.js';
+import type { Tracer } from '../../machine/device-type.js';
 
 const DATA = 0x200_0000;
 const UNASSIGNED = 0x80_0000_0000; // far above RAM
@@ -181,5 +183,85 @@ describe('fault recording', () => {
     expect(record(s.b, 0).lo).toBe(0x1234n << 48n);
     s.b.iommu.recordFault(0x11, VtdFault.IR_ENTRY_P, 0, false, { irIndex: 1, fpd: true });
     expect(record(s.b, 1).f).toBe(false);
+  });
+});
+
+describe('every fault outcome is traced and reported', () => {
+  /** A unit with 2 records, FEUADDR set, recording 'vtd_*fault*', 'vtd_frr_new', 'vtd_irq_generate' lines and 'fault' events. */
+  function observed() {
+    const lines: string[] = [];
+    const b = new VtdBench({
+      props: { nfr: 2 },
+      tracer: new PatternTracer(['vtd_*fault*', 'vtd_frr_new', 'vtd_irq_generate'], (l) => lines.push(l)),
+    });
+    b.w32(Reg.FEDATA, 0x41);
+    b.w32(Reg.FEADDR, 0xfee0_1000);
+    b.w32(Reg.FEUADDR, 0x2);
+    b.w32(Reg.FECTL, 0);
+    const events = b.recordEvents().faults;
+    return { b, lines, events };
+  }
+
+  it('fpd, recorded (with the fault event), collapsed, recorded again, overflow, pfo', () => {
+    const { b, lines, events } = observed();
+    b.iommu.recordFault(0x10, VtdFault.READ, 0x5000, false, { fpd: true });
+    b.iommu.recordFault(0x10, VtdFault.WRITE, 0x1_2345_6000, true);
+    b.iommu.recordFault(0x10, VtdFault.READ, 0x7000, false);
+    b.iommu.recordFault(0x11, VtdFault.IR_ENTRY_P, 0, true, { irIndex: 7 });
+    b.iommu.recordFault(0x12, VtdFault.READ, 0x8000, false);
+    b.iommu.recordFault(0x13, VtdFault.READ, 0x9000, false);
+    expect(events).toStrictEqual([
+      { sid: 0x10, reason: VtdFault.READ, addr: 0x5000, isWrite: false, outcome: 'fpd' },
+      { sid: 0x10, reason: VtdFault.WRITE, addr: 0x1_2345_6000, isWrite: true, outcome: 'recorded', index: 0 },
+      { sid: 0x10, reason: VtdFault.READ, addr: 0x7000, isWrite: false, outcome: 'collapsed' },
+      { sid: 0x11, reason: VtdFault.IR_ENTRY_P, addr: 0, isWrite: true, irIndex: 7, outcome: 'recorded', index: 1 },
+      { sid: 0x12, reason: VtdFault.READ, addr: 0x8000, isWrite: false, outcome: 'overflow' },
+      { sid: 0x13, reason: VtdFault.READ, addr: 0x9000, isWrite: false, outcome: 'pfo' },
+    ]);
+    expect(lines).toEqual([
+      'vtd_fault_disabled sid=0x10 reason=0x6',
+      'vtd_dmar_fault sid=0x10 fault=0x5 addr=0x123456000 is_write=1',
+      `vtd_frr_new index=0x0 hi=0x${((0x8000_0005n << 32n) | 0x10n).toString(16)} lo=0x123456000`,
+      'vtd_fault_event fsts=0x0',
+      'vtd_irq_generate addr=0xfee01000 data=0x41', // FEUADDR is read-only 0 (no EIM upper address)
+      'vtd_dmar_fault sid=0x10 fault=0x6 addr=0x7000 is_write=0',
+      'vtd_fault_collapse sid=0x10 index=0x0',
+      'vtd_dmar_fault sid=0x11 fault=0x22 addr=0x0 is_write=1',
+      `vtd_frr_new index=0x1 hi=0x${((0x8000_0022n << 32n) | 0x11n).toString(16)} lo=0x7000000000000`,
+      'vtd_dmar_fault sid=0x12 fault=0x6 addr=0x8000 is_write=0',
+      'vtd_err_dmar_fault_overflow index=0x0',
+      'vtd_dmar_fault sid=0x13 fault=0x6 addr=0x9000 is_write=0',
+    ]);
+    expect(b.msis).toEqual([{ address: 0xfee0_1000, data: 0x41, origin: { kind: 'iommu' } }]);
+    // One event for the first record only: FRI stays at it while it is pending.
+    expect(b.r32(Reg.FSTS)).toBe(Fsts.PPF | Fsts.PFO);
+  });
+
+  it('PP and PV only for a fault with a PASID; FRI moves to the new record once nothing is pending', () => {
+    const { b } = observed();
+    b.iommu.recordFault(0x10, VtdFault.READ, 0x5000, false);
+    expect(b.r64(Reg.FRCD0 + 8)).toBe((0xc000_0006n << 32n) | 0x10n); // F, T=1 (read), FR 6, PP=0
+    b.w32(Reg.FRCD0 + 12, 0x8000_0000);
+    b.iommu.recordFault(0x20, VtdFault.WRITE, 0x6000, true, { pasid: 0x12345 });
+    expect(b.r64(Reg.FRCD0 + 16 + 8)).toBe((BigInt((0x8000_0005 | (0x12345 << 8)) >>> 0) << 32n) | (1n << 31n) | 0x20n);
+    expect((b.r32(Reg.FSTS) >>> 8) & 0xff).toBe(1);
+    expect(b.msis.length).toBe(2);
+  });
+});
+
+describe('fault tracing is asked for first', () => {
+  it('makes no trace call for any outcome when the tracer does not ask', () => {
+    const calls: string[] = [];
+    const tracer: Tracer = { enabled: () => false, trace: (e) => void calls.push(e) };
+    const b = new VtdBench({ props: { nfr: 2 }, tracer });
+    b.w32(Reg.FECTL, 0);
+    b.iommu.recordFault(0x10, VtdFault.READ, 0x5000, false, { fpd: true });
+    b.iommu.recordFault(0x10, VtdFault.READ, 0x5000, false);
+    b.iommu.recordFault(0x10, VtdFault.READ, 0x6000, false);
+    b.iommu.recordFault(0x11, VtdFault.READ, 0x6000, false);
+    b.iommu.recordFault(0x12, VtdFault.READ, 0x6000, false);
+    expect(b.msis.length).toBe(1);
+    expect(b.r32(Reg.FSTS) & Fsts.PFO).toBe(Fsts.PFO);
+    expect(calls).toEqual([]);
   });
 });

@@ -15,7 +15,7 @@ import type { FaultExtra } from './requests.js';
 import type { FaultUnit } from './roles.js';
 import { isQualifiedFault } from './fault-reasons.js';
 import { EventCtl, Frcd, FRCD_SIZE, Fsts, Reg } from './reg-layout.js';
-import { Trace } from './events.js';
+import { Trace, type FaultEvent } from './events.js';
 
 const PAGE_LO_MASK = 0xffff_f000;
 const DW = 4;
@@ -51,7 +51,7 @@ export function signalEvent(u: FaultUnit, ctlOff: number, dataOff: number, addrO
 export function deliverEvent(u: FaultUnit, ctlOff: number, dataOff: number, addrOff: number, uaddrOff: number): void {
   const addr = u.regs.get32(addrOff) + u.regs.get32(uaddrOff) * 2 ** 32;
   const data = u.regs.get32(dataOff);
-  if (u.tracer.enabled('vtd_irq_generate')) u.tracer.trace('vtd_irq_generate', { addr, data });
+  if (u.tracer.enabled(Trace.irqGenerate)) u.tracer.trace(Trace.irqGenerate, { addr, data });
   u.msi.deliverMsi(addr, data, { kind: 'iommu' });
   u.regs.setClear32(ctlOff, 0, EventCtl.IP);
 }
@@ -73,25 +73,31 @@ export function raiseFaultStatus(u: FaultUnit, bits: number): void {
   generateFaultEvent(u, pre);
 }
 
-/** Records a fault (QEMU vtd_report_fault / vtd_report_frcd_fault). */
+/**
+ * Records a fault (QEMU vtd_report_fault / vtd_report_frcd_fault).  Faults
+ * are not a hot path: the 'fault' event is built whether or not anyone
+ * listens; trace calls are made only when the tracer asks for them.
+ */
 export function recordFault(u: FaultUnit, sid: number, reason: number, addr: number, isWrite: boolean, extra?: FaultExtra): void {
-  const emit = u.events.listenerCount('fault') > 0;
   const irIndex = extra?.irIndex;
+  const announce = (outcome: FaultEvent['outcome'], index?: number): void => {
+    u.events.emit('fault', { sid, reason, addr, isWrite, ...(irIndex !== undefined ? { irIndex } : {}), outcome, ...(index !== undefined ? { index } : {}) });
+  };
   if (extra?.fpd && isQualifiedFault(reason)) {
     if (u.tracer.enabled(Trace.faultFpd)) u.tracer.trace(Trace.faultFpd, { sid, reason });
-    if (emit) u.events.emit('fault', { sid, reason, addr, isWrite, irIndex, outcome: 'fpd' });
+    announce('fpd');
     return;
   }
   if (u.tracer.enabled(Trace.fault)) u.tracer.trace(Trace.fault, { sid, fault: reason, addr, is_write: isWrite });
   const fsts = u.regs.get32(Reg.FSTS);
   if ((fsts & Fsts.PFO) !== 0) {
-    if (emit) u.events.emit('fault', { sid, reason, addr, isWrite, irIndex, outcome: 'pfo' });
+    announce('pfo');
     return;
   }
   for (let i = 0; i < u.config.nfr; i++) {
     if (frcdPending(u, i) && (u.regs.get32(frcdOffset(i) + 2 * DW) & Frcd.SID_MASK) === sid) {
       if (u.tracer.enabled(Trace.faultCollapse)) u.tracer.trace(Trace.faultCollapse, { sid, index: i });
-      if (emit) u.events.emit('fault', { sid, reason, addr, isWrite, irIndex, outcome: 'collapsed' });
+      announce('collapsed');
       return;
     }
   }
@@ -99,7 +105,7 @@ export function recordFault(u: FaultUnit, sid: number, reason: number, addr: num
   if (frcdPending(u, index)) {
     u.regs.setClear32(Reg.FSTS, Fsts.PFO, 0);
     if (u.tracer.enabled(Trace.faultPpfOverflow)) u.tracer.trace(Trace.faultPpfOverflow, { index });
-    if (emit) u.events.emit('fault', { sid, reason, addr, isWrite, irIndex, outcome: 'overflow' });
+    announce('overflow');
     return;
   }
   const off = frcdOffset(index);
@@ -116,15 +122,14 @@ export function recordFault(u: FaultUnit, sid: number, reason: number, addr: num
   let top = (reason & Frcd.FR_MASK) | (isWrite ? 0 : Frcd.T);
   if (pasid !== undefined) top |= (pasid & Frcd.PV_MASK) << Frcd.PV_SHIFT;
   u.regs.set32(off + 3 * DW, top >>> 0);
-  if (u.tracer.enabled(Trace.faultRecord)) {
-    u.tracer.trace(Trace.faultRecord, { index, hi: u.regs.get64(off + 8), lo: u.regs.get64(off) });
-  }
   if ((fsts & Fsts.PPF) === 0) {
     u.regs.setClear32(Reg.FSTS, (index << Fsts.FRI_SHIFT) >>> 0, Fsts.FRI_MASK);
   }
   u.regs.setClear32(off + 3 * DW, Frcd.F, 0);
+  if (u.tracer.enabled(Trace.faultRecord)) u.tracer.trace(Trace.faultRecord, { index, hi: u.regs.get64(off + 8), lo: u.regs.get64(off) });
   updatePpf(u);
   u.state.nextFrcd = index + 1 === u.config.nfr ? 0 : index + 1;
-  if (emit) u.events.emit('fault', { sid, reason, addr, isWrite, irIndex, outcome: 'recorded', index });
-  if ((fsts & Fsts.PPF) === 0) generateFaultEvent(u, fsts);
+  announce('recorded', index);
+  // No event while an earlier record is pending (generateFaultEvent checks PPF in `fsts`).
+  generateFaultEvent(u, fsts);
 }

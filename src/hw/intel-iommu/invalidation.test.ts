@@ -4,6 +4,7 @@ import { IOTLB_MAX_ENTRIES } from './iotlb.js';
 import { Gcmd, Reg } from './reg-layout.js';
 import { ctxEntry, VtdBench } from '../../../test/support/vtd-bench.js';
 import { PatternTracer } from '../../machine/tracer.js';
+import type { Tracer } from '../../machine/device-type.js';
 import { Pgtt } from './scalable-context.js';
 
 const A = 0x200_0000;
@@ -315,5 +316,16 @@ describe('a PASID-cache invalidation takes a scalable-mode device out of pass-th
     const { b, dma } = ptDevice();
     b.iommu.invalidatePasidCache(inv);
     expect(peek(dma, 0x5000)).toBe(covers ? 0xbbbb_bbbb : 0x1111_1111);
+  });
+});
+
+describe('invalidation tracing is asked for first', () => {
+  it('makes no trace call for any granularity when the tracer does not ask', () => {
+    const calls: string[] = [];
+    const tracer: Tracer = { enabled: () => false, trace: (e) => void calls.push(e) };
+    const b = new VtdBench({ tracer });
+    for (const g of [1, 3]) ccInv(b, g, 1, 8);
+    for (const g of [1, 2, 3]) iotlbInv(b, g, 1, 0x1000n);
+    expect(calls).toEqual([]);
   });
 });

@@ -40,7 +40,7 @@ function report(u: InvalidationUnit, cache: InvalidateEvent['cache'], inv: Reque
 /** Invalidates context-cache entries (QEMU vtd_context_global/device_invalidate). */
 export function invalidateContext(u: InvalidationUnit, inv: ContextInvalidation, source: InvalidationSource): void {
   if (inv.kind === 'device') {
-    u.tracer.trace(Trace.ccDevice, { sid: inv.sid, fm: inv.fm });
+    if (u.tracer.enabled(Trace.ccDevice)) u.tracer.trace(Trace.ccDevice, { sid: inv.sid, fm: inv.fm });
     const ignore = FM_DEVFN_MASK[inv.fm & 3]!;
     const bus = (inv.sid >>> 8) & 0xff;
     const devfn = inv.sid & 0xff & ~ignore;
@@ -53,7 +53,7 @@ export function invalidateContext(u: InvalidationUnit, inv: ContextInvalidation,
       }
     }
   } else {
-    u.tracer.trace(Trace.ccGlobal, {});
+    if (u.tracer.enabled(Trace.ccGlobal)) u.tracer.trace(Trace.ccGlobal, {});
     u.bumpContextGeneration();
     u.refreshAddressSpaces();
   }
@@ -64,15 +64,15 @@ export function invalidateContext(u: InvalidationUnit, inv: ContextInvalidation,
 export function invalidateIotlb(u: InvalidationUnit, inv: IotlbInvalidation, source: InvalidationSource): void {
   switch (inv.kind) {
     case 'global':
-      u.tracer.trace(Trace.iotlbGlobal, {});
+      if (u.tracer.enabled(Trace.iotlbGlobal)) u.tracer.trace(Trace.iotlbGlobal, {});
       u.iotlb.clear();
       break;
     case 'domain':
-      u.tracer.trace(Trace.iotlbDomain, { domain: inv.did });
+      if (u.tracer.enabled(Trace.iotlbDomain)) u.tracer.trace(Trace.iotlbDomain, { domain: inv.did });
       u.iotlb.removeDomain(inv.did);
       break;
     case 'page':
-      u.tracer.trace(Trace.iotlbPages, { domain: inv.did, addr: inv.addr, mask: inv.am });
+      if (u.tracer.enabled(Trace.iotlbPages)) u.tracer.trace(Trace.iotlbPages, { domain: inv.did, addr: inv.addr, mask: inv.am });
       u.iotlb.removePages(inv.did, inv.addr, inv.am);
       break;
   }
