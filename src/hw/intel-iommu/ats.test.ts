@@ -21,8 +21,8 @@ import {
 } from '../../memory/iommu.js';
 import { DmaSpace } from '../../memory/dma-space.js';
 import { DmaRequestKind } from '../../memory/iommu.js';
-import { FS_PRESENT_RW_US, VtdBench, type FakeRequester } from '../../../test/support/vtd-bench.js';
-import { atsStatusOf, deviceTlbRange } from './ats.js';
+import { ctxEntry, FakeRequester, FS_PRESENT_RW_US, VtdBench } from '../../../test/support/vtd-bench.js';
+import { AtsEndpoints, answerUnsupported, atsStatusOf, deviceTlbRange } from './ats.js';
 import { VtdFault } from './fault-reasons.js';
 import { Fsts, Gcmd, Reg } from './reg-layout.js';
 import { Pgtt } from './scalable-context.js';
@@ -168,6 +168,84 @@ describe('ATS translation requests', () => {
     const port = dt.iommu.atsPort(dt.device(0, DEVFN).req, new Endpoint())!;
     expect(ask(port, NO_PASID, VA)).toMatchObject({ status: AtsStatus.Success, read: true, write: true });
     expect(port.pageRequest(1, pr(VA))).toBe('refused');
+  });
+});
+
+describe('ATS translation requests: permissions, the interrupt range bounds, refusals', () => {
+  /** A legacy unit with device-TLBs, one 3-level domain for (0, DEVFN) mapping VA with PTE flags `flags`, and its port. */
+  function legacy(flags: number) {
+    const b = new VtdBench({ props: { 'device-iotlb': true } });
+    const root = b.allocPage();
+    const top = b.allocPage();
+    b.setRoot(root);
+    b.setContext(root, 0, DEVFN, ...ctxEntry(top, DID, 1));
+    b.map(top, 3, VA, PHYS, flags);
+    b.gcmd(Gcmd.TE);
+    const port = b.iommu.atsPort(b.device(0, DEVFN).req, new Endpoint())!;
+    return { b, port };
+  }
+
+  it('a second-stage read-only page answers R without W for a write request (legacy)', () => {
+    const { b, port } = legacy(1);
+    expect(ask(port, NO_PASID, VA)).toMatchObject({ status: AtsStatus.Success, read: true, write: false, translated: PHYS });
+    expect(faulted(b)).toBe(false);
+  });
+
+  it('a write-only page answers W without R', () => {
+    const { port } = legacy(2);
+    expect(ask(port, NO_PASID, VA)).toMatchObject({ status: AtsStatus.Success, read: false, write: true, translated: PHYS });
+  });
+
+  it('a successful request is one translation (no read retry after a granted write)', () => {
+    const { b, port } = legacy(3);
+    const seen: boolean[] = [];
+    b.iommu.events.on('translate', (e) => seen.push(e.cached));
+    expect(ask(port, NO_PASID, VA)).toMatchObject({ read: true, write: true });
+    expect(seen).toEqual([false]);
+  });
+
+  it('the interrupt range is 0xFEE00000-0xFEEFFFFF inclusive; the page above it is translated', () => {
+    const { b, port } = svm();
+    const msi = { status: AtsStatus.Success, read: false, write: true, untranslatedOnly: true };
+    expect(ask(port, NO_PASID, 0xfee0_0000)).toMatchObject({ ...msi, iova: 0xfee0_0000 });
+    expect(ask(port, NO_PASID, 0xfeef_ffff)).toMatchObject({ ...msi, iova: 0xfeef_f000 });
+    // Above it: PASID 0 is pass-through here, so 1:1 with R and W.
+    expect(ask(port, NO_PASID, 0xfef0_0000)).toMatchObject({ read: true, write: true, untranslatedOnly: false, translated: 0xfef0_0000 });
+    expect(faulted(b)).toBe(false);
+  });
+
+  it('refusals are never untranslated-only', () => {
+    const { port } = svm();
+    expect(ask(port, PASID, VA)).toMatchObject({ status: AtsStatus.Success, read: false, untranslatedOnly: false });
+    expect(ask(port, 0x100, VA)).toMatchObject({ status: AtsStatus.UnsupportedRequest, untranslatedOnly: false });
+    // A completion left untranslated-only by an earlier answer.
+    const c = { ...newAtsCompletion(), untranslatedOnly: true };
+    answerUnsupported(VA + 0x10, c);
+    expect(c).toEqual({ status: AtsStatus.UnsupportedRequest, iova: VA, translated: 0, addrMask: 0xfff, read: false, write: false, untranslatedOnly: false });
+  });
+});
+
+describe('AtsEndpoints.invalidate: the worst answer of the functions at one SID wins', () => {
+  /** Endpoints answering `answers`, in registration order, all at SID 0x0010. */
+  function endpoints(answers: AtsInvalidationResult[]): AtsEndpoints {
+    const eps = new AtsEndpoints();
+    for (const a of answers) {
+      const ep = new Endpoint();
+      ep.answer = a;
+      eps.register(new FakeRequester(0, DEVFN), ep);
+    }
+    return eps;
+  }
+  const worst = (answers: AtsInvalidationResult[]) => endpoints(answers).invalidate(SID, NO_PASID, 0, 0x1000);
+
+  it('timeout over error over done, whatever the order', () => {
+    expect(worst([])).toBe('done');
+    expect(worst(['done', 'done'])).toBe('done');
+    expect(worst(['timeout', 'done'])).toBe('timeout');
+    expect(worst(['timeout', 'error'])).toBe('timeout');
+    expect(worst(['error', 'timeout'])).toBe('timeout');
+    expect(worst(['error', 'done'])).toBe('error');
+    expect(worst(['done', 'error'])).toBe('error');
   });
 });
 

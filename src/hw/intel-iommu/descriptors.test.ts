@@ -100,6 +100,14 @@ describe('context-cache descriptor (type 1)', () => {
   });
 });
 
+describe('256-bit queue, upper half not given', () => {
+  it('is taken as zero: types 1-8 are accepted', () => {
+    const d = (v: bigint, sh: bigint) => Number((v >> sh) & 0xffff_ffffn);
+    const cc = 0x11n;
+    expect(decodeDescriptor(d(cc, 0n), d(cc, 32n), 0, 0, WIDE)).toMatchObject({ ok: true });
+  });
+});
+
 describe('IOTLB descriptor (type 2)', () => {
   it('decodes global, domain and page', () => {
     expect(ok(dec(0x12n))).toMatchObject({ type: DescType.Iotlb, granularity: 'global' });
@@ -107,6 +115,11 @@ describe('IOTLB descriptor (type 2)', () => {
     const page = ok(dec(0x32n | 0xc0n | (9n << 16n), 0x12_3456_7000n | 0x40n | 3n));
     expect(page).toEqual({
       type: 2, granularity: 'page', did: 9, addr: 0x12_3456_7000, am: 3, ih: true, drainReads: true, drainWrites: true,
+    });
+  });
+  it('IH, DR and DW clear decode as false', () => {
+    expect(ok(dec(0x32n | (9n << 16n), 0x12_3456_7000n | 3n))).toEqual({
+      type: 2, granularity: 'page', did: 9, addr: 0x12_3456_7000, am: 3, ih: false, drainReads: false, drainWrites: false,
     });
   });
   it('keeps high page addresses exact', () => {
@@ -233,6 +246,9 @@ describe('PASID-based IOTLB descriptor (type 6)', () => {
     expect(ok(dec256(0x36n | (5n << 16n) | (7n << 32n), 0xffff_ffff_ffff_f000n | 0x40n | 3n))).toEqual({
       type: 6, granularity: 'page', did: 5, pasid: 7, addr: 2 ** 64 - 4096, am: 3, ih: true,
     });
+  });
+  it('a page-selective one with IH clear decodes ih false', () => {
+    expect(ok(dec256(0x36n | (5n << 16n) | (7n << 32n), 0xabc_d000n | 3n))).toMatchObject({ granularity: 'page', am: 3, ih: false });
   });
   it('refuses G=0 and G=1', () => {
     expect(err(dec256(0x06n))).toBe(DescError.Granularity);

@@ -41,6 +41,24 @@ describe('IommuEmitter.translateListened', () => {
     expect(ev.translateListened).toBe(true);
   });
 
+  it('addListener adds (and chains) like on', () => {
+    const ev = createIommuEmitter();
+    const seen: boolean[] = [];
+    expect(ev.addListener('translate', (e) => seen.push(e.cached))).toBe(ev);
+    expect(ev.translateListened).toBe(true);
+    ev.emit('translate', { cached: true } as TranslateEvent);
+    expect(seen).toEqual([true]);
+  });
+
+  it('removeAllListeners(name) removes only that event\'s listeners', () => {
+    const ev = createIommuEmitter();
+    ev.on('fault', () => {});
+    ev.on('translate', () => {});
+    expect(ev.removeAllListeners('translate')).toBe(ev);
+    expect(ev.translateListened).toBe(false);
+    expect(ev.listenerCount('fault')).toBe(1);
+  });
+
   it('translations emit events only while a listener is attached', () => {
     const b = new VtdBench();
     const root = b.allocPage();

@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { Gcmd, Gsts, Reg } from './reg-layout.js';
 import { VtdBench } from '../../../test/support/vtd-bench.js';
+import type { Tracer } from '../../machine/device-type.js';
 
 const u32 = (v: number) => v >>> 0;
 
@@ -110,5 +111,56 @@ describe('GCMD', () => {
     b.iommu.raiseFaultStatus(1 << 4);
     expect(b.r32(Reg.FSTS)).toBe(1 << 4);
     expect(b.r32(Reg.FECTL)).toBe(0xc000_0000);
+  });
+});
+
+describe('GCMD.TE and the fault recording index (QEMU vtd_handle_gcmd_te)', () => {
+  /** An IR fault (index beyond the 2-entry table) from `sid`; returns its outcome and FRCD index. */
+  function irFault(b: VtdBench, sid: number, faults: { outcome: string; index?: number }[]): { outcome: string; index?: number } {
+    b.iommu.interruptWrite(0xfee0_0000 | (5 << 5) | 0x10, 0, sid);
+    const f = faults[faults.length - 1]!;
+    return { outcome: f.outcome, index: f.index };
+  }
+  const clearF = (b: VtdBench, index: number) => b.w32(Reg.FRCD0 + index * 16 + 12, 0x8000_0000);
+
+  it('enabling translation keeps the next fault recording register; disabling it starts again at FRCD0', () => {
+    const b = new VtdBench({ props: { intremap: 'on', nfr: 4 } });
+    b.w64(Reg.IRTA, 0x40_0000n);
+    b.gcmd(Gcmd.SIRTP | Gcmd.IRE);
+    const { faults } = b.recordEvents();
+    expect(irFault(b, 0x10, faults)).toEqual({ outcome: 'recorded', index: 0 });
+    b.gcmd(Gcmd.TE);
+    expect(irFault(b, 0x18, faults)).toEqual({ outcome: 'recorded', index: 1 });
+    b.gcmd(0, Gcmd.TE);
+    clearF(b, 0);
+    clearF(b, 1);
+    expect(irFault(b, 0x20, faults)).toEqual({ outcome: 'recorded', index: 0 });
+  });
+});
+
+describe('GCMD trace lines', () => {
+  function traced(): { tracer: Tracer; lines: [string, Readonly<Record<string, unknown>>][] } {
+    const lines: [string, Readonly<Record<string, unknown>>][] = [];
+    return { tracer: { enabled: () => true, trace: (e, f) => void lines.push([e, f]) }, lines };
+  }
+
+  it('vtd_reg_write_gcmd (status before, value written), vtd_dmar_enable and vtd_reg_dmar_root', () => {
+    const t = traced();
+    const b = new VtdBench({ props: { 'scalable-mode': true }, tracer: t.tracer });
+    b.w64(Reg.RTADDR, 0x1_2345_6000n | 0x400n);
+    t.lines.length = 0;
+    b.w32(Reg.GCMD, Gcmd.SRTP);
+    b.w32(Reg.GCMD, u32(Gsts.RTPS | Gcmd.TE));
+    b.w32(Reg.GCMD, 0);
+    const mine = t.lines.filter(([e]) => ['vtd_reg_write_gcmd', 'vtd_dmar_enable', 'vtd_reg_dmar_root'].includes(e));
+    expect(mine).toEqual([
+      ['vtd_reg_write_gcmd', { status: 0, val: Gcmd.SRTP }],
+      ['vtd_reg_dmar_root', { root: 0x1_2345_6000, scalable: true }],
+      ['vtd_reg_write_gcmd', { status: Gsts.RTPS, val: u32(Gsts.RTPS | Gcmd.TE) }],
+      ['vtd_dmar_enable', { en: true }],
+      ['vtd_reg_dmar_root', { root: 0x1_2345_6000, scalable: true }],
+      ['vtd_reg_write_gcmd', { status: u32(Gsts.RTPS | Gsts.TES), val: 0 }],
+      ['vtd_dmar_enable', { en: false }],
+    ]);
   });
 });

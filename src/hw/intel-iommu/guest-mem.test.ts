@@ -9,7 +9,7 @@ import { AddressSpace } from '../../memory/address-space.js';
 import { createRam } from '../../memory/ram-backend.js';
 import { AliasRegion, ContainerRegion, RamRegion } from '../../memory/region.js';
 import { VtdBench } from '../../../test/support/vtd-bench.js';
-import { newQword, readEntry, readQword, type Qword } from './guest-mem.js';
+import { lastReadFromRam, newQword, readEntry, readQword, type Qword } from './guest-mem.js';
 import { DMAR_BASE, Reg } from './reg-layout.js';
 
 const RAM = 64 * 1024 * 1024;
@@ -165,5 +165,57 @@ describe('readEntry', () => {
     expect(readEntry(b.memory, 0x10_0000 - 8, 64, out)).toBe(false);
     expect(readEntry(b.memory, 0x10_0000 - 64, 64, out)).toBe(true);
     expect(readEntry(b.memory, HOLE, 64, out)).toBe(false);
+  });
+});
+
+describe('lastReadFromRam', () => {
+  it('tells RAM from MMIO after readQword', () => {
+    const b = new VtdBench();
+    const q = newQword();
+    expect(readQword(b.memory, DMAR_BASE + Reg.CAP, q)).toBe(true);
+    expect(lastReadFromRam()).toBe(false);
+    expect(readQword(b.memory, 0x1000, q)).toBe(true);
+    expect(lastReadFromRam()).toBe(true);
+  });
+
+  it('tells RAM from MMIO after readEntry, in one RAM range or split over two', () => {
+    const b = new VtdBench();
+    const out = [newQword()];
+    expect(readEntry(b.memory, DMAR_BASE + Reg.CAP, 16, out)).toBe(true);
+    expect(lastReadFromRam()).toBe(false);
+    expect(readEntry(b.memory, 0x2000, 64, out)).toBe(true);
+    expect(lastReadFromRam()).toBe(true);
+    const { mem } = splitRam();
+    expect(readQword(mem, 0x6_0000, newQword())).toBe(false);
+    expect(readEntry(mem, 0x5_0ff0, 32, out)).toBe(true);
+    expect(lastReadFromRam()).toBe(true);
+  });
+});
+
+/** Two adjacent RAM windows, [0x50000, 0x51000) and [0x51000, 0x52000), then a hole. */
+function splitRam(): { mem: AddressSpace } {
+  const ram = createRam(0x1_0000, 'ts');
+  const root = new ContainerRegion('root', 2 ** 32);
+  root.add(new RamRegion('a', 0x1000, ram, 0x8000), 0x5_0000);
+  root.add(new RamRegion('b', 0x1000, ram, 0xc000), 0x5_1000);
+  return { mem: new AddressSpace('t', root) };
+}
+
+describe('readEntry cost and extent', () => {
+  it('an entry inside one RAM range costs one lookup, up to the range\'s last byte', () => {
+    const b = new VtdBench({ ramSize: 0x10_0000 });
+    const lookups = vi.spyOn(b.memory, 'lookup');
+    const out = [newQword(), newQword()];
+    expect(readEntry(b.memory, 0x2000, 64, out)).toBe(true);
+    expect(readEntry(b.memory, 0x10_0000 - 64, 64, out)).toBe(true);
+    expect(lookups).toHaveBeenCalledTimes(2);
+  });
+
+  it('an entry over two RAM ranges reads exactly its own bytes (it may end where a hole begins)', () => {
+    const { mem } = splitRam();
+    const out = [newQword()];
+    expect(readEntry(mem, 0x5_0000, 0x2000, out)).toBe(true);
+    expect(readEntry(mem, 0x5_0ff8, 0x1008, out)).toBe(true);
+    expect(readEntry(mem, 0x5_0ff8, 0x1010, out)).toBe(false);
   });
 });

@@ -359,6 +359,34 @@ describe('interrupt entry cache', () => {
     b.setTail(1);
     expect(vectorOf(b, 3)).toBe(0x61);
   });
+
+  it('an index-selective IEC invalidation stops at its block: entries after it stay cached', () => {
+    const b = irQueue();
+    putIrte(b, 0x21, { vector: 0x30 });
+    putIrte(b, 0x30, { vector: 0x40 });
+    expect([vectorOf(b, 0x21), vectorOf(b, 0x30)]).toEqual([0x30, 0x40]);
+    putIrte(b, 0x21, { vector: 0x31 });
+    putIrte(b, 0x30, { vector: 0x41 });
+    iec(b, false, 0x21, 0);
+    expect([vectorOf(b, 0x21), vectorOf(b, 0x30)]).toEqual([0x31, 0x40]);
+  });
+
+  it('a hit returns the cached entry of its own index, and caching one entry leaves its neighbour intact', () => {
+    const b = irOn();
+    putIrte(b, 0, { vector: 0x30, dst: 0x0100 });
+    putIrte(b, 1, { vector: 0x31, dst: 0x0200 });
+    const round = () => [deliver(b, remapAddr(0)), deliver(b, remapAddr(1))].map((m) => [m.address, m.data & 0xff]);
+    const expected = [[0xfee0_1000, 0x30], [0xfee0_2000, 0x31]];
+    expect(round()).toEqual(expected);
+    expect(round()).toEqual(expected);
+  });
+
+  it('caches entries at every index, the highest ones included', () => {
+    const b = irOn();
+    putIrte(b, 0xfffe, { vector: 0x52, dst: 0x0400 });
+    expect(deliver(b, remapAddr(0xfffe))).toMatchObject({ address: 0xfee0_4000, data: 0x4052 });
+    expect(deliver(b, remapAddr(0xfffe))).toMatchObject({ address: 0xfee0_4000, data: 0x4052 });
+  });
 });
 
 describe('random input (property)', () => {
@@ -388,5 +416,140 @@ describe('random input (property)', () => {
     // The generator must reach delivery and faults.
     expect(seen).toContain('delivered');
     expect(seen).toContain('dropped');
+  });
+});
+
+describe('state before and after the table (mutation-found edges)', () => {
+  it('the outcome object is a well-formed "dropped, no reason" before the first message', () => {
+    expect(irOn().iommu.remapper.last).toEqual({ status: 'dropped', reason: 0, address: 0, data: 0 });
+  });
+
+  it('a device reset forgets the table and its cache: IRE without a new SIRTP remaps nothing (0x21)', () => {
+    const b = irOn();
+    const rec = b.recordEvents();
+    putIrte(b, 1, { vector: 0x30 });
+    expect(deliver(b, remapAddr(1)).data & 0xff).toBe(0x30);
+    b.iommu.reset();
+    setIre(b, true);
+    send(b, remapAddr(1), 0, SID_UNKNOWN);
+    expect(b.msis).toHaveLength(1);
+    expect(rec.faults.map((f) => f.reason)).toEqual([VtdFault.IR_INDEX_OVER]);
+  });
+
+  it('with the eim property, IRTA.EIME clear still means xAPIC destinations (DST[15:8])', () => {
+    const b = irOn({ eim: 'on' }, 0xf, false);
+    putIrte(b, 1, { vector: 0x20, dst: 0x1234_5678 });
+    expect(deliver(b, remapAddr(1)).address).toBe(0xfee5_6000);
+  });
+
+  it('index 0 is a remapped index like any other (the origin carries it)', () => {
+    const b = irOn();
+    putIrte(b, 0, { vector: 0x21 });
+    expect(deliver(b, remapAddr(0)).origin).toEqual({ kind: 'ioapic', remappedIndex: 0 });
+  });
+
+  it('a negative address (no bus can carry one) is refused as outside 0xFEExxxxx (0x20)', () => {
+    const b = irOn();
+    const rec = b.recordEvents();
+    putIrte(b, 1, { vector: 0x22 });
+    const o = b.iommu.remapper.remap(remapAddr(1) - 2 ** 32, 0, EDU_SID);
+    expect(o.status).toBe('dropped');
+    expect(rec.faults.map((f) => f.reason)).toEqual([VtdFault.IR_REQ_RSVD]);
+  });
+});
+
+describe('fault qualification passed along (FPD of no entry)', () => {
+  const fpdsOf = (log: ReturnType<typeof traceLog>) => log.events.filter((e) => e.event === 'vtd_ir_fault').map((e) => e.fields.fpd);
+
+  it('0x20 for a bad address and 0x23 for an unreadable table carry FPD clear, whatever the table says', () => {
+    const log = traceLog();
+    const b = irOn({}, 0xf, false, log.tracer);
+    putIrte(b, 1, { vector: 0x20, fpd: 1 });
+    send(b, remapAddr(1), 0, EDU_SID); // caches nothing wrong: a good entry with FPD set
+    send(b, 0xfed0_0010, 0, EDU_SID);
+    setIrta(b, 0x7000_0000, 0xf);
+    send(b, remapAddr(1), 0, EDU_SID);
+    expect(fpdsOf(log)).toEqual([false, false]);
+  });
+
+  it('0x25 (compatibility format blocked, x-cfi) carries FPD clear', () => {
+    const log = traceLog();
+    const b = irOn({ 'x-cfi': true }, 0xf, false, log.tracer);
+    const rec = b.recordEvents();
+    putIrte(b, 1, { vector: 0x20, fpd: 1 });
+    send(b, remapAddr(1), 0, EDU_SID);
+    send(b, 0xfee0_1000, 0x41, EDU_SID);
+    expect(rec.faults).toMatchObject([{ reason: VtdFault.IR_COMPAT_BLOCKED, outcome: 'recorded' }]);
+    expect(fpdsOf(log)).toEqual([false]);
+  });
+});
+
+describe('posted-format entries through the remapper (x-pi)', () => {
+  const PID = 0x80_0000;
+
+  it('a post that reaches the descriptor is "posted"; an unreadable descriptor drops the message without a fault', () => {
+    const b = irOn({ 'x-pi': true });
+    const rec = b.recordEvents();
+    putIrte(b, 1, { im: 1, vector: 0x40, dst: PID });
+    putIrte(b, 2, { im: 1, vector: 0x41, dst: 0x7000_0000 });
+    expect(b.iommu.remapper.remap(remapAddr(1), 0, EDU_SID)).toMatchObject({ status: 'posted', reason: 0 });
+    expect(b.iommu.remapper.remap(remapAddr(2), 0, EDU_SID)).toMatchObject({ status: 'dropped', reason: 0 });
+    expect(rec.faults).toEqual([]);
+  });
+
+  it('a cached posted entry keeps its own descriptor address (dword 3), not its neighbour\'s', () => {
+    const b = irOn({ 'x-pi': true });
+    putIrte(b, 0, { vector: 0x30, dst: 0x0100 });
+    putIrte(b, 1, { im: 1, vector: 0x40, dst: PID });
+    deliver(b, remapAddr(0));
+    expect(b.iommu.remapper.remap(remapAddr(1), 0, EDU_SID).status).toBe('posted');
+    expect(b.iommu.remapper.remap(remapAddr(1), 0, EDU_SID).status).toBe('posted');
+  });
+});
+
+describe('trace lines of the remapper', () => {
+  /** The fields of every `event` line traced so far. */
+  const fieldsOf = (log: ReturnType<typeof traceLog>, event: string) => log.events.filter((e) => e.event === event).map((e) => e.fields);
+
+  it('vtd_reg_ir_root: the table address and size latched by SIRTP', () => {
+    const log = traceLog();
+    irOn({}, 3, false, log.tracer);
+    expect(fieldsOf(log, 'vtd_reg_ir_root')).toEqual([{ addr: IRT, size: 16, eime: false }]);
+  });
+
+  it('vtd_ir_irte_get and vtd_ir_remap_msi: the entry read and the message in and out', () => {
+    const log = traceLog();
+    const b = irOn({}, 0xf, false, log.tracer);
+    putIrte(b, 7, { vector: 0x30, dst: 0x0300 });
+    deliver(b, remapAddr(7), 0x30);
+    expect(fieldsOf(log, 'vtd_ir_irte_get')).toMatchObject([{ index: 7, lo: (1 | (0x30 << 16)) >>> 0 }]);
+    expect(fieldsOf(log, 'vtd_ir_remap_msi')).toEqual([{ addr: remapAddr(7), data: 0x30, outAddr: 0xfee0_3000, outData: 0x4030, index: 7 }]);
+  });
+
+  it('vtd_warn_ir_vector / vtd_warn_ir_trigger name the index and both values', () => {
+    const log = traceLog();
+    const b = irOn({}, 0xf, false, log.tracer);
+    putIrte(b, 1, { vector: 0xed, tm: 0 });
+    send(b, remapAddr(1), 0x80ec, SID_UNKNOWN);
+    expect(fieldsOf(log, 'vtd_warn_ir_vector')).toEqual([{ index: 1, vector: 0xec, irteVector: 0xed }]);
+    expect(fieldsOf(log, 'vtd_warn_ir_trigger')).toEqual([{ index: 1, level: true, irteLevel: false }]);
+  });
+
+  it('with SHV the data is a sub-handle, not an IOAPIC vector: no mismatch warnings (QEMU)', () => {
+    const log = traceLog();
+    const b = irOn({}, 0xf, false, log.tracer);
+    putIrte(b, 0x13, { vector: 0x61 });
+    deliver(b, remapAddr(0x10, true), 3);
+    expect(log.events.map((e) => e.event).filter((e) => e.startsWith('vtd_warn'))).toEqual([]);
+  });
+
+  it('nothing is traced when the tracer does not ask', () => {
+    const calls: string[] = [];
+    const b = irOn({}, 0xf, false, { enabled: () => false, trace: (e) => void calls.push(e) });
+    putIrte(b, 1, { vector: 0xed });
+    send(b, remapAddr(1), 0x80ec, SID_UNKNOWN);
+    send(b, remapAddr(0x9000), 0, EDU_SID);
+    expect(b.msis).toHaveLength(1);
+    expect(calls).toEqual([]);
   });
 });

@@ -220,3 +220,99 @@ describe('PASID tags (QEMU 11.1 keying)', () => {
     expect(t.size).toBe(0);
   });
 });
+
+describe('insert defaults', () => {
+  it('an entry inserted without PGTT, FPD or write fault is legacy, FPD clear, writable by its perm', () => {
+    const t = new Iotlb();
+    t.insert(8, NO_PASID, 1, 0x3000, 1, 0x9000, IommuPerm.ReadWrite);
+    expect(t.lookup(8, NO_PASID, 0x3000)).toMatchObject({ pgtt: PGTT_LEGACY, fpd: false, writeFault: 0 });
+  });
+});
+
+/** A scratch table for finding keys by the slot they hash to. */
+const scratch = new Iotlb();
+/** The home slot of the level-`level` key of (sid, pasid, iova). */
+function homeOf(sid: number, pasid: number, iova: number, level: number): number {
+  scratch.clear();
+  scratch.insert(sid, pasid, 1, iova, level, 0, IommuPerm.Read);
+  return [...scratch.entries()][0]!.home;
+}
+
+describe('keys that share a home slot stay apart', () => {
+  /**
+   * Finds i >= 1 whose entry key `entry(i)` and lookup key `probe(i)` hash to
+   * the same slot, so that the lookup meets the entry first.
+   */
+  function colliding(entry: (i: number) => [number, number, number, number], probe: (i: number) => [number, number, number, number]): number {
+    for (let i = 1; i < 1 << 20; i++) if (homeOf(...entry(i)) === homeOf(...probe(i))) return i;
+    throw new Error('no colliding keys');
+  }
+  /** Inserts entry(i) alone and looks up probe(i)'s address. */
+  function lookupOther(entry: [number, number, number, number], probe: [number, number, number, number]): VtdIotlbEntry | undefined {
+    const t = new Iotlb();
+    const [sid, pasid, iova, level] = entry;
+    t.insert(sid, pasid, 1, iova, level, 0x7000, IommuPerm.Read, PGTT_FIRST_STAGE);
+    expect(t.lookup(sid, pasid, iova)).toBeDefined();
+    return t.lookup(probe[0], probe[1], probe[2]);
+  }
+  const cases: [string, (i: number) => [number, number, number, number]][] = [
+    ['source ID', (i) => [9, 1, i * PAGE_4K, 1]],
+    ['PASID', (i) => [8, 2, i * PAGE_4K, 1]],
+    ['page number bits 63:32', (i) => [8, 1, i * PAGE_4K + 2 ** 44, 1]],
+    // The 4 KiB key of page i against a 2 MiB entry whose page number is also i.
+    ['level', (i) => [8, 1, i * PAGE_4K, 1]],
+  ];
+  it.each(cases)('differing only in %s', (what, probe) => {
+    const entry = (i: number): [number, number, number, number] => (what === 'level' ? [8, 1, i * 2 ** 21, 2] : [8, 1, i * PAGE_4K, 1]);
+    const i = colliding(entry, probe);
+    expect(lookupOther(entry(i), probe(i))).toBeUndefined();
+  });
+});
+
+describe('backward-shift deletion across the end of the table', () => {
+  const LAST = 4095;
+  /** `n` distinct 4 KiB pages of source ID 8 (no PASID) whose keys hash to `slot`. */
+  function pagesHomedAt(slot: number, n: number, avoid: Set<number>): number[] {
+    const out: number[] = [];
+    for (let p = 1; out.length < n; p++) {
+      if (p > 1 << 24) throw new Error(`no pages homed at ${slot}`);
+      if (!avoid.has(p) && homeOf(8, NO_PASID, p * PAGE_4K, 1) === slot) {
+        out.push(p);
+        avoid.add(p);
+      }
+    }
+    return out;
+  }
+  const used = new Set<number>();
+  const at4094 = pagesHomedAt(LAST - 1, 3, used);
+  const at4095 = pagesHomedAt(LAST, 3, used);
+  const at0 = pagesHomedAt(0, 1, used);
+
+  /**
+   * Inserts the pages in order (removed ones in domain 2), checks the slots
+   * they landed in, removes domain 2 and checks every page is found or gone.
+   */
+  function run(pages: [number, boolean][], slots: number[]): void {
+    const t = new Iotlb();
+    for (const [p, remove] of pages) t.insert(8, NO_PASID, remove ? 2 : 1, p * PAGE_4K, 1, p * 2 * PAGE_4K, IommuPerm.Read);
+    expect(pages.map(([p]) => t.lookup(8, NO_PASID, p * PAGE_4K)!.slot)).toEqual(slots);
+    t.removeDomain(2);
+    for (const [p, removed] of pages) expect(t.lookup(8, NO_PASID, p * PAGE_4K)?.translated, `page ${p}`).toBe(removed ? undefined : p * 2 * PAGE_4K);
+  }
+
+  it('entries after the wrap move back into the hole when their home is outside (hole, slot]', () => {
+    run([[at4094[0]!, true], [at4094[1]!, false], [at4095[0]!, false], [at0[0]!, false], [at4094[2]!, false]], [4094, 4095, 0, 1, 2]);
+  });
+  it('entries after the wrap stay when their home is inside (hole, slot]', () => {
+    run([[at4094[0]!, true], [at4095[0]!, false], [at4095[1]!, false], [at0[0]!, false]], [4094, 4095, 0, 1]);
+  });
+  it('an entry homed at the hole itself moves back across the wrap', () => {
+    run([[at4095[0]!, true], [at4095[1]!, false]], [4095, 0]);
+  });
+  it('an entry in its own home slot after the wrap stays', () => {
+    run([[at4095[0]!, true], [at0[0]!, false]], [4095, 0]);
+  });
+  it('after the wrap, an entry homed before it moves into a hole that is also after it', () => {
+    run([[at4095[0]!, false], [at4095[1]!, true], [at4095[2]!, false]], [4095, 0, 1]);
+  });
+});

@@ -50,6 +50,20 @@ describe('decodeIrte (posted format)', () => {
     const e = decodeIrte(w0, 0xabcd_ef40, 0x0008 | (1 << 18), 0x1, newIrte());
     expect(e).toMatchObject({ posted: true, urgent: true, vector: 0x31, pidAddr: 0x1_abcd_ef40, sid: 8, svt: 1 });
   });
+  it('URG clear is not urgent, even when decoded over an urgent entry', () => {
+    const out = newIrte();
+    decodeIrte(1 | (1 << 14) | (1 << 15), 0x40, 0, 0, out);
+    expect(decodeIrte(1 | (1 << 15), 0x40, 0, 0, out).urgent).toBe(false);
+  });
+});
+
+describe('newIrte', () => {
+  it('is a blank entry: not present, every flag clear, every number 0', () => {
+    expect(newIrte()).toEqual({
+      present: false, fpd: false, posted: false, vector: 0, destLogical: false, redirHint: false,
+      levelTriggered: false, deliveryMode: 0, dst: 0, urgent: false, pidAddr: 0, sid: 0, sq: 0, svt: 0,
+    });
+  });
 });
 
 describe('irteHasReservedBits', () => {
