@@ -520,9 +520,11 @@ describe('trace lines of the remapper', () => {
   it('vtd_ir_irte_get and vtd_ir_remap_msi: the entry read and the message in and out', () => {
     const log = traceLog();
     const b = irOn({}, 0xf, false, log.tracer);
-    putIrte(b, 7, { vector: 0x30, dst: 0x0300 });
+    putIrte(b, 7, { vector: 0x30, dst: 0x0300, sid: 0x1234 });
     deliver(b, remapAddr(7), 0x30);
-    expect(fieldsOf(log, 'vtd_ir_irte_get')).toMatchObject([{ index: 7, lo: (1 | (0x30 << 16)) >>> 0 }]);
+    const e = fieldsOf(log, 'vtd_ir_irte_get');
+    expect(e).toEqual([{ index: 7, lo: b.peek64(IRT + 7 * 16), hi: b.peek64(IRT + 7 * 16 + 8) }]);
+    expect([e[0]!['lo'], e[0]!['hi']]).toEqual([(0x0300n << 32n) | (0x30n << 16n) | 1n, 0x1234n]);
     expect(fieldsOf(log, 'vtd_ir_remap_msi')).toEqual([{ addr: remapAddr(7), data: 0x30, outAddr: 0xfee0_3000, outData: 0x4030, index: 7 }]);
   });
 

@@ -301,7 +301,10 @@ export class InterruptRemapper implements RemapperCommands {
       cw[at] = w[0]!; cw[at + 1] = w[1]!; cw[at + 2] = w[2]!; cw[at + 3] = w[3]!;
       this.cacheValid[index] = 1;
     }
-    this.trace('vtd_ir_irte_get', { index, lo: w[0]!, hi: w[2]! });
+    if (this.core.tracer.enabled('vtd_ir_irte_get')) {
+      // QEMU prints the entry as its two 64-bit halves.
+      this.trace('vtd_ir_irte_get', { index, lo: (BigInt(w[1]!) << 32n) | BigInt(w[0]!), hi: (BigInt(w[3]!) << 32n) | BigInt(w[2]!) });
+    }
     if (sid !== SID_UNKNOWN && !verifySourceId(this.irte, sid)) return VtdFault.IR_SID_ERR;
     return 0;
   }
@@ -317,7 +320,7 @@ export class InterruptRemapper implements RemapperCommands {
     return out;
   }
 
-  private trace(event: string, fields: Record<string, number | boolean>): void {
+  private trace(event: string, fields: Record<string, number | bigint | boolean>): void {
     if (this.core.tracer.enabled(event)) this.core.tracer.trace(event, fields);
   }
 }
