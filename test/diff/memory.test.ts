@@ -189,13 +189,17 @@ describe.skipIf(!qemu72)('fw_cfg ports vs QEMU 7.2 (QEMU 7.2 only: 11.1 reads 0 
   });
 });
 
-describe('vtemu -m 64G', () => {
+// Guest RAM is sparse: 8 GiB of it (as much as QEMU 11.1 agrees to allocate on a
+// small host: it refuses more than the host's overcommit heuristic allows, and
+// so does vtemu) costs only the pages touched.  The last page: 2 GiB low, the
+// rest from 4 GiB, ending at 10 GiB.
+describe('vtemu -m 8G', () => {
   it.each(availableRamBackends())('answers endianness with a small resident set (%s RAM)', async (backend) => {
-    const v = VtemuCliRunner.start(['-m', '64G'], { VTEMU_RAM: backend });
+    const v = VtemuCliRunner.start(['-m', '8G'], { VTEMU_RAM: backend });
     try {
       expect(await v.command('endianness')).toBe('OK little');
-      expect(await v.command('writel 0xfffff0000 0x1234')).toBe('OK');
-      expect(await v.command('readl 0xfffff0000')).toBe('OK 0x0000000000001234');
+      expect(await v.command('writel 0x27fff0000 0x1234')).toBe('OK');
+      expect(await v.command('readl 0x27fff0000')).toBe('OK 0x0000000000001234');
       const status = readFileSync(`/proc/${v.child.pid}/status`, 'utf8');
       const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]);
       expect(kb).toBeGreaterThan(0);

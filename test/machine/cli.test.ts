@@ -62,11 +62,11 @@ const ERRORS: [string[], string][] = [
   [['-device', 'intel-iommu', '-device', 'intel-iommu'], 'vtemu: -device intel-iommu: QEMU does not support multiple vIOMMUs for x86 yet.\n'],
   [['-device', 'edu,id=a', '-device', 'edu,id=a'], "vtemu: -device edu,id=a: Duplicate ID 'a' for device\n"],
   [['-device', 'edu,bus=nope'], "vtemu: -device edu,bus=nope: Bus 'nope' not found\n"],
-  [['-machine', 'q35,foo=1'], "vtemu: Property 'pc-q35-7.2-machine.foo' not found\n"],
-  [['-machine', 'pc'], 'vtemu: unsupported machine type\nUse -machine help to list supported machines\n'],
+  [['-machine', 'q35,foo=1'], "vtemu: Property 'pc-q35-11.1-machine.foo' not found\n"],
+  [['-machine', 'pc'], 'vtemu: machine type "pc" is not modelled (vtemu models q35 only)\n'],
   [['-accel', 'hax'], 'vtemu: -accel hax: invalid accelerator hax\n'],
   [['-qtest', 'tcp:1234'], "vtemu: -qtest tcp:1234: 'tcp:1234' is not a supported chardev (use stdio or unix:PATH[,server])\n"],
-  [['disk.img'], 'vtemu: disk.img: invalid option\n'],
+  [['disk.img'], "vtemu: disk.img: Could not open 'disk.img': No such file or directory\n"],
   [['-bios', '/nonexistent.bin'], "vtemu: could not load PC BIOS '/nonexistent.bin'\n"],
 ];
 
