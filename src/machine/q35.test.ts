@@ -197,7 +197,7 @@ describe('q35 machine', () => {
   });
 
   it('refuses bad configurations with QEMU wording', () => {
-    expect(() => createMachine({ machine: ['q35,foo=1'] })).toThrow("Property 'pc-q35-7.2-machine.foo' not found");
+    expect(() => createMachine({ machine: ['q35,foo=1'] })).toThrow("Property 'pc-q35-11.1-machine.foo' not found");
     expect(() => createMachine({ memory: '1X' })).toThrow(/expects a non-negative number/);
     expect(() => createMachine({ devices: ['intel-iommu', 'intel-iommu'] })).toThrow(/multiple vIOMMUs/);
     expect(() => createMachine({ devices: ['edu', 'intel-iommu,aw-bits=300'] })).toThrow(/uint8_t/);

@@ -140,7 +140,7 @@ export class Machine {
     this.ramAbove4g = layout.above4g;
     for (const r of layout.regions) this.systemMemory.add(r.region, r.at);
     mapFirmwareRom(this.systemMemory, options.bios ?? null);
-    this.memory = new AddressSpace('memory', this.systemMemory);
+    this.memory = new AddressSpace('memory', this.systemMemory, { tracer: this.tracer });
     this.io = new AddressSpace('I/O', this.ioSpace, { unassignedByte: Q35Map.IO_UNASSIGNED_BYTE });
 
     this.msiSink.events.on('interrupt', (irq) => this.events.emit('interrupt', irq));

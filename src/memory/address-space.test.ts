@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { AddressSpace, MemTx, mmioAccessSize } from './address-space.js';
 import { createTsRam } from './ram-ts.js';
-import { type AccessRules, AliasRegion, ContainerRegion, MmioRegion, RamRegion } from './region.js';
+import { type AccessRules, AliasRegion, ContainerRegion, type MemoryTracer, MmioRegion, RamRegion, REENTRANT_ACCESS_TRACE } from './region.js';
 
 /** One call a fake device saw. */
 type Call = [op: 'r' | 'w' | 'r64' | 'w64', offset: number, size: number, value?: number | bigint];
@@ -347,9 +347,9 @@ describe('spans of a buffer (readInto / writeFrom)', () => {
 
 describe('re-entrancy guard (QEMU MemReentrancyGuard)', () => {
   /** A system with two register windows; `a` runs `onWrite` inside its write callback. */
-  function rig(shared: boolean) {
+  function rig(shared: boolean, tracer?: MemoryTracer) {
     const root = new ContainerRegion('system', 0x10_0000);
-    const as = new AddressSpace('memory', root);
+    const as = new AddressSpace('memory', root, tracer ? { tracer } : {});
     const seen: string[] = [];
     let onWrite: () => void = () => {};
     const a = new MmioRegion('a', 0x100, {
@@ -400,6 +400,40 @@ describe('re-entrancy guard (QEMU MemReentrancyGuard)', () => {
     shared.as.write(0x1000, 4, 1);
     expect(shared.seen).toEqual(['a write 0=1']);
     expect(shared.a.guard.blocked).toBe(1);
+  });
+
+  it('each refusal is traced as memory_region_reentrant_access when the tracer enables it', () => {
+    const lines: string[] = [];
+    const asked: string[] = [];
+    const tracer: MemoryTracer = {
+      enabled: (e) => (asked.push(e), true),
+      trace: (e, f) => lines.push(`${e} ${Object.entries(f).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`),
+    };
+    const { as, set } = rig(false, tracer);
+    set(() => {
+      as.write(0x1004, 4, 7);
+      as.read(0x1008, 2);
+      as.writeBytes(0x10f8, new Uint8Array(8));
+    });
+    as.write(0x1000, 4, 1);
+    expect(REENTRANT_ACCESS_TRACE).toBe('memory_region_reentrant_access');
+    expect(lines).toEqual([
+      'memory_region_reentrant_access space=memory region=a offset=4 size=4 write=true',
+      'memory_region_reentrant_access space=memory region=a offset=8 size=2 write=false',
+      'memory_region_reentrant_access space=memory region=a offset=248 size=4 write=true',
+      'memory_region_reentrant_access space=memory region=a offset=252 size=4 write=true',
+    ]);
+    expect(new Set(asked)).toEqual(new Set([REENTRANT_ACCESS_TRACE]));
+    // Accepted accesses are not traced; a disabled event is asked about but not built.
+    lines.length = 0;
+    set(() => {});
+    as.write(0x1000, 4, 2);
+    expect(lines).toEqual([]);
+    const quiet = rig(false, { enabled: () => false, trace: () => lines.push('traced') });
+    quiet.set(() => quiet.as.write(0x1004, 4, 7));
+    quiet.as.write(0x1000, 4, 1);
+    expect(quiet.a.guard.blocked).toBe(1);
+    expect(lines).toEqual([]);
   });
 
   it('the guard is released when a callback throws', () => {

@@ -7,10 +7,13 @@
  * space's `unassigned` value) and drops the write; byte-range accesses to MMIO
  * are split into the largest aligned sizes the region accepts
  * (memory_access_size); narrower or wider accesses than a region implements
- * are widened or split (access_with_adjusted_size).
+ * are widened or split (access_with_adjusted_size).  An access to a window
+ * whose device is already handling one (its re-entrancy guard, region.ts)
+ * is refused like an access the region does not accept, and traced as
+ * `memory_region_reentrant_access` when the space has a tracer.
  */
 import { type AccessSize } from './address.js';
-import { currentTopology, type LeafRegion, type MmioRegion, type Region } from './region.js';
+import { currentTopology, REENTRANT_ACCESS_TRACE, type LeafRegion, type MemoryTracer, type MmioRegion, type Region } from './region.js';
 
 /** Result of a memory transaction. */
 export const enum MemTx {
@@ -31,6 +34,8 @@ export interface FlatRange {
 export interface AddressSpaceOptions {
   /** What an unassigned read returns, per byte (QEMU: 0 for memory, 0xff for I/O ports). */
   readonly unassignedByte?: number;
+  /** Where refused re-entrant accesses are traced (REENTRANT_ACCESS_TRACE); none: not traced. */
+  readonly tracer?: MemoryTracer;
 }
 
 /** Value masks of 1-, 2- and 4-byte accesses, by size. */
@@ -45,6 +50,8 @@ export class AddressSpace {
   private last: FlatRange | null = null;
   private readonly unassignedByte: number;
   private readonly scratch = new Uint8Array(8);
+  /** Traces refusals of the re-entrancy guard (null: none). */
+  private readonly tracer: MemoryTracer | null;
 
   constructor(
     readonly name: string,
@@ -52,6 +59,7 @@ export class AddressSpace {
     options: AddressSpaceOptions = {},
   ) {
     this.unassignedByte = options.unassignedByte ?? 0;
+    this.tracer = options.tracer ?? null;
   }
 
   /** The current flat view (re-rendered when the topology changed). */
@@ -92,7 +100,7 @@ export class AddressSpace {
         return size === 4 ? ram.readU32(at) : size === 2 ? ram.readU16(at) : ram.readU8(at);
       }
       // A refused access reads 0 (QEMU unassigned_mem_read), not the hole value.
-      const v = mmioReadSmall(r.leaf, off, size);
+      const v = mmioReadSmall(r.leaf, off, size, this);
       return v === MMIO_REFUSED ? 0 : v;
     }
     const bytes = this.scratch.subarray(0, size);
@@ -106,7 +114,7 @@ export class AddressSpace {
   read64(addr: number): bigint {
     const r = this.lookup(addr);
     if (r && addr + 8 <= r.end && r.leaf.kind === 'mmio') {
-      return mmioRead(r.leaf, addr - r.start + r.offset, 8) ?? 0n;
+      return mmioRead(r.leaf, addr - r.start + r.offset, 8, this) ?? 0n;
     }
     const bytes = this.scratch;
     this.readBytes(addr, bytes);
@@ -128,7 +136,7 @@ export class AddressSpace {
         else ram.writeU8(at, value);
         return MemTx.Ok;
       }
-      return mmioWriteSmall(r.leaf, off, size, value);
+      return mmioWriteSmall(r.leaf, off, size, value, this);
     }
     const bytes = this.scratch.subarray(0, size);
     for (let i = 0; i < size; i++) bytes[i] = (value >>> (8 * i)) & 0xff;
@@ -139,7 +147,7 @@ export class AddressSpace {
   write64(addr: number, value: bigint): MemTx {
     const r = this.lookup(addr);
     if (r && addr + 8 <= r.end && r.leaf.kind === 'mmio') {
-      return mmioWrite(r.leaf, addr - r.start + r.offset, 8, BigInt.asUintN(64, value));
+      return mmioWrite(r.leaf, addr - r.start + r.offset, 8, BigInt.asUintN(64, value), this);
     }
     const bytes = this.scratch;
     let v = BigInt.asUintN(64, value);
@@ -182,12 +190,12 @@ export class AddressSpace {
       }
       const l = mmioAccessSize(r.leaf, room, off);
       if (l === 8) {
-        const v = mmioRead(r.leaf, off, l);
+        const v = mmioRead(r.leaf, off, l, this);
         let bits = v ?? 0n;
         if (v === null) result = MemTx.DecodeError;
         for (let i = 0; i < l; i++, bits >>= 8n) dst[p + i] = Number(bits & 0xffn);
       } else {
-        let v = mmioReadSmall(r.leaf, off, l);
+        let v = mmioReadSmall(r.leaf, off, l, this);
         if (v === MMIO_REFUSED) {
           v = 0;
           result = MemTx.DecodeError;
@@ -230,11 +238,11 @@ export class AddressSpace {
       if (l === 8) {
         let v = 0n;
         for (let i = l - 1; i >= 0; i--) v = (v << 8n) | BigInt(src[p + i]!);
-        tx = mmioWrite(r.leaf, off, l, v);
+        tx = mmioWrite(r.leaf, off, l, v, this);
       } else {
         let v = 0;
         for (let i = l - 1; i >= 0; i--) v = v * 256 + src[p + i]!;
-        tx = mmioWriteSmall(r.leaf, off, l, v);
+        tx = mmioWriteSmall(r.leaf, off, l, v, this);
       }
       if (tx !== MemTx.Ok) result = MemTx.DecodeError;
       done += l;
@@ -275,6 +283,16 @@ export class AddressSpace {
     return true;
   }
 
+  /**
+   * A re-entrant access to `region` was refused (see engage): traced when
+   * the space has a tracer with REENTRANT_ACCESS_TRACE enabled.
+   */
+  traceRefused(region: MmioRegion, offset: number, size: AccessSize, write: boolean): void {
+    const t = this.tracer;
+    if (t === null || !t.enabled(REENTRANT_ACCESS_TRACE)) return;
+    t.trace(REENTRANT_ACCESS_TRACE, { space: this.name, region: region.name, offset, size, write });
+  }
+
   private nextStart(addr: number): number {
     for (const r of this.flatView()) if (r.start > addr) return r.start;
     return Number.POSITIVE_INFINITY;
@@ -313,12 +331,18 @@ function accessValid(region: MmioRegion, offset: number, size: number): boolean 
   return true;
 }
 
+/** Who dispatches an access: told when the re-entrancy guard refuses it (AddressSpace.traceRefused). */
+export interface DispatchOrigin {
+  traceRefused(region: MmioRegion, offset: number, size: AccessSize, write: boolean): void;
+}
+
 /**
  * Dispatches one read of `size` bytes at `offset` (QEMU
  * memory_region_dispatch_read): null when the region refuses the access.
+ * `origin` (the dispatching address space) hears of a re-entrancy refusal.
  */
-export function mmioRead(region: MmioRegion, offset: number, size: AccessSize): bigint | null {
-  if (!accessValid(region, offset, size) || !engage(region)) return null;
+export function mmioRead(region: MmioRegion, offset: number, size: AccessSize, origin?: DispatchOrigin): bigint | null {
+  if (!accessValid(region, offset, size) || !engage(region, offset, size, false, origin)) return null;
   try {
     return guardedRead(region, offset, size);
   } finally {
@@ -327,14 +351,16 @@ export function mmioRead(region: MmioRegion, offset: number, size: AccessSize): 
 }
 
 /**
- * Engages `region`'s re-entrancy guard for one access; false (and counted)
- * when it already is: the access re-enters the device and is refused.  The
- * caller releases it (`guard.engaged = false`) in a finally block.
+ * Engages `region`'s re-entrancy guard for one access; false (counted, and
+ * reported to `origin`) when it already is: the access re-enters the device
+ * and is refused.  The caller releases it (`guard.engaged = false`) in a
+ * finally block.
  */
-function engage(region: MmioRegion): boolean {
+function engage(region: MmioRegion, offset: number, size: AccessSize, write: boolean, origin: DispatchOrigin | undefined): boolean {
   const guard = region.guard;
   if (guard.engaged) {
     guard.blocked++;
+    origin?.traceRefused(region, offset, size, write);
     return false;
   }
   guard.engaged = true;
@@ -364,14 +390,14 @@ function guardedRead(region: MmioRegion, offset: number, size: AccessSize): bigi
  * implements that size: the common case of register accesses.  Returns
  * MMIO_REFUSED when the region refuses the access.
  */
-export function mmioReadSmall(region: MmioRegion, offset: number, size: 1 | 2 | 4): number {
+export function mmioReadSmall(region: MmioRegion, offset: number, size: 1 | 2 | 4, origin?: DispatchOrigin): number {
   if (!accessValid(region, offset, size)) return MMIO_REFUSED;
   const impl = region.rules.impl;
   if (size < impl.min || size > impl.max) {
-    const v = mmioRead(region, offset, size);
+    const v = mmioRead(region, offset, size, origin);
     return v === null ? MMIO_REFUSED : Number(v);
   }
-  if (!engage(region)) return MMIO_REFUSED;
+  if (!engage(region, offset, size, false, origin)) return MMIO_REFUSED;
   try {
     return (region.ops.read(offset, size) & SIZE_MASK[size]!) >>> 0;
   } finally {
@@ -380,11 +406,11 @@ export function mmioReadSmall(region: MmioRegion, offset: number, size: 1 | 2 | 
 }
 
 /** One write of 1, 2 or 4 bytes from a number (the value is truncated to the size). */
-export function mmioWriteSmall(region: MmioRegion, offset: number, size: 1 | 2 | 4, value: number): MemTx {
+export function mmioWriteSmall(region: MmioRegion, offset: number, size: 1 | 2 | 4, value: number, origin?: DispatchOrigin): MemTx {
   if (!accessValid(region, offset, size)) return MemTx.DecodeError;
   const impl = region.rules.impl;
-  if (size < impl.min || size > impl.max) return mmioWrite(region, offset, size, BigInt((value & SIZE_MASK[size]!) >>> 0));
-  if (!engage(region)) return MemTx.DecodeError;
+  if (size < impl.min || size > impl.max) return mmioWrite(region, offset, size, BigInt((value & SIZE_MASK[size]!) >>> 0), origin);
+  if (!engage(region, offset, size, true, origin)) return MemTx.DecodeError;
   try {
     region.ops.write(offset, size, (value & SIZE_MASK[size]!) >>> 0);
   } finally {
@@ -395,10 +421,10 @@ export function mmioWriteSmall(region: MmioRegion, offset: number, size: 1 | 2 |
 
 /**
  * Dispatches one write (QEMU memory_region_dispatch_write); refused while
- * the region's re-entrancy guard is engaged.
+ * the region's re-entrancy guard is engaged (reported to `origin`).
  */
-export function mmioWrite(region: MmioRegion, offset: number, size: AccessSize, value: bigint): MemTx {
-  if (!accessValid(region, offset, size) || !engage(region)) return MemTx.DecodeError;
+export function mmioWrite(region: MmioRegion, offset: number, size: AccessSize, value: bigint, origin?: DispatchOrigin): MemTx {
+  if (!accessValid(region, offset, size) || !engage(region, offset, size, true, origin)) return MemTx.DecodeError;
   try {
     guardedWrite(region, offset, size, value);
   } finally {

@@ -99,12 +99,35 @@ export class RamRegion extends RegionBase {
  * windows handles an access; another access to a window with the same
  * guard in the meantime (the device's own DMA, or another device's DMA the
  * access set off, landing on its registers) is refused instead of
- * recursing.  Windows of one device may share a guard.
+ * recursing.  Windows of one device may share a guard.  Each refusal is
+ * counted here and traced by the address space that dispatched it
+ * (REENTRANT_ACCESS_TRACE).
  */
 export class ReentrancyGuard {
   engaged = false;
   /** Accesses refused so far (QEMU prints "Blocked re-entrant IO on MemoryRegion"). */
   blocked = 0;
+}
+
+/**
+ * The trace event of a refused re-entrant access, one line per refused
+ * piece: `memory_region_reentrant_access space=S region=R offset=O size=N
+ * write=0|1` (the address space that dispatched it, the refused window, the
+ * offset in it, the access size, and whether it was a write).  QEMU's
+ * counterpart is the "Blocked re-entrant IO on MemoryRegion" warning of
+ * memory_region_access_valid, printed once per process; the trace prints
+ * every refusal while enabled.
+ */
+export const REENTRANT_ACCESS_TRACE = 'memory_region_reentrant_access';
+
+/**
+ * A trace sink as the memory layer sees it: the machine's `-trace` tracer
+ * (machine/device-type.ts Tracer has this shape), named here so that the
+ * memory layer imports nothing above it.
+ */
+export interface MemoryTracer {
+  enabled(event: string): boolean;
+  trace(event: string, fields: Readonly<Record<string, number | string | bigint | boolean>>): void;
 }
 
 /** A device register window. */

@@ -194,7 +194,7 @@ export abstract class PciDevice implements Device {
     );
     this.iommuDmaImpl.space = new DmaSpace(bus.host.dmaMemory, ungated, () => this.currentTranslator());
     for (const [pasid, d] of this.pasidSpaces) d.space = this.pasidSpace(bus, pasid);
-    this.refreshAtsPort();
+    this.refreshIommu();
   }
 
   // ---- BARs -------------------------------------------------------------
@@ -444,7 +444,19 @@ export abstract class PciDevice implements Device {
     this.refreshAtsPort();
   }
 
-  /** Registers the declared ATS/PRI endpoint with the current IOMMU (the host calls it when the IOMMU changes). */
+  /**
+   * Plugged, or the host's IOMMU changed: registers the declared ATS/PRI
+   * endpoint and creates this function's (no-PASID) translator now.  QEMU
+   * creates every PCI device's IOMMU address space when the machine is
+   * done (pci_init_bus_master), and an IOMMU keeps per-device state such as
+   * VT-d's pass-through switch only for the address spaces that exist.
+   */
+  refreshIommu(): void {
+    this.refreshAtsPort();
+    if (this.parentBus !== null) this.currentTranslator();
+  }
+
+  /** Registers the declared ATS/PRI endpoint with the current IOMMU (refreshIommu calls it when the IOMMU changes). */
   refreshAtsPort(): void {
     if (this.declaredEndpoint !== null && this.parentBus !== null) this.atsPort(this.declaredEndpoint);
   }

@@ -157,11 +157,15 @@ export class Q35PciHost implements PciBusHost {
 
   // ---- IOMMU ------------------------------------------------------------------
 
-  /** Installs (or removes) the IOMMU every device's DMA goes through (QEMU pci_setup_iommu). */
+  /**
+   * Installs (or removes) the IOMMU every device's DMA goes through (QEMU
+   * pci_setup_iommu); every plugged function gets its translator from it at
+   * once (see PciDevice.refreshIommu).
+   */
   setIommu(iommu: DmaIommu | null): void {
     this.iommu = iommu;
     this.iommuGen++;
-    for (const f of this.allFunctions()) f.device.refreshAtsPort();
+    for (const f of this.allFunctions()) f.device.refreshIommu();
   }
 
   /** Generation of the IOMMU setting (devices re-fetch their translator when it changes). */

@@ -165,6 +165,9 @@ export class VtdBench {
   /** A requester and its DMA space through the unit. */
   device(bus: number, devfn: number, pasid = NO_PASID): { req: FakeRequester; dma: DmaSpace } {
     const req = new FakeRequester(bus, devfn);
+    // Like a PCI function plugged behind the unit (QEMU creates its address space at machine-done),
+    // the requester's translator exists from now on, so refreshes decide its pass-through switch.
+    this.iommu.translatorFor(req);
     const dma = new DmaSpace(this.memory, () => true, () => this.iommu.translatorFor(req, pasid));
     return { req, dma };
   }

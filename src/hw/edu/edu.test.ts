@@ -444,6 +444,33 @@ describe('edu DMA', () => {
 });
 
 describe('edu robustness', () => {
+  it('a DMA whose transfer fails with a host error still completes its command (never busy for good)', () => {
+    // A translator that fails once with an exception: the command completes (run bit clear, interrupt
+    // 0x100 raised as asked), the error reaches the caller, and the next DMA works.
+    let failures = 1;
+    const translator: DmaTranslator = {
+      interruptWindow: MSI_WINDOW,
+      translate(iova: number, _access: DmaAccess, out: IotlbEntry): boolean {
+        if (failures-- > 0) throw new Error('host error in the middle of a DMA');
+        out.iova = iova & ~0xfff;
+        out.translated = iova & ~0xfff;
+        out.addrMask = 0xfff;
+        out.perm = IommuPerm.ReadWrite;
+        return true;
+      },
+      interruptWrite() {},
+    };
+    const { ram, edu, rd, rdq, dma } = setup({ translator });
+    expect(() => dma(0x40000, 0x10_0000, 8, 0x7)).toThrow('host error in the middle of a DMA');
+    expect(rdq(EduReg.DmaCmd) & 1n).toBe(0n);
+    expect(edu.dmaPending).toBe(false);
+    expect(rd(EduReg.IrqStatus)).toBe(0x100);
+    edu.buffer.fill(0x5a, 0, 8);
+    dma(0x40000, 0x10_0000, 8, 0x3);
+    expect(rdq(EduReg.DmaCmd)).toBe(0x2n);
+    expect(ram.readU32(0x10_0004)).toBe(0x5a5a_5a5a);
+  });
+
   it('random guest accesses and DMA commands never throw (seed 0x9e3779b9)', () => {
     const { clock, memory, rd } = setup();
     const rnd = u32Stream(0x9e37_79b9);

@@ -16,6 +16,11 @@
  *    full buffer (as in current QEMU), count 0 is a valid empty transfer,
  *    and an out-of-range command is traced (`edu_dma_out_of_range`) and
  *    dropped: no bytes move, the run bit clears, no interrupt is raised.
+ *  - Otherwise a DMA completes its command (run bit cleared, interrupt
+ *    0x100 if asked) whatever its transfer met, as QEMU's edu ignores the
+ *    DMA result: faults, bytes refused by a re-entrancy guard (a DMA into
+ *    the IOMMU's registers that reaches back), and even a host error
+ *    escaping the transfer, which then propagates with the engine idle.
  *
  * DMA goes through `this.dma`, the device's PCI DMA address space, so it is
  * gated by bus mastering and translated by the IOMMU when there is one.  A
@@ -276,22 +281,29 @@ export class EduDevice extends PciDevice {
         this.tracer!.trace('edu_dma_clamp', { addr: join64n(r[ram]!, r[ram + 1]!), clamped: join64n(ramLo, ramHi) });
       }
     }
-    const start = bufLo - EduDmaBuffer.Base;
-    if (countLo > 0) {
-      const piece = this.buffer.subarray(start, start + countLo);
-      if (ramHi < EXACT_HI_LIMIT) {
-        const addr = join64(ramLo, ramHi);
-        if (toRam) this.dma.write(addr, piece);
-        else this.dma.read(addr, piece);
-      } else {
-        // At 2^53 and above a number would drop the low bits: the bigint entry point keeps them.
-        const addr = join64n(ramLo, ramHi);
-        if (toRam) this.dma.writeWide(addr, piece);
-        else this.dma.readWide(addr, piece);
-      }
+    try {
+      if (countLo > 0) this.transfer(bufLo - EduDmaBuffer.Base, countLo, ramLo, ramHi, toRam);
+    } finally {
+      // QEMU's edu completes the command whatever the transfer did (faults, refused re-entrant
+      // accesses); even a host error escaping the transfer must not leave the engine busy for good.
+      r[Dma.Cmd] = cmd & ~EduDmaCmd.Run;
+      if (cmd & EduDmaCmd.Irq) this.raiseIrq(EduIrq.Dma);
     }
-    r[Dma.Cmd] = cmd & ~EduDmaCmd.Run;
-    if (cmd & EduDmaCmd.Irq) this.raiseIrq(EduIrq.Dma);
+  }
+
+  /** Moves `count` bytes between the buffer at `start` and device address ramHi:ramLo (the result is not looked at, as in QEMU). */
+  private transfer(start: number, count: number, ramLo: number, ramHi: number, toRam: boolean): void {
+    const piece = this.buffer.subarray(start, start + count);
+    if (ramHi < EXACT_HI_LIMIT) {
+      const addr = join64(ramLo, ramHi);
+      if (toRam) this.dma.write(addr, piece);
+      else this.dma.read(addr, piece);
+    } else {
+      // At 2^53 and above a number would drop the low bits: the bigint entry point keeps them.
+      const addr = join64n(ramLo, ramHi);
+      if (toRam) this.dma.writeWide(addr, piece);
+      else this.dma.readWide(addr, piece);
+    }
   }
 
   /** True when `event` is traced (checked before building the fields: no allocation otherwise). */

@@ -235,11 +235,15 @@ describe('caches and address spaces', () => {
     expect([...b.iommu.translators()]).toEqual([ta, tc]);
   });
 
-  it('a new translator starts from the recorded pass-through decision', () => {
-    const { b, read32 } = translating({}, 2);
-    expect(b.iommu.passThrough.isPassThrough(8)).toBe(true);
+  it('a new translator decides its pass-through switch from memory at creation (QEMU vtd_find_add_as)', () => {
+    const { b, root, top, read32 } = translating({}, 2);
+    expect(b.iommu.passThrough.isPassThrough(8)).toBe(true); // decided when the device was created, after TE
     expect(read32()).toBe(0xd4d4_d4d4);
     expect(b.iommu.iotlb.size).toBe(0);
+    b.setContext(root, 0, 16, ...ctxEntry(top, 7, 2, { tt: 2 }));
+    expect(b.iommu.passThrough.isPassThrough(16)).toBe(false); // no address space: nothing decided
+    b.device(0, 16);
+    expect(b.iommu.passThrough.isPassThrough(16)).toBe(true);
   });
 
   it('invalidateContext / invalidateIotlb act and report their source', () => {
@@ -399,6 +403,7 @@ describe('reset', () => {
     const powerOn = dump(fresh);
     read32();
     b.setContext(root, 0, 16, ...ctxEntry(top, 1, 2, { tt: 2 }));
+    b.device(0, 16);
     b.iommu.refreshAddressSpaces();
     b.device(0, 24).dma.read(0x1000, new Uint8Array(4)); // fault: no context
     b.w64(Reg.IQA, 0x40_0000n | 3n);

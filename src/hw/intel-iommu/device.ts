@@ -137,6 +137,8 @@ export class IntelIommu
   private readonly atsScratch = newIotlbEntry();
   /** Translators by requester key, then PASID (NO_PASID for requests without one). */
   private readonly byKey = new Map<object, Map<number, VtdTranslator>>();
+  /** The same translators in creation order. */
+  private readonly all: VtdTranslator[] = [];
   private readonly cap: bigint;
   private readonly ecap: bigint;
 
@@ -238,16 +240,19 @@ export class IntelIommu
 
   /**
    * Re-decides every requester's pass-through switch from the context
-   * entries in memory (QEMU vtd_address_space_refresh_all).
+   * entries in memory (QEMU vtd_address_space_refresh_all): the requesters
+   * whose address space exists, not every possible source ID, so a refresh
+   * costs O(translators) (pass-through.ts).
    */
   refreshAddressSpaces(): void {
     this.passThrough.decideAll();
-    for (const t of this.translators()) t.refreshBypass();
+    const all = this.all;
+    for (let i = 0; i < all.length; i++) all[i]!.refreshBypass();
   }
 
-  /** The translators created so far. */
-  *translators(): IterableIterator<VtdTranslator> {
-    for (const spaces of this.byKey.values()) yield* spaces.values();
+  /** The translators created so far, in creation order (a live list: iterating it allocates nothing). */
+  translators(): readonly VtdTranslator[] {
+    return this.all;
   }
 
   /** The translator of `requester`'s address space for `pasid` (NO_PASID: requests without a PASID). */
@@ -259,8 +264,11 @@ export class IntelIommu
     }
     let t = spaces.get(pasid);
     if (t === undefined) {
+      // A new no-PASID address space is switched at once (QEMU vtd_find_add_as), and kept switched by refreshes.
+      if (pasid === NO_PASID) this.passThrough.track(requester);
       t = new VtdTranslator(this, requester, pasid);
       spaces.set(pasid, t);
+      this.all.push(t);
     }
     return t;
   }

@@ -94,7 +94,7 @@ describe('pass-through switch (QEMU vtd_switch_address_space / vtd_pt_enable_fas
     expect(read32(dma, X)).toBe(0xb2b2_b2b2);
   });
 
-  it('the decision made at TE covers every bus and function, for translators created later', () => {
+  it('the decision made at TE covers every existing address space, on every bus and function', () => {
     const b = new VtdBench();
     const root = b.allocPage();
     b.setRoot(root);
@@ -105,17 +105,19 @@ describe('pass-through switch (QEMU vtd_switch_address_space / vtd_pt_enable_fas
     b.setContext(root, 5, 0xff, ...ctxEntry(top, 1, 1, { tt: 2 }));
     b.memory.write(X, 4, 0xd4d4_d4d4);
     b.memory.write(OTHER, 4, 0xb2b2_b2b2);
+    const [d211, d212, d5ff] = ([[2, 0x11], [2, 0x12], [5, 0xff]] as const).map(([bus, devfn]) => b.device(bus, devfn).dma);
     b.gcmd(Gcmd.TE);
     for (const [bus, devfn] of [[2, 0x11], [2, 0x12], [5, 0xff]] as const) {
       b.setContext(root, bus, devfn, ...ctxEntry(top, 1, 1, { tt: devfn === 0x12 ? 2 : 0 })); // flipped, not invalidated
     }
-    expect(read32(b.device(2, 0x11).dma, X)).toBe(0xd4d4_d4d4); // PT at TE
-    expect(read32(b.device(5, 0xff).dma, X)).toBe(0xd4d4_d4d4);
-    expect(read32(b.device(2, 0x12).dma, X)).toBe(0xd4d4_d4d4); // TT=0 at TE, read now: PT
+    expect(read32(d211!, X)).toBe(0xd4d4_d4d4); // PT at TE
+    expect(read32(d5ff!, X)).toBe(0xd4d4_d4d4);
+    expect(read32(d212!, X)).toBe(0xd4d4_d4d4); // TT=0 at TE, read now: PT
     ccDevice(b, 0x2ff); // FM=0 on another devfn: nothing
-    expect(read32(b.device(5, 0xff).dma, X)).toBe(0xd4d4_d4d4);
+    expect(read32(d5ff!, X)).toBe(0xd4d4_d4d4);
     b.w64(Reg.CCMD, (1n << 63n) | (3n << 61n) | (3n << 32n) | (0x5f8n << 16n)); // FM=3: devfn 0xf8-0xff on bus 5
-    expect(read32(b.device(5, 0xff).dma, X)).toBe(0xb2b2_b2b2);
+    expect(read32(d5ff!, X)).toBe(0xb2b2_b2b2);
+    expect(read32(b.device(2, 0x11).dma, X)).toBe(0xb2b2_b2b2); // created after TE: decided from memory now (TT=0)
     expect(b.r32(Reg.FSTS)).toBe(0);
   });
 

@@ -29,10 +29,11 @@ type Request = ContextInvalidation | IotlbInvalidation | PasidIotlbInvalidation 
 
 /**
  * Emits the 'invalidate' event of a performed request: its kind as the
- * granularity and its own fields (a global request has none).  Invalidation
- * is not a hot path, so the event is built whether or not anyone listens.
+ * granularity and its own fields (a global request has none).
  */
 function report(u: InvalidationUnit, cache: InvalidateEvent['cache'], inv: Request, source: InvalidationSource): void {
+  // A full queue of descriptors (32,768) must stay cheap: build nothing when no one listens.
+  if (u.events.listenerCount('invalidate') === 0) return;
   const { kind, ...fields } = inv;
   u.events.emit('invalidate', { cache, granularity: kind, ...fields, source });
 }

@@ -114,22 +114,26 @@ export class SvaCommandEngine implements SvaBar0Device {
     job.running = true;
     job.deferredCode = NO_RESPONSE;
     let r: number;
-    for (;;) {
-      r = this.attempt();
-      if (r !== SvaResult.Pending || job.pending) break;
-      const code = job.deferredCode;
-      job.deferredCode = NO_RESPONSE;
-      if (code === NO_RESPONSE) {
-        // A PRI Reset during the page request forgot it.
-        r = SvaResult.PriUnavailable;
-        break;
+    // Whatever happens inside (even a host bug that throws), the engine is not left busy.
+    try {
+      for (;;) {
+        r = this.attempt();
+        if (r !== SvaResult.Pending || job.pending) break;
+        const code = job.deferredCode;
+        job.deferredCode = NO_RESPONSE;
+        if (code === NO_RESPONSE) {
+          // A PRI Reset during the page request forgot it.
+          r = SvaResult.PriUnavailable;
+          break;
+        }
+        if (code !== PRG_SUCCESS || !job.isTransfer()) {
+          r = responseResult(code);
+          break;
+        }
       }
-      if (code !== PRG_SUCCESS || !job.isTransfer()) {
-        r = responseResult(code);
-        break;
-      }
+    } finally {
+      job.running = false;
     }
-    job.running = false;
     if (r === SvaResult.Pending) {
       this.regs.result = SvaResult.Pending;
       this.traceResult();
