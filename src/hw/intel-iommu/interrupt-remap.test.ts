@@ -555,3 +555,32 @@ describe('trace lines of the remapper', () => {
     expect(calls).toEqual([]);
   });
 });
+
+describe('the interrupt entry cache counts what it holds', () => {
+  /** Vector of the remapped message for handle `i` (the low byte of its data). */
+  const vector = (b: VtdBench, i: number) => deliver(b, remapAddr(i)).data & 0xff;
+
+  it('a selective invalidation leaves other cached entries; global and block invalidations reach every cached one', () => {
+    const b = irOn();
+    putIrte(b, 1, { vector: 0x31 });
+    putIrte(b, 5, { vector: 0x35 });
+    expect([vector(b, 1), vector(b, 5)]).toEqual([0x31, 0x35]);
+    putIrte(b, 1, { vector: 0x41 });
+    putIrte(b, 5, { vector: 0x45 });
+    b.iommu.invalidateIec(false, 5, 0);
+    expect([vector(b, 1), vector(b, 5)]).toEqual([0x31, 0x45]); // 1 still cached
+    b.iommu.invalidateIec(false, 5, 0); // nothing left at 5: 1 stays
+    expect(vector(b, 1)).toBe(0x31);
+    b.iommu.invalidateIec(true, 0, 0);
+    expect(vector(b, 1)).toBe(0x41);
+    putIrte(b, 1, { vector: 0x51 });
+    putIrte(b, 5, { vector: 0x55 });
+    b.iommu.invalidateIec(true, 0, 0);
+    b.iommu.invalidateIec(true, 0, 0); // an empty cache: nothing to do, nothing lost
+    expect([vector(b, 1), vector(b, 5)]).toEqual([0x51, 0x55]);
+    putIrte(b, 1, { vector: 0x61 });
+    putIrte(b, 5, { vector: 0x65 });
+    b.iommu.invalidateIec(false, 3, 3); // the block 0-7 holds both
+    expect([vector(b, 1), vector(b, 5)]).toEqual([0x61, 0x65]);
+  });
+});

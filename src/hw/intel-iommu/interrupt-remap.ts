@@ -125,6 +125,8 @@ export class InterruptRemapper implements RemapperCommands {
   /** The interrupt entry cache (allocated on first use). */
   private cacheValid: Uint8Array | null = null;
   private cacheWords: Uint32Array | null = null;
+  /** Entries cached now: an invalidation costs nothing once the cache is empty. */
+  private cachedCount = 0;
   private readonly words = new Uint32Array(IRTE_DWORDS);
   /** IRTE index used by the last remap (-1: none, the message passed unchanged). */
   private lastIndex = -1;
@@ -181,17 +183,29 @@ export class InterruptRemapper implements RemapperCommands {
     this.invalidateIec(true, 0, 0);
   }
 
-  /** IEC invalidation: everything, or the 2^mask entries of the aligned block holding index. */
+  /**
+   * IEC invalidation: everything, or the 2^mask entries of the aligned block
+   * holding index.  Bounded by what is cached: nothing to do once the cache
+   * is empty (a queue full of IEC descriptors costs one pass at most), and a
+   * selective pass stops at the last cached entry.
+   */
   invalidateIec(global: boolean, index: number, mask: number): void {
     const valid = this.cacheValid;
-    if (!valid) return;
+    if (!valid || this.cachedCount === 0) return;
     if (global) {
       valid.fill(0);
+      this.cachedCount = 0;
       return;
     }
     const count = 2 ** mask;
     const first = index & ~(count - 1) & U16;
-    valid.fill(0, first, Math.min(MAX_ENTRIES, first + count));
+    const end = Math.min(MAX_ENTRIES, first + count);
+    for (let i = first; i < end && this.cachedCount > 0; i++) {
+      if (valid[i] === 1) {
+        valid[i] = 0;
+        this.cachedCount--;
+      }
+    }
   }
 
   /**
@@ -300,6 +314,7 @@ export class InterruptRemapper implements RemapperCommands {
       if (irteHasReservedBits(w[0]!, w[1]!, w[2]!, w[3]!, this.posted !== null)) return VtdFault.IR_IRTE_RSVD;
       cw[at] = w[0]!; cw[at + 1] = w[1]!; cw[at + 2] = w[2]!; cw[at + 3] = w[3]!;
       this.cacheValid[index] = 1;
+      this.cachedCount++;
     }
     if (this.core.tracer.enabled('vtd_ir_irte_get')) {
       // QEMU prints the entry as its two 64-bit halves.
