@@ -435,6 +435,12 @@ function value(reply: string): number {
  */
 function checkNotWedged(s: Session, c: HostileCase, stats: HostileStats): void {
   const wedged = (what: string) => stats.wedged.push(`${what} (${c.summary.slice(0, 200)})`);
+  // The guest may have built a self-sustaining chain that keeps edu legitimately busy (QEMU would
+  // run it too): edu's MSI aimed at IQT, a wait descriptor whose status write sets edu's DMA RUN
+  // bit, each DMA's completion interrupt starting the next.  Stop feeding it (MSI off), then
+  // require that the engine comes to rest and takes a new command.
+  s.run(`outl 0xcf8 ${hex((0x8000_0000 | (EDU_DEVFN << 8) | EDU_MSI_CAP) >>> 0)}`);
+  s.run('outl 0xcfc 0x0');
   s.run(`clock_step ${10 * DMA_DELAY_NS}`);
   s.run(wq(EDU_BAR + EDU.SRC, EDU_BUF));
   s.run(wq(EDU_BAR + EDU.DST, DATA));
