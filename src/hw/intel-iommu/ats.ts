@@ -162,7 +162,12 @@ export function deviceTlbRange(addr: number, sizeBit: boolean): { readonly addr:
   return { addr: page - (page % size), size };
 }
 
-/** The functions that registered for ATS / PRI with the unit, by requester. */
+/**
+ * The functions that registered for ATS / PRI with the unit, by requester.
+ * Cost bound (issue 13): a device-TLB invalidation or a page-group response
+ * visits each registered function once (at most one per plugged function),
+ * and each function's ATC bounds its own work (sva-testdev: 64 entries).
+ */
 export class AtsEndpoints {
   private readonly byKey = new Map<object, { readonly requester: DmaRequester; readonly endpoint: AtsEndpoint }>();
 

@@ -20,6 +20,11 @@
  * No strings, no bigint, no Map of boxed numbers.  Entries are pooled and
  * also kept in a dense list, so steady-state misses allocate nothing and a
  * flush touches only the live entries.
+ *
+ * Cost bound (issue 13): every invalidation (global, domain, page, PASID,
+ * PASID page, one requester's space) scans at most the live entries, so at
+ * most IOTLB_MAX_ENTRIES per descriptor whatever the guest asks; a full
+ * queue of them costs what is cached, not the address range named.
  */
 import { IommuPerm, NO_PASID } from '../../memory/iommu.js';
 import { Geometry, LEVEL_SIZE } from './page-walk.js';
