@@ -20,6 +20,8 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from './support/prng.js';
 import { generateHostileCase, newHostileStats, runHostileCase } from './support/vtd-hostile-gen.js';
 
+/** Timing assertions apply except under mutation testing (vitest.mutate.config.ts sets VTEMU_TIMING=off). */
+const TIMING = process.env['VTEMU_TIMING'] !== 'off';
 const SEED = Number(process.env['VTEMU_HOSTILE_SEED'] ?? 0x5eed_1313) >>> 0;
 const CASES = Number(process.env['VTEMU_HOSTILE_CASES'] ?? 24);
 /** Command lines per case. */
@@ -52,7 +54,8 @@ describe('hostile VT-d guests', () => {
     );
     expect(stats.hostErrors).toEqual([]);
     expect(stats.wedged).toEqual([]);
-    expect(stats.worstCpuMs).toBeLessThan(LIMIT_MS);
+    // Under mutation testing (instrumented code, VTEMU_TIMING=off) the time bound does not apply.
+    if (TIMING) expect(stats.worstCpuMs).toBeLessThan(LIMIT_MS);
     expect(stats.ops).toBeGreaterThanOrEqual(CASES * OPS_PER_CASE);
     // The cases reach what they are about: re-entrant accesses and event messages happen.
     expect(stats.reentrantRefusals).toBeGreaterThan(0);

@@ -30,6 +30,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { VtemuRunner } from './harness/index.js';
 
+/** Timing assertions apply except under mutation testing (vitest.mutate.config.ts sets VTEMU_TIMING=off). */
+const TIMING = process.env['VTEMU_TIMING'] !== 'off';
 const VTD = 0xfed9_0000;
 const R = { GCMD: 0x18, GSTS: 0x1c, RTADDR: 0x20, FSTS: 0x34, IQH: 0x80, IQT: 0x88, IQA: 0x90 } as const;
 const GCMD = { TE: 0x8000_0000, SRTP: 0x4000_0000, QIE: 0x0400_0000 } as const;
@@ -160,7 +162,8 @@ describe('one IQT write of a full queue costs O(existing address spaces) per des
       const best = Math.min(...cpu);
       const ms = (xs: number[]) => xs.map((t) => t.toFixed(1)).join(' / ');
       console.log(`${c.name}: ${entries - 1} descriptors in one IQT write: CPU ${ms(cpu)} ms (best ${best.toFixed(1)}), wall ${ms(wall)} ms`);
-      expect(best).toBeLessThan(LIMIT_MS);
+      // Under mutation testing (instrumented code, VTEMU_TIMING=off) only the deterministic count below holds.
+      if (TIMING) expect(best).toBeLessThan(LIMIT_MS);
 
       // Work per descriptor, deterministically: decisions <= distinct SIDs of existing address spaces.
       const sids = new Set([...iommu.translators()].map((t) => ((t.requester.busNumber() & 0xff) << 8) | t.requester.devfn));
