@@ -11,6 +11,7 @@ import { u32Stream } from '../../../test/support/prng.js';
 import { MAMV } from './caps.js';
 import { Iqei, Iqer } from './queue.js';
 import { EventCtl, Fsts, Iqa, Ics, Reg } from './reg-layout.js';
+import { PatternTracer } from '../../machine/tracer.js';
 import type { PropValues } from '../../machine/device-type.js';
 
 const Q = 0x10_0000; // queue base
@@ -749,5 +750,128 @@ describe('256-bit queue, random input (property)', () => {
     }
     expect(errors).toBeGreaterThan(5);
     expect(deep).toBeGreaterThan(5);
+  });
+});
+
+describe('enable and disable edge cases', () => {
+  it('QIE enable with a pending tail does not run while FSTS.IQE is set (QEMU checks IQE first)', () => {
+    const b = setup();
+    submit(b, [waitSw(1)]); // head = tail = 1, the last descriptor a wait
+    b.setTail(300); // beyond the 256-entry queue: IQE
+    expect(iqe(b)).toBe(true);
+    b.setTail(1); // latched, not run
+    expect(b.setQie(false)).toBe(false); // head == tail after a wait: disabled, IQH back to 0
+    b.putDesc(Q, 0, ...waitSw(2));
+    expect(b.setQie(true)).toBe(true);
+    expect(b.peek32(STATUS)).toBe(1);
+    expect(b.queueHead()).toBe(0);
+    // Once IQE is cleared the next tail write runs the queue.
+    b.w32(Reg.FSTS, Fsts.IQE);
+    b.setTail(1);
+    expect(b.peek32(STATUS)).toBe(2);
+    expect(b.queueHead()).toBe(1);
+  });
+
+  it('refuses disable while head != tail, even when the last descriptor fetched was a wait', () => {
+    const b = setup();
+    submit(b, [waitSw(1)]);
+    b.setTail(300); // IQE; the tail moves away from the head, the last type stays "wait"
+    expect(b.queueHead()).toBe(1);
+    expect(b.setQie(false)).toBe(true);
+    expect(b.r32(Reg.IQH)).toBe(0x10);
+  });
+
+  it('headIndex follows IQH', () => {
+    const b = setup();
+    expect(b.iommu.queue.headIndex).toBe(0);
+    submit(b, [WAIT_FN, WAIT_FN, WAIT_FN]);
+    expect(b.iommu.queue.headIndex).toBe(3);
+    expect(b.queueHead()).toBe(3);
+  });
+});
+
+describe('wait descriptor flags act alone', () => {
+  it('IF without SW writes no status dword, whatever the status fields hold', () => {
+    const b = setup();
+    b.poke64(STATUS, 0xffff_ffff_ffff_ffffn);
+    b.w32(Reg.IECTL, 0);
+    submit(b, [[0x15n | (0x1234n << 32n), BigInt(STATUS)]]);
+    expect(b.peek32(STATUS)).toBe(0xffff_ffff);
+    expect(b.msis).toHaveLength(1);
+  });
+
+  it('SW without IF raises no completion event: ICS.IWC and IECTL.IP stay clear', () => {
+    const b = setup();
+    b.w32(Reg.IECTL, 0);
+    submit(b, [waitSw(3)]);
+    expect(b.peek32(STATUS)).toBe(3);
+    expect(b.r32(Reg.ICS)).toBe(0);
+    expect(b.r32(Reg.IECTL)).toBe(0);
+    expect(b.msis).toHaveLength(0);
+  });
+});
+
+describe('tracing', () => {
+  /** A unit whose queue trace lines (vtd_inv_* and vtd_err_*) land in `lines`. */
+  function traced(props: PropValues = {}): { b: VtdBench; lines: string[] } {
+    const lines: string[] = [];
+    const tracer = new PatternTracer(['vtd_inv_*', 'vtd_err_*'], (l) => void lines.push(l));
+    const b = new VtdBench({ props: { 'aw-bits': 39, intremap: 'on', ...props }, tracer });
+    return { b, lines };
+  }
+
+  it('enable, tail, descriptors, status write, completion interrupt and disable', () => {
+    const { b, lines } = traced();
+    b.w32(Reg.IECTL, 0);
+    b.w32(Reg.IEDATA, 0x41);
+    b.w32(Reg.IEADDR, 0xfee0_1000);
+    expect(b.enableQueue(Q)).toBe(true);
+    submit(b, [waitSw(7), WAIT_IF]);
+    expect(b.setQie(false)).toBe(false);
+    expect(lines).toEqual([
+      'vtd_inv_qi_enable enable=1 base=0x100000 size=0x100',
+      'vtd_inv_qi_tail tail=0x2',
+      'vtd_inv_desc head=0x0 type=0x5',
+      'vtd_inv_desc_wait_sw addr=0x200000 data=0x7',
+      'vtd_inv_desc head=0x1 type=0x5',
+      'vtd_inv_desc_wait_irq addr=0xfee01000 data=0x41',
+      'vtd_inv_qi_enable enable=0',
+    ]);
+  });
+
+  it('a refused disable, a tail beyond the queue and a bad descriptor', () => {
+    const { b, lines } = traced();
+    b.enableQueue(Q);
+    submit(b, [[0x11n, 0n]]);
+    expect(b.setQie(false)).toBe(true);
+    b.setTail(300);
+    b.w32(Reg.FSTS, Fsts.IQE);
+    b.putDesc(Q, 1, 0xen, 0n);
+    b.setTail(2);
+    expect(lines.slice(1)).toEqual([
+      'vtd_inv_qi_tail tail=0x1',
+      'vtd_inv_desc head=0x0 type=0x1',
+      'vtd_inv_desc_cc_global',
+      'vtd_err_qi_disable head=0x1 tail=0x1 lastType=0x1',
+      'vtd_inv_qi_tail tail=0x12c',
+      'vtd_err_qi_tail tail=0x12c size=0x100',
+      'vtd_inv_qi_tail tail=0x2',
+      'vtd_err_inv_desc head=0x1 type=0xe error=unknown-type',
+    ]);
+  });
+
+  it('an IQT with bit 4 set in a 256-bit queue', () => {
+    const { b, lines } = traced(SM);
+    b.w64(Reg.IQA, BigInt(Q | Iqa.DW));
+    b.w32(Reg.IQT, 0x30);
+    expect(lines).toEqual(['vtd_err_qi_tail_rsvd iqt=0x30']);
+  });
+
+  it('a wait aborted while a device-TLB invalidation timed out', () => {
+    const { b, lines } = traced({ 'x-devtlb-timeout-sid': 0x108 });
+    b.enableQueue(Q);
+    submit(b, [[0x3n | (0x108n << 32n), 0n], waitSw(1)]);
+    expect(lines).toContain('vtd_inv_desc_wait_abort head=0x1');
+    expect(lines.some((l) => l.startsWith('vtd_inv_desc_wait_sw'))).toBe(false);
   });
 });

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../test/support/prng.js';
 import { AddressSpace } from '../../memory/address-space.js';
 import { createRam } from '../../memory/ram-backend.js';
-import { ContainerRegion, RamRegion } from '../../memory/region.js';
+import { ContainerRegion, MmioRegion, RamRegion } from '../../memory/region.js';
 import { VtdFault } from './fault-reasons.js';
 import {
   FS_LEVEL_BASE,
@@ -20,6 +20,7 @@ import {
   copyPasidConfig,
   newPasidConfig,
   newScalableContext,
+  pasidEntriesFromRam,
   PasidDir,
   PasidEntry,
   Pgtt,
@@ -1059,5 +1060,41 @@ describe('copyPasidConfig', () => {
     const to = newPasidConfig();
     copyPasidConfig(from, to);
     expect(to).toEqual(from);
+  });
+});
+
+describe('pasidEntriesFromRam (what resolve.ts may memoize)', () => {
+  /** Serves the page at `page` from a device that mirrors its current RAM contents (reads only). */
+  function mirrorAsMmio(g: Guest, page: number): void {
+    const words = new Map<number, number>();
+    for (let off = 0; off < PAGE; off += 4) words.set(off, g.mem.read(page + off, 4));
+    g.system.add(new MmioRegion(`mirror ${page.toString(16)}`, PAGE, { read: (off) => words.get(off) ?? 0, write: () => {} }), page, 1);
+  }
+
+  it('is true after a resolution whose directory and PASID entries are both RAM', () => {
+    const g = new Guest();
+    g.device(0, 8);
+    expect(resolve(g, 0, 8).r).toBe(0);
+    expect(pasidEntriesFromRam()).toBe(true);
+  });
+
+  it('is false when the PASID table is served by MMIO', () => {
+    const g = new Guest();
+    const dir = g.device(0, 8);
+    mirrorAsMmio(g, g.table(dir, 0));
+    expect(resolve(g, 0, 8).r).toBe(0);
+    expect(pasidEntriesFromRam()).toBe(false);
+  });
+
+  it('is false when only the PASID directory is served by MMIO', () => {
+    const g = new Guest();
+    const dir = g.device(0, 8);
+    mirrorAsMmio(g, dir);
+    expect(resolve(g, 0, 8).r).toBe(0);
+    expect(pasidEntriesFromRam()).toBe(false);
+    // Back to a RAM-only resolution.
+    g.device(1, 8);
+    expect(resolve(g, 1, 8).r).toBe(0);
+    expect(pasidEntriesFromRam()).toBe(true);
   });
 });

@@ -331,7 +331,7 @@ function unread(out: PasidConfig, pasid: number, pre: boolean, reason: number, f
   return fault(out, reason, fpd);
 }
 
-/** QEMU vtd_pe_type_check plus the vtemu extensions. */
+/** QEMU vtd_pe_type_check plus the vtemu extensions; the reserved PGTT values (0, 5-7) are never allowed. */
 function pgttAllowed(pgtt: number, rules: ScalableRules): boolean {
   switch (pgtt) {
     case Pgtt.FirstStage:
@@ -342,9 +342,8 @@ function pgttAllowed(pgtt: number, rules: ScalableRules): boolean {
       return rules.nested;
     case Pgtt.PassThrough:
       return rules.pt;
-    default:
-      return false;
   }
+  return false;
 }
 
 /**
