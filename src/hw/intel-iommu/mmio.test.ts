@@ -558,6 +558,44 @@ describe('the register table', () => {
     expect(() => new RegisterTable(0x40, [{ off: 0x3e }])).toThrow(RangeError);
     expect(() => new RegisterTable(0x40, [{ off: -4 }])).toThrow(RangeError);
     expect(() => new RegisterTable(0x40, [{ off: 0x10 }, { off: 0x10, truncate64: true }])).toThrow(RangeError);
+    // Unaligned well inside the file (not caught by the end check).
+    expect(() => new RegisterTable(0x40, [{ off: 0x12 }])).toThrow(RangeError);
+    expect(() => new RegisterTable(0x40, [{ off: 0x21 }])).toThrow(RangeError);
+  });
+
+  it('names the bad row in its one error line', () => {
+    expect(() => new RegisterTable(0x40, [{ off: 0x12 }])).toThrow('register table: bad or repeated row at 0x12');
+    expect(() => new RegisterTable(0x40, [{ off: 0x30 }, { off: 0x30 }])).toThrow('register table: bad or repeated row at 0x30');
+  });
+
+  it('accepts rows at the first and the last dword of the file', () => {
+    const ran: string[] = [];
+    const t = new RegisterTable(0x40, [
+      { off: 0, write: () => void ran.push('first'), read: () => 1 },
+      { off: 0x3c, write: () => void ran.push('last'), truncate64: true },
+    ]);
+    t.written(0, 4);
+    t.written(0x3c, 4);
+    expect(ran).toEqual(['first', 'last']);
+    expect(t.source(0)?.()).toBe(1);
+    expect(t.truncates(0x3c)).toBe(true);
+  });
+
+  it('a row with only a source or only truncation has no write effect, and one with only an effect no source', () => {
+    const ran: string[] = [];
+    const t = new RegisterTable(0x40, [
+      { off: 0x10, read: () => 5 },
+      { off: 0x14, truncate64: true },
+      { off: 0x18, write: () => void ran.push('w'), qwordOnly: true },
+    ]);
+    for (const off of [0x10, 0x14, 0x18]) {
+      t.written(off, 4);
+      t.written(off, 8);
+    }
+    expect(ran).toEqual(['w']);
+    expect(t.source(0x18)).toBeUndefined();
+    expect(t.source(0x14)).toBeUndefined();
+    expect(t.source(0x10)?.()).toBe(5);
   });
 });
 

@@ -68,8 +68,9 @@ export class RegisterTable {
       }
       seen.add(row.off);
       const i = row.off >>> DW_SHIFT;
-      if (row.write) (row.qwordOnly ? this.onQwordWrite : this.onWrite)[i] = row.write;
-      if (row.read) this.reads[i] = row.read;
+      // Offsets never repeat, so a row without an effect or a source stores the undefined already there.
+      (row.qwordOnly ? this.onQwordWrite : this.onWrite)[i] = row.write;
+      this.reads[i] = row.read;
       if (row.truncate64) this.truncated[i] = 1;
     }
   }

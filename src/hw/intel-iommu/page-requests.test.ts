@@ -8,6 +8,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { VtdBench } from '../../../test/support/vtd-bench.js';
+import type { Tracer } from '../../machine/device-type.js';
+import { PatternTracer } from '../../machine/tracer.js';
+import { createRam } from '../../memory/ram-backend.js';
+import { RamRegion } from '../../memory/region.js';
 import { PrDesc, type PageRequest } from './page-requests.js';
 import { EventCtl, Prs, Reg } from './reg-layout.js';
 
@@ -156,6 +160,48 @@ describe('page-request queue: tail, wrap, overflow', () => {
     expect(b.r32(Reg.PRS)).toBe(Prs.PPR);
   });
 
+  it('a queue above 4 GiB: descriptors go to PQA bits 63:32 too (not to the low alias)', () => {
+    const b = bench();
+    const high = 0x1_0000_0000;
+    b.system.add(new RamRegion('high', 0x10_0000, createRam(0x10_0000, 'ts')), high);
+    setup(b, 0, high + 0x4_0000);
+    expect(submit(b, req({ prgi: 0x1a }))).toBe('queued');
+    expect(desc(b, 0, high + 0x4_0000).slice(0, 2)).toEqual([1n | (1n << 8n) | (0x10n << 16n) | (5n << 32n), 0x7000_1000n | 4n | 1n | (0x1an << 3n)]);
+    expect(b.peek64(0x4_0000)).toBe(0n);
+    expect(b.r64(Reg.PQT)).toBe(32n);
+  });
+
+  it('refused by the check before the write (the implicit invalidation): invalid, nothing written or raised', () => {
+    const b = bench();
+    setup(b);
+    let asked = 0;
+    const refuse = (): boolean => {
+      asked++;
+      return false;
+    };
+    expect(b.iommu.pageRequests!.submit(req(), refuse)).toBe('invalid');
+    expect(asked).toBe(1);
+    expect(b.r64(Reg.PQT)).toBe(0n);
+    expect(b.r32(Reg.PRS)).toBe(0);
+    expect(desc(b, 0)[0]).toBe(0n);
+    expect(b.msis).toHaveLength(0);
+    // Allowed: queued as usual.
+    expect(b.iommu.pageRequests!.submit(req(), () => true)).toBe('queued');
+    expect(b.r64(Reg.PQT)).toBe(32n);
+  });
+
+  it('the check before the write is not asked when the queue is full or PRO is set', () => {
+    const b = bench();
+    setup(b);
+    b.w64(Reg.PQT, BigInt((ENTRIES - 1) * 32));
+    let asked = 0;
+    const allow = (): boolean => ++asked > 0;
+    expect(b.iommu.pageRequests!.submit(req(), allow)).toBe('overflow');
+    b.w64(Reg.PQH, BigInt((ENTRIES - 1) * 32));
+    expect(b.iommu.pageRequests!.submit(req(), allow)).toBe('overflow');
+    expect(asked).toBe(0);
+  });
+
   it('a queue that is not memory: write-failed, PQT and PRS unchanged (QEMU -EIO)', () => {
     const b = bench();
     setup(b, 0, 0x8000_0000);
@@ -202,6 +248,19 @@ describe('page-request event (PECTL / PEDATA / PEADDR) and PRS', () => {
     expect(b.r32(Reg.PECTL)).toBe(0);
     // Unmasking again has nothing to send.
     b.w32(Reg.PECTL, EventCtl.IM);
+    b.w32(Reg.PECTL, 0);
+    expect(b.msis).toHaveLength(1);
+  });
+
+  it('masked: writing PECTL with IM still set sends nothing and keeps IP', () => {
+    const b = bench();
+    setup(b);
+    b.w32(Reg.PECTL, EventCtl.IM);
+    submit(b);
+    b.w32(Reg.PECTL, EventCtl.IM);
+    b.w32(Reg.PECTL, (EventCtl.IM | EventCtl.IP) >>> 0);
+    expect(b.msis).toHaveLength(0);
+    expect(b.r32(Reg.PECTL)).toBe((EventCtl.IM | EventCtl.IP) >>> 0);
     b.w32(Reg.PECTL, 0);
     expect(b.msis).toHaveLength(1);
   });
@@ -260,6 +319,9 @@ describe('page-request queue: reset and absence', () => {
     b.w32(Reg.PECTL, 0);
     b.w32(Reg.PRS, 0xffff_ffff);
     expect(b.r32(Reg.PECTL)).toBe(0);
+    // An 8-byte write at PECTL: nothing to truncate, both dwords stay 0.
+    b.w64(Reg.PECTL, 0xffff_ffff_ffff_ffffn);
+    expect(b.r64(Reg.PECTL)).toBe(0n);
     expect(b.msis).toHaveLength(0);
   });
 });
@@ -301,5 +363,50 @@ describe('through the registers: a guest serving page requests', () => {
     b.w64(Reg.PECTL, 0xffff_0000_0000_0000n);
     expect(b.msis).toEqual([{ address: EV_ADDR, data: EV_DATA, origin: { kind: 'iommu' } }]);
     expect(b.r32(Reg.PEDATA)).toBe(EV_DATA);
+  });
+});
+
+describe('page-request traces', () => {
+  it('vtd_page_request for every outcome (PASID -1 without one); vtd_irq_generate for the event', () => {
+    const lines: string[] = [];
+    const b = new VtdBench({ props: { ...SVM }, tracer: new PatternTracer(['vtd_page_request', 'vtd_irq_generate'], (l) => lines.push(l)) });
+    setup(b);
+    expect(submit(b, req({ sid: 0x12, pasid: 7, addr: 0x5000, prgi: 4 }))).toBe('queued');
+    expect(submit(b, req({ sid: 0x13, pasid: undefined, addr: 0x6000, prgi: 5 }))).toBe('queued');
+    expect(submit(b, req({ execute: true, read: false, prgi: 6 }))).toBe('invalid');
+    expect(b.iommu.pageRequests!.submit(req({ prgi: 7 }), () => false)).toBe('invalid');
+    b.w64(Reg.PQH, 3n * 32n);
+    expect(submit(b, req({ prgi: 8 }))).toBe('overflow');
+    expect(lines).toEqual([
+      // The event goes out before the request's outcome is traced.
+      `vtd_irq_generate addr=0x${EV_ADDR.toString(16)} data=0x${EV_DATA.toString(16)}`,
+      'vtd_page_request sid=0x12 pasid=0x7 addr=0x5000 prgi=0x4 outcome=queued',
+      'vtd_page_request sid=0x13 pasid=-1 addr=0x6000 prgi=0x5 outcome=queued',
+      'vtd_page_request sid=0x10 pasid=0x5 addr=0x70001000 prgi=0x6 outcome=invalid',
+      'vtd_page_request sid=0x10 pasid=0x5 addr=0x70001000 prgi=0x7 outcome=invalid',
+      'vtd_page_request sid=0x10 pasid=0x5 addr=0x70001000 prgi=0x8 outcome=overflow',
+    ]);
+  });
+
+  it('a failed write is traced as write-failed', () => {
+    const lines: string[] = [];
+    const b = new VtdBench({ props: { ...SVM }, tracer: new PatternTracer(['vtd_page_request'], (l) => lines.push(l)) });
+    setup(b, 0, 0x8000_0000);
+    expect(submit(b)).toBe('write-failed');
+    expect(lines).toEqual(['vtd_page_request sid=0x10 pasid=0x5 addr=0x70001000 prgi=0x3 outcome=write-failed']);
+  });
+
+  it('nothing is traced when the tracer does not ask', () => {
+    const calls: string[] = [];
+    const tracer: Tracer = { enabled: () => false, trace: (e) => void calls.push(e) };
+    const b = new VtdBench({ props: { ...SVM }, tracer });
+    setup(b);
+    submit(b);
+    b.w32(Reg.PECTL, EventCtl.IM);
+    b.w32(Reg.PRS, Prs.PPR);
+    submit(b);
+    b.w32(Reg.PECTL, 0);
+    expect(b.msis).toHaveLength(2);
+    expect(calls).toEqual([]);
   });
 });

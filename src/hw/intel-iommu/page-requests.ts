@@ -140,11 +140,11 @@ export class PageRequestQueue {
     this.encode(req);
     if (this.u.memory.writeBytes(base + tail, this.desc) !== MemTx.Ok) return this.traced(req, 'write-failed');
     regs.set64(Reg.PQT, next, 0);
+    // PRS read again after the write, as QEMU does. With PPR (or PRO) already set, setting PPR
+    // changes nothing and raiseEvent sends nothing.
     const now = regs.get32(Reg.PRS);
-    if ((now & Prs.PPR) === 0) {
-      regs.setClear32(Reg.PRS, Prs.PPR, 0);
-      this.raiseEvent(now);
-    }
+    regs.setClear32(Reg.PRS, Prs.PPR, 0);
+    this.raiseEvent(now);
     return this.traced(req, 'queued');
   }
 
@@ -180,7 +180,7 @@ export class PageRequestQueue {
   private encode(req: PageRequest): void {
     const pasid = req.pasid;
     const lo0 = PrDesc.TYPE | (pasid !== undefined ? PrDesc.PP : 0) | ((req.sid & PrDesc.RID_MASK) << PrDesc.RID_SHIFT);
-    const hi0 = (pasid !== undefined ? pasid & PrDesc.PASID_MASK : 0) | (req.privileged === true ? PrDesc.PMR : 0);
+    const hi0 = ((pasid ?? 0) & PrDesc.PASID_MASK) | (req.privileged === true ? PrDesc.PMR : 0);
     const lo1 =
       (req.read ? PrDesc.RDR : 0) |
       (req.write ? PrDesc.WRR : 0) |

@@ -9,7 +9,7 @@ import { Cap } from './caps.js';
 import { Pid, PostResult, PostedInterrupts } from './posted-interrupts.js';
 import { VtdFault } from './fault-reasons.js';
 import { Gcmd, Reg } from './reg-layout.js';
-import type { PropValues } from '../../machine/device-type.js';
+import type { PropValues, Tracer } from '../../machine/device-type.js';
 
 const PID = 0x80_0000;
 const IRT = 0x40_0000;
@@ -87,6 +87,52 @@ describe('PostedInterrupts.post', () => {
     const c = unit();
     expect(poster(c).post(0x7000_0000, 0x30, false, false, 8, 4)).toBe(PostResult.AccessError);
     expect(c.msis).toEqual([]);
+  });
+});
+
+describe('PostedInterrupts traces (vtemu\'s own: QEMU 11.1 has no posted interrupts)', () => {
+  /** A poster whose tracer asks for `names` and records what it is given. */
+  function tracedPoster(c: VtdBench, names: readonly string[]) {
+    const events: [string, Record<string, unknown>][] = [];
+    const tracer: Tracer = { enabled: (e) => names.includes(e), trace: (e, f) => void events.push([e, { ...f }]) };
+    return { p: new PostedInterrupts(c.memory, c.iommu.msi, tracer), events };
+  }
+  const ALL = ['vtd_pi_post', 'vtd_pi_access_error'];
+
+  it('vtd_pi_post for a notified and a suppressed post, with their fields', () => {
+    const c = unit();
+    writePid(c, { nv: 0xf2, ndst: 0x0300 });
+    const { p, events } = tracedPoster(c, ALL);
+    expect(p.post(PID, 0x85, false, false, 8, 4)).toBe(PostResult.Notified);
+    expect(p.post(PID, 0x86, false, false, 8, 4)).toBe(PostResult.Suppressed);
+    expect(events).toEqual([
+      ['vtd_pi_post', { addr: PID, vector: 0x85, notified: true, nv: 0xf2, dest: 3 }],
+      ['vtd_pi_post', { addr: PID, vector: 0x86, notified: false }],
+    ]);
+  });
+
+  it('vtd_pi_access_error with the PID address', () => {
+    const c = unit();
+    const { p, events } = tracedPoster(c, ALL);
+    expect(p.post(0x7000_0000, 0x30, false, false, 8, 4)).toBe(PostResult.AccessError);
+    expect(events).toEqual([['vtd_pi_access_error', { addr: 0x7000_0000 }]]);
+  });
+
+  it('each event only when the tracer asks for it; nothing when it asks for none', () => {
+    const c = unit();
+    writePid(c, { nv: 0xf2, ndst: 0 });
+    const only = tracedPoster(c, ['vtd_pi_access_error']);
+    only.p.post(PID, 0x40, false, false, 8, 4);
+    only.p.post(PID, 0x41, false, false, 8, 4);
+    only.p.post(0x7000_0000, 0x30, false, false, 8, 4);
+    expect(only.events).toEqual([['vtd_pi_access_error', { addr: 0x7000_0000 }]]);
+    const none = tracedPoster(c, []);
+    writePid(c, { nv: 0xf2, ndst: 0 });
+    none.p.post(PID, 0x40, false, false, 8, 4);
+    none.p.post(PID, 0x41, false, false, 8, 4);
+    none.p.post(0x7000_0000, 0x30, false, false, 8, 4);
+    expect(none.events).toEqual([]);
+    expect(c.msis).toHaveLength(2);
   });
 });
 

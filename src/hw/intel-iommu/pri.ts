@@ -28,12 +28,10 @@ import type { PageRequestQueue } from './page-requests.js';
 import type { FaultExtra } from './requests.js';
 import { ctxFpd, lookupContext, newContextEntry } from './root-context.js';
 import type { ResolveUnit } from './resolve.js';
-import { lookupScalableContext, newPasidConfig, newScalableContext, Pgtt, resolvePasid, smCtxFpd, smCtxPre } from './scalable-context.js';
+import { lookupScalableContext, newPasidConfig, newScalableContext, Pgtt, resolvePasid, smCtxPre } from './scalable-context.js';
 
 const BYTE = 0xff;
 const BUS_SHIFT = 8;
-/** Legacy context entries have no PRE bit: bit 4 of the low qword is where a scalable one has it. */
-const LEGACY_PRE_BIT = 1 << 4;
 
 /** What the page-request path reads from the unit. */
 export interface PriUnit extends ResolveUnit {
@@ -46,33 +44,41 @@ const smCtx = newScalableContext();
 const legacyCtx = newContextEntry();
 const cfg = newPasidConfig();
 
-/** Step 4: true when the context entry allows page requests; else the fault is recorded. */
+/**
+ * Step 4: true when the context entry allows page requests; else the fault is
+ * recorded.  A failed fetch is recorded whatever the FPD bits say (QEMU has
+ * not read them then).  Legacy context entries have no PRE bit: bit 4, where
+ * a scalable entry has it, is reserved there and fails the fetch, so in
+ * legacy mode every page request is refused.
+ */
 function preAllows(u: PriUnit, sid: number, pasid: number, req: DevicePageRequest): boolean {
   const bus = sid >>> BUS_SHIFT;
   const devfn = sid & BYTE;
   let r: number;
-  let pre: boolean;
-  let fpd: boolean;
+  let fpd = false;
   if (u.scalable) {
     r = lookupScalableContext(u.memory, u.rootTable, bus, devfn, u.smRules, smCtx);
-    pre = r === 0 && smCtxPre(smCtx);
-    if (r === 0 && !pre) resolvePasid(u.memory, smCtx, pasid, u.smRules, cfg);
-    fpd = r === 0 && (smCtxFpd(smCtx) || cfg.fpd);
+    if (r === 0) {
+      if (smCtxPre(smCtx)) return true;
+      // The PASID entry's FPD counts too; cfg.fpd folds in the context's and the directory's.
+      resolvePasid(u.memory, smCtx, pasid, u.smRules, cfg);
+      fpd = cfg.fpd;
+    }
   } else {
     r = lookupContext(u.memory, u.rootTable, bus, devfn, u.ctxRules, legacyCtx);
-    pre = r === 0 && (legacyCtx.lo.lo & LEGACY_PRE_BIT) !== 0;
-    fpd = r === 0 && ctxFpd(legacyCtx);
+    if (r === 0) fpd = ctxFpd(legacyCtx);
   }
-  if (pre) return true;
-  // A failed fetch is recorded whatever the FPD bits say (QEMU has not read them then).
-  u.recordFault(sid, r !== 0 ? r : VtdFault.SM_PRE_ABS, req.addr, req.write, { fpd: r === 0 && fpd, pasid });
+  u.recordFault(sid, r !== 0 ? r : VtdFault.SM_PRE_ABS, req.addr, req.write, { fpd, pasid });
   return false;
 }
 
-/** Step 6: drops the page's first-stage IOTLB entries of (DID, PASID); false when the PASID entry does not allow it. */
-function implicitInvalidation(u: PriUnit, sid: number, pasid: number, addr: number): boolean {
-  if (!u.scalable) return false;
-  if (lookupScalableContext(u.memory, u.rootTable, sid >>> BUS_SHIFT, sid & BYTE, u.smRules, smCtx) !== 0) return false;
+/**
+ * Step 6: drops the page's first-stage IOTLB entries of (DID, PASID); false
+ * when the PASID entry does not allow it.  Runs only right after preAllows
+ * allowed the request (nothing runs in between), so in scalable mode with
+ * `smCtx` still holding the context entry it fetched.
+ */
+function implicitInvalidation(u: PriUnit, pasid: number, addr: number): boolean {
   if (resolvePasid(u.memory, smCtx, pasid, u.smRules, cfg) !== 0 || cfg.pgtt !== Pgtt.FirstStage) return false;
   u.iotlb.removePasidPages(cfg.did, pasid, addr, 0);
   return true;
@@ -84,7 +90,7 @@ export function submitPageRequest(u: PriUnit, sid: number, pasid: number, req: D
   if (queue === null || pasid === NO_PASID) return 'refused';
   if (req.execute === true && !req.read) return 'refused';
   if (!preAllows(u, sid, pasid, req)) return 'refused';
-  const outcome = queue.submit({ sid, pasid, ...req }, () => implicitInvalidation(u, sid, pasid, req.addr));
+  const outcome = queue.submit({ sid, pasid, ...req }, () => implicitInvalidation(u, pasid, req.addr));
   if (outcome === 'queued') return 'queued';
   return outcome === 'overflow' ? 'overflow' : 'refused';
 }

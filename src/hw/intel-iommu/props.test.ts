@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { capValue, ecapValue } from './caps.js';
 import { INTEL_IOMMU_DEPRECATED_PROPS, INTEL_IOMMU_PROPS, resolveIommuConfig } from './props.js';
+import { Reg } from './reg-layout.js';
+import { VtdBench } from '../../../test/support/vtd-bench.js';
 
 const hex = (v: bigint) => '0x' + v.toString(16).toUpperCase().padStart(16, '0');
 
@@ -185,6 +187,25 @@ describe('intel-iommu properties', () => {
     expect(resolveIommuConfig({ ...base, 'x-fs5lp': true, 'aw-bits': 57 }).awBits).toBe(57);
     // The CLI's on/off strings resolve like booleans.
     expect(resolveIommuConfig({ ...base, 'x-nested': 'on' }).nested).toBe(true);
+  });
+
+  it('every listed property has a default, and the resolved raw values carry them all', () => {
+    const defaults = Object.entries(INTEL_IOMMU_PROPS).map(([name, def]) => [name, def.default]);
+    for (const [name, def] of defaults) expect(def, String(name)).toBeDefined();
+    // Components read their own x-... properties from raw: unset ones must read as their default.
+    expect(resolveIommuConfig({}).raw).toEqual(Object.fromEntries(defaults));
+    const raw = resolveIommuConfig({ 'x-pi': true, nfr: 4 }).raw;
+    expect(raw['x-pi']).toBe(true);
+    expect(raw['nfr']).toBe(4);
+    expect(raw['x-devtlb-timeout-sid']).toBe(0x10000);
+    expect(raw['x-cfi']).toBe(false);
+  });
+
+  it('carries version (QEMU 11.1 accepts any u32 and leaves VER at 0x10)', () => {
+    expect(resolveIommuConfig({}).version).toBe(0);
+    expect(resolveIommuConfig({ version: 7 }).version).toBe(7);
+    // Observed with QEMU 11.1.3: -device intel-iommu,version=7 reads VER 0x10.
+    expect(new VtdBench({ props: { version: 7 } }).r32(Reg.VER)).toBe(0x10);
   });
 
   it('removed properties keep their 7.2 meaning; 11.1 property sets always get PT and drain', () => {

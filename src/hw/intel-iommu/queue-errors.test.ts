@@ -191,6 +191,22 @@ describe('QueueErrors.deviceIotlbDone', () => {
     expect(b.msis).toHaveLength(1);
   });
 
+  it('the function\'s own answer: done (or none given) nothing, timeout ITE, error ICE', () => {
+    const { b, e, events } = direct({ iqer: true });
+    e.deviceIotlbDone(0x21, 'done');
+    e.deviceIotlbDone(0x22);
+    expect(b.r32(Reg.FSTS)).toBe(0);
+    expect(events).toEqual([]);
+    e.deviceIotlbDone(0x23, 'error');
+    e.deviceIotlbDone(0x24, 'timeout');
+    expect(b.r32(Reg.FSTS)).toBe(Fsts.ICE | Fsts.ITE);
+    expect(b.r64(Reg.IQER)).toBe((0x23n << 48n) | (0x24n << 32n));
+    expect(events).toEqual([
+      ['vtd_inv_completion_error', { sid: 0x23 }],
+      ['vtd_inv_timeout', { sid: 0x24 }],
+    ]);
+  });
+
   it('other SIDs: nothing', () => {
     const { b, e, events } = direct({ iqer: true, devtlbTimeoutSid: 0x108, devtlbErrorSid: 0x110 });
     for (const sid of [0, 0x107, 0x109, 0x10f, 0x111, 0x1108, NO_SID]) e.deviceIotlbDone(sid);

@@ -87,10 +87,10 @@ export class QueueErrors {
 
   /**
    * After a device-TLB invalidation for `sid`, given how the function at
-   * that SID answered: ITE for a time-out, ICE for an error, as for a SID
-   * the properties configure to fail.
+   * that SID answered (absent: as 'done'): ITE for a time-out, ICE for an
+   * error, as for a SID the properties configure to fail.
    */
-  deviceIotlbDone(sid: number, answer: AtsInvalidationResult = 'done'): void {
+  deviceIotlbDone(sid: number, answer?: AtsInvalidationResult): void {
     if (answer === 'timeout' || sid === this.opts.devtlbTimeoutSid) this.invalidationError(Fsts.ITE, Iqer.ITESID_SHIFT, sid);
     else if (answer === 'error' || sid === this.opts.devtlbErrorSid) this.invalidationError(Fsts.ICE, Iqer.ICESID_SHIFT, sid);
   }

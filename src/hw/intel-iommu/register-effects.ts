@@ -54,11 +54,9 @@ function fectlWritten(u: RegisterEffectsUnit): void {
   if ((v & EventCtl.IP) !== 0 && (v & EventCtl.IM) === 0) deliverEvent(u, Reg.FECTL, Reg.FEDATA, Reg.FEADDR, Reg.FEUADDR);
 }
 
-/** ICS written (W1C applied): IWC clear drops a pending completion interrupt. */
+/** ICS written (W1C applied): IWC clear drops a pending completion interrupt (clearing a clear IP changes nothing). */
 function icsWritten(u: RegisterEffectsUnit): void {
-  if ((u.regs.get32(Reg.IECTL) & EventCtl.IP) !== 0 && (u.regs.get32(Reg.ICS) & Ics.IWC) === 0) {
-    u.regs.setClear32(Reg.IECTL, 0, EventCtl.IP);
-  }
+  if ((u.regs.get32(Reg.ICS) & Ics.IWC) === 0) u.regs.setClear32(Reg.IECTL, 0, EventCtl.IP);
 }
 
 /** IECTL written: unmasking with IP set sends the deferred completion event. */
@@ -84,11 +82,11 @@ export function vtdRegisterRows(u: RegisterEffectsUnit): RegisterRow[] {
     { off: Reg.ICS, write: () => icsWritten(u) },
     { off: Reg.IECTL, write: () => iectlWritten(u), truncate64: true },
   ];
+  // Without the queue (no ECAP.PRS) the page-request registers are not defined: they read 0 and
+  // ignore writes, so an 8-byte write at PECTL needs no truncation row there.
   const pr = u.pageRequests;
   if (pr !== null) {
     rows.push({ off: Reg.PRS, write: () => pr.onPrsWrite() }, { off: Reg.PECTL, write: () => pr.onPectlWrite(), truncate64: true });
-  } else {
-    rows.push({ off: Reg.PECTL, truncate64: true });
   }
   for (let i = 0; i < u.config.nfr; i++) {
     const off = frcdOffset(i);

@@ -35,6 +35,25 @@ describe('register file', () => {
     expect(() => f.get32(16)).toThrow(RangeError);
   });
 
+  it('refuses a size that is not a positive multiple of 4, in one line (a setup mistake)', () => {
+    for (const size of [0, -4, 6, 0x231]) {
+      expect(() => new RegisterFile(size), String(size)).toThrow(`register file size ${size} must be a positive multiple of 4`);
+    }
+    expect(new RegisterFile(4).size).toBe(4);
+  });
+
+  it('refuses offsets outside the file or unaligned, naming the offset (a device bug, never guest input)', () => {
+    const f = new RegisterFile(16);
+    f.define32(12, 0x1234, 0, 0);
+    expect(f.get32(12)).toBe(0x1234);
+    for (const off of [16, -4, 2, 13]) {
+      expect(() => f.get32(off), String(off)).toThrow(RangeError);
+      expect(() => f.set32(off, 1), String(off)).toThrow(RangeError);
+    }
+    expect(() => f.get32(2)).toThrow('register offset 0x2 outside the file or unaligned');
+    expect(() => f.get32(0x10)).toThrow('register offset 0x10 outside the file or unaligned');
+  });
+
   it('resets every register as QEMU and applies its write masks', () => {
     const b = new VtdBench();
     for (const [name, off, reset] of TABLE) {
