@@ -65,6 +65,10 @@ const PIR_BYTE_SHIFT = 3;
 const BYTE_BIT_MASK = 7;
 
 /** Posts interrupts into PIDs in guest memory. */
+
+/** Trace points (built only when the tracer asks: posting is on the interrupt path). */
+const TRACE_POST = 'vtd_pi_post';
+const TRACE_ACCESS_ERROR = 'vtd_pi_access_error';
 export class PostedInterrupts {
   private readonly pid = new Uint8Array(Pid.SIZE);
   private readonly view = new DataView(this.pid.buffer);
@@ -88,7 +92,7 @@ export class PostedInterrupts {
     const control = this.pid[Pid.CONTROL]!;
     const notify = (control & Pid.ON) === 0 && (urgent || (control & Pid.SN) === 0);
     if (!notify) {
-      this.trace('vtd_pi_post', { addr: pidAddr, vector, notified: false });
+      if (this.tracer.enabled(TRACE_POST)) this.tracer.trace(TRACE_POST, { addr: pidAddr, vector, notified: false });
       return PostResult.Suppressed;
     }
     this.one[0] = control | Pid.ON;
@@ -98,17 +102,13 @@ export class PostedInterrupts {
     const dest = x2apic ? ndst : (ndst >>> Notification.XAPIC_SHIFT) & Notification.DEST_MASK;
     const hi = x2apic ? (dest & Notification.X2APIC_HI_MASK) >>> 0 : 0;
     const lo = (Notification.ADDR_BASE | ((dest & Notification.DEST_MASK) << Notification.DEST_SHIFT)) >>> 0;
-    this.trace('vtd_pi_post', { addr: pidAddr, vector, notified: true, nv, dest });
+    if (this.tracer.enabled(TRACE_POST)) this.tracer.trace(TRACE_POST, { addr: pidAddr, vector, notified: true, nv, dest });
     this.msi.deliverMsi(hi * TWO_POW_32 + lo, nv, { kind: 'msi', source: sid, remappedIndex: index });
     return PostResult.Notified;
   }
 
   private fail(addr: number): PostResultKind {
-    this.trace('vtd_pi_access_error', { addr });
+    if (this.tracer.enabled(TRACE_ACCESS_ERROR)) this.tracer.trace(TRACE_ACCESS_ERROR, { addr });
     return PostResult.AccessError;
-  }
-
-  private trace(event: string, fields: Record<string, number | boolean>): void {
-    if (this.tracer.enabled(event)) this.tracer.trace(event, fields);
   }
 }
