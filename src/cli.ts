@@ -12,7 +12,7 @@
  * before the process exits (main(), runAsProgram()).
  */
 import { pathToFileURL } from 'node:url';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, realpathSync, writeSync } from 'node:fs';
 import { createMachine, type Machine, type MachineOptions } from './machine/q35.js';
 import { ConfigError, parseDeviceArg } from './machine/registry.js';
 import { loadMachineFile } from './machine/machine-file.js';
@@ -23,13 +23,18 @@ import {
   checkMemoryOption,
   checkSmpOption,
   machineArgsSetAccel,
+  machineType,
   parseAccelOption,
   resolveMachineArgs,
   type AccelName,
   type MachineArgs,
 } from './machine/machine-options.js';
 import { MemSizeError, parseMemSize } from './memory/ram-layout.js';
-import { QtestServer } from './qtest/server.js';
+import { QtestServer, type QtestTarget } from './qtest/server.js';
+import { QtestLog } from './qtest/qtest-log.js';
+import { NoneMachine, NONE_MACHINE } from './machine/none-machine.js';
+import { GLOBAL_HELP_TEXT, isGlobalHelp } from './machine/globals.js';
+import { checkAudioOption, checkNetOption, MACHINE_HELP, parseRunWith } from './machine/process-options.js';
 import { QmpSession } from './qtest/qmp.js';
 import { flushStream, openChannel, parseChardev, type Channel, type ChardevSpec } from './qtest/transport.js';
 import type { DmarExtras } from './machine/dmar-wiring.js';
@@ -39,12 +44,15 @@ import { loadBiosImage } from './machine/firmware-rom.js';
 export const PROG = 'vtemu';
 
 /** Options that take an argument and are ignored (QEMU compatibility). */
-const IGNORED_WITH_ARG = new Set(['display', 'serial', 'monitor', 'qtest-log', 'vga', 'name', 'cpu', 'L', 'global', 'rtc', 'boot', 'uuid', 'parallel', 'net', 'nic']);
+const IGNORED_WITH_ARG = new Set(['display', 'serial', 'monitor', 'vga', 'name', 'cpu', 'L', 'rtc', 'parallel', 'nic']);
 /** Flags that are ignored. */
 const IGNORED_FLAGS = new Set(['nodefaults', 'S', 'no-reboot', 'no-shutdown', 'nographic', 'no-user-config']);
 
 /** Options that take an argument and are handled here. */
-const WITH_ARG = new Set(['machine', 'M', 'accel', 'm', 'device', 'qtest', 'qmp', 'trace', 'machine-file', 'bios', 'chardev', 'mon', 'smp']);
+const WITH_ARG = new Set([
+  'machine', 'M', 'accel', 'm', 'device', 'qtest', 'qmp', 'trace', 'machine-file', 'bios', 'chardev', 'mon', 'smp',
+  'qtest-log', 'audio', 'run-with', 'net', 'global', 'uuid', 'boot', 'object', 'numa',
+]);
 
 /** What the command line asks for. */
 export interface CliConfig {
@@ -52,6 +60,10 @@ export interface CliConfig {
   readonly qtest: ChardevSpec | null;
   readonly qmp: ChardevSpec | null;
   readonly trace: readonly string[];
+  /** `-qtest-log`: a file, 'none', or null for QEMU's default (stderr). */
+  readonly qtestLog: string | null;
+  /** `-run-with exit-with-parent=on`: exit when the parent process goes away. */
+  readonly exitWithParent: boolean;
 }
 
 /** Parse outcome: run, or print and exit. */
@@ -114,6 +126,14 @@ export function parseCli(argv: readonly string[]): CliParse {
   let qtest: ChardevSpec | null = null;
   let qmp: ChardevSpec | null = null;
   let dmar: DmarExtras | undefined;
+  let qtestLog: string | null = null;
+  let exitWithParent = false;
+  let smp: string | undefined;
+  let uuid: string | undefined;
+  const boot: string[] = [];
+  const globals: string[] = [];
+  const objects: string[] = [];
+  const numa: string[] = [];
   let bios: Uint8Array | undefined;
   const chardevs = new Map<string, ChardevSpec>();
   const fileDevices: string[] = [];
@@ -143,14 +163,14 @@ export function parseCli(argv: readonly string[]): CliParse {
         case 'help':
           return exit(0, USAGE);
         case 'version':
-          return exit(0, `${PROG} version 0.1.0 (QEMU 7.2 compatible front door)\n`);
+          return exit(0, `${PROG} version 0.1.0 (QEMU 11.1 compatible front door)\n`);
         case 'machine':
         case 'M':
           if (raw === '--machine' && arg.endsWith('.json')) {
             addMachineFile(arg);
             break;
           }
-          if (arg === 'help' || arg.split(',').includes('help')) return exit(0, `Supported machines are:\nq35                  Standard PC (Q35 + ICH9, 2009) (alias of pc-q35-7.2)\npc-q35-7.2           Standard PC (Q35 + ICH9, 2009)\n`);
+          if (arg === 'help' || arg.split(',').includes('help')) return exit(0, MACHINE_HELP);
           machineArgs.push(arg);
           break;
         case 'machine-file':
@@ -165,6 +185,35 @@ export function parseCli(argv: readonly string[]): CliParse {
           break;
         case 'smp':
           checkSmpOption(arg);
+          smp = arg;
+          break;
+        case 'qtest-log':
+          qtestLog = arg;
+          break;
+        case 'audio':
+          checkAudioOption(arg);
+          break;
+        case 'run-with':
+          exitWithParent = parseRunWith(arg) ?? exitWithParent;
+          break;
+        case 'net':
+          checkNetOption(arg);
+          break;
+        case 'global':
+          if (isGlobalHelp(arg)) return exit(0, GLOBAL_HELP_TEXT);
+          globals.push(arg);
+          break;
+        case 'object':
+          objects.push(arg);
+          break;
+        case 'numa':
+          numa.push(arg);
+          break;
+        case 'uuid':
+          uuid = arg;
+          break;
+        case 'boot':
+          boot.push(arg);
           break;
         case 'enable-kvm':
           enableKvm = true;
@@ -235,8 +284,14 @@ export function parseCli(argv: readonly string[]): CliParse {
     ...(mem !== undefined ? { memory: mem } : {}),
     ...(dmar !== undefined ? { dmar } : {}),
     ...(bios !== undefined ? { bios } : {}),
+    ...(smp !== undefined ? { smp } : {}),
+    ...(uuid !== undefined ? { uuid } : {}),
+    ...(boot.length > 0 ? { boot } : {}),
+    ...(globals.length > 0 ? { globals } : {}),
+    ...(objects.length > 0 ? { objects } : {}),
+    ...(numa.length > 0 ? { numa } : {}),
   };
-  return { kind: 'run', config: { machine, qtest, qmp, trace }, warnings };
+  return { kind: 'run', config: { machine, qtest, qmp, trace, qtestLog, exitWithParent }, warnings };
 }
 
 /**
@@ -313,14 +368,63 @@ function flushAll(channels: readonly Channel[], limitMs: number | null): Promise
   });
 }
 
+/** How often the exit-with-parent watch looks at the parent pid. */
+const PARENT_POLL_MS = 200;
+
+/** The qtest log of `-qtest-log` (QEMU: a file, `none`, or stderr when absent); null: no log. */
+function openQtestLog(arg: string | null): QtestLog | null {
+  if (arg === 'none' || arg === '/dev/null') return null;
+  if (arg === null) return new QtestLog((line) => process.stderr.write(line + '\n'));
+  let fd: number;
+  try {
+    fd = openSync(arg, 'w');
+  } catch {
+    return null; // QEMU 11.1 runs on without a log when the file cannot be opened
+  }
+  return new QtestLog((line) => {
+    try {
+      writeSync(fd, line + '\n');
+    } catch {
+      // a log that cannot be written is dropped, as QEMU's fprintf errors are
+    }
+  });
+}
+
+/** The machine of the command line: q35, or the empty `-machine none`. */
+function buildTarget(config: CliConfig, err: (line: string) => void): { machine: Machine | null; target: QtestTarget & { reset(): void; dispose(): void } } | null {
+  let type: string | null;
+  try {
+    type = machineType(config.machine.machine ?? []);
+  } catch {
+    type = null; // a bad -machine property: buildMachine reports it
+  }
+  if (type !== NONE_MACHINE) {
+    const machine = buildMachine(config, err);
+    return machine ? { machine, target: machine } : null;
+  }
+  try {
+    const bytes = typeof config.machine.memory === 'string' ? parseMemSize(config.machine.memory) : 0;
+    const first = config.machine.devices?.[0];
+    if (first !== undefined) throw new ConfigError(`No 'PCI' bus found for device '${first.split(',')[0]}'`, `-device ${first}`);
+    return { machine: null, target: new NoneMachine(bytes) };
+  } catch (e) {
+    err(e instanceof ConfigError ? e.lines(PROG).trimEnd() : `${PROG}: ${(e as Error).message}`);
+    return null;
+  }
+}
+
 /**
  * Runs vtemu; resolves with the exit code when the front doors close, after
  * every reply already produced has been flushed to its reader.
  *
- * The qtest session ends at EOF on stdin or when its socket peer goes away
- * (QEMU 11.1 keeps running until killed; vtemu exits 0, as QEMU does on
- * SIGTERM).  A reader that vanishes while its input is still open (EPIPE)
- * only loses its replies: commands keep running until EOF, as in QEMU.
+ * Connections are made as QEMU makes them for libqtest: the qtest chardev
+ * first, then the QMP one; the QMP greeting is sent as soon as its channel
+ * is open.  The process ends with status 0 on `quit`, on SIGTERM/SIGINT,
+ * when the parent goes away under `-run-with exit-with-parent=on`, and at
+ * EOF on either front door (QEMU 11.1 keeps running there until it is
+ * killed).  A reader that vanishes while its input is still open (EPIPE),
+ * or a QMP peer that resets its connection, only loses its replies:
+ * commands keep running until EOF, as in QEMU.
  */
 export async function main(argv: readonly string[]): Promise<number> {
   const parsed = parseCli(argv);
@@ -332,38 +436,55 @@ export async function main(argv: readonly string[]): Promise<number> {
   const err = (line: string): void => {
     process.stderr.write(line + '\n');
   };
-  const machine = buildMachine(parsed.config, err);
-  if (!machine) return 1;
+  const built = buildTarget(parsed.config, err);
+  if (!built) return 1;
+  const { machine, target } = built;
   return new Promise<number>((resolve) => {
     let done = false;
     const channels: Channel[] = [];
     let server: QtestServer | null = null;
+    let log: QtestLog | null = null;
     const keepAlive = setInterval(() => {}, 1 << 30);
+    let parentWatch: ReturnType<typeof setInterval> | null = null;
     const finish = (code: number, flushLimitMs: number | null = null): void => {
       if (done) return;
       done = true;
       server?.close();
-      machine.dispose();
+      log?.closed();
+      target.dispose();
+      if (parentWatch) clearInterval(parentWatch);
       void flushAll(channels, flushLimitMs).then(() => {
         for (const ch of channels) ch.close();
         clearInterval(keepAlive);
         resolve(code);
       });
     };
-    const onSignal = (): void => {
+    const onSignal = (signal: NodeJS.Signals): void => {
       if (done) process.exit(0);
+      err(`${PROG}: terminating on signal ${signal === 'SIGTERM' ? 15 : 2}`);
       finish(0, SIGNAL_FLUSH_LIMIT_MS);
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    if (parsed.config.exitWithParent) {
+      const parent = process.ppid;
+      parentWatch = setInterval(() => {
+        if (process.ppid !== parent) finish(0);
+      }, PARENT_POLL_MS);
+    }
     const { qtest, qmp } = parsed.config;
-    if (qmp) {
+    const openQmp = (): void => {
+      if (!qmp || done) return;
       // QMP reads bytes (QEMU's JSON lexer sees invalid UTF-8 as it is) and writes UTF-8 JSON.
       openChannel(qmp, { input: 'latin1', output: 'utf8' }).then(
         (ch) => {
           channels.push(ch);
-          const session = new QmpSession({ reset: () => machine.reset(), quit: () => finish(0) }, (t) => ch.write(t));
+          const session = new QmpSession({ machine, reset: () => target.reset(), quit: () => finish(0) }, (t) => ch.write(t));
           ch.onData((d) => session.feed(Buffer.from(d, 'latin1')));
+          // EOF ends the process (libqtest's peer is gone); a reset only drops QMP's output (issue 13).
+          ch.onClose((eof) => {
+            if (eof) finish(0);
+          });
           session.greet();
         },
         (e: Error) => {
@@ -371,23 +492,28 @@ export async function main(argv: readonly string[]): Promise<number> {
           finish(1);
         },
       );
+    };
+    if (!qtest) {
+      openQmp();
+      return;
     }
-    if (qtest) {
-      // qtest is a byte protocol: a word echoed in a reply comes back byte for byte.
-      openChannel(qtest, { input: 'latin1', output: 'latin1' }).then(
-        (ch) => {
-          channels.push(ch);
-          const s = new QtestServer(machine, (t) => ch.write(t));
-          server = s;
-          ch.onData((d) => s.feed(d));
-          ch.onClose(() => finish(0));
-        },
-        (e: Error) => {
-          err(`${PROG}: -qtest: ${e.message}`);
-          finish(1);
-        },
-      );
-    }
+    // qtest is a byte protocol: a word echoed in a reply comes back byte for byte.
+    openChannel(qtest, { input: 'latin1', output: 'latin1' }).then(
+      (ch) => {
+        channels.push(ch);
+        log = openQtestLog(parsed.config.qtestLog);
+        log?.opened();
+        const s = new QtestServer(target, (t) => ch.write(t), log);
+        server = s;
+        ch.onData((d) => s.feed(d));
+        ch.onClose(() => finish(0));
+        openQmp();
+      },
+      (e: Error) => {
+        err(`${PROG}: -qtest: ${e.message}`);
+        finish(1);
+      },
+    );
   });
 }
 

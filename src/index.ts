@@ -1,7 +1,9 @@
 /**
  * vtemu's public API: build a q35 machine (optionally with an Intel VT-d
  * IOMMU), drive it through the qtest front door or directly, and register
- * third-party device types.
+ * third-party device types.  Everything exported as a value exists at run
+ * time (constants are objects, not const enums); the command line is the
+ * `vtemu` binary, not part of this API.
  */
 export { createMachine, Machine, type MachineOptions, type MachineDevice, type MachineEvents } from './machine/q35.js';
 export {
@@ -21,7 +23,6 @@ export { loadMachineFile, checkMachineFile, type MachineFile } from './machine/m
 export { QtestServer, type QtestTarget } from './qtest/server.js';
 export { QmpSession, type QmpTarget } from './qtest/qmp.js';
 export { openChannel, parseChardev, type Channel, type ChardevSpec } from './qtest/transport.js';
-export { parseCli, buildMachine, main, type CliConfig, type CliParse } from './cli.js';
 export { AddressSpace, MemTx } from './memory/address-space.js';
 export { MmioRegion, RamRegion, AliasRegion, ContainerRegion, type MmioOps, type AccessRules } from './memory/region.js';
 export { createRam, type RamBackendName } from './memory/ram-backend.js';
@@ -30,6 +31,8 @@ export type { DmaIommu, DmaTranslator, DmaRequester, IotlbEntry } from './memory
 export {
   ALL_PASIDS,
   AtsStatus,
+  DmaAccess,
+  IommuPerm,
   DmaRequestKind,
   NO_PASID,
   newAtsCompletion,
@@ -49,3 +52,17 @@ export { MsiSink, type MsiDelivery } from './hw/intc/msi-sink.js';
 export { Ioapic } from './hw/intc/ioapic.js';
 export { PciDevice, type PciDeviceInit } from './pci/device.js';
 export { DmaSpace } from './memory/dma-space.js';
+export {
+  IOVA_SPACE_END,
+  IommuNotifier,
+  IommuNotifierError,
+  IommuNotifierFlag,
+  IommuNotifierList,
+  flagOf,
+  type IommuEvent,
+  type IommuEventType,
+  type IommuNotifierEvents,
+  type IommuNotifierSource,
+  type IommuNotifierSpace,
+  type IovaWindow,
+} from './memory/iommu-notifier.js';

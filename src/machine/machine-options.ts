@@ -315,3 +315,10 @@ export function checkSmpOption(arg: string): void {
     throw new ConfigError('Invalid CPU topology: CPU topology parameters must be greater than zero');
   }
 }
+
+/** The machine type `-machine` arguments name (q35 when none does); throws ConfigError for a bad property. */
+export function machineType(args: readonly string[]): string {
+  const margs: MachineArgs = {};
+  for (const m of args) applyMachineArg(m, margs);
+  return margs.type ?? 'q35';
+}

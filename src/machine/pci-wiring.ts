@@ -1,16 +1,19 @@
 /**
  * The machine's side of PCI: the host bridge with its root bus (`pcie.0`),
- * plugging `-device`s (addr=, bus= by id, multifunction=), the IOMMU hook-up
- * and the root-bus listing the DMAR builder needs.  The host (src/pci/host.ts)
+ * plugging `-device`s (addr=, bus= by id, multifunction=), the IOMMU hook-up,
+ * the root-bus listing the DMAR builder needs, and the MCH's properties and
+ * SMRAM/TSEG views (src/pci/mch-smram.ts).  The host (src/pci/host.ts)
  * routes INTx through the ICH9 PIRQs to IOAPIC inputs 16-23.
  */
 import type { AddressSpace } from '../memory/address-space.js';
-import type { ContainerRegion } from '../memory/region.js';
+import type { ContainerRegion, Region } from '../memory/region.js';
 import type { DmaIommu } from '../memory/iommu.js';
 import { NO_IRQ, type IrqLine } from '../core/irq.js';
 import type { PciBus } from '../pci/bus.js';
 import { createQ35PciHost, type Q35PciHost } from '../pci/host.js';
 import { PciDevice } from '../pci/device.js';
+import type { MchProps } from '../pci/ich9.js';
+import { SmramViews } from '../pci/mch-smram.js';
 import type { Device } from './device-type.js';
 import { ConfigError, type DeviceSpec } from './registry.js';
 
@@ -20,6 +23,10 @@ export interface PciMachineSide {
   readonly systemMemory: ContainerRegion;
   readonly ioSpace: ContainerRegion;
   readonly ioapic: { readonly pins: readonly IrqLine[] };
+  /** Guest RAM from guest-physical 0 (the MCH mirrors its SMRAM window from it). */
+  readonly ramBlock: Region;
+  /** RAM below 4 GiB in bytes (TSEG sits at its top). */
+  readonly ramBelow4g: number;
 }
 
 /** The machine's PCI: plug, IOMMU, reset, enumeration. */
@@ -37,8 +44,12 @@ export interface MachinePci {
   rootDevices(): { devfn: number; bridge: boolean; device: PciDevice }[];
 }
 
-/** Creates the machine's PCI host and returns the wiring around it. */
-export function createPciHost(m: PciMachineSide): MachinePci {
+/**
+ * Creates the machine's PCI host and returns the wiring around it: the MCH
+ * gets its properties (`-global mch.*`) and its SMRAM views in the CPU's
+ * memory map.  Throws ConfigError for an MCH property QEMU refuses.
+ */
+export function createPciHost(m: PciMachineSide, mch: MchProps = {}): MachinePci {
   const host = createQ35PciHost({
     systemMemory: m.systemMemory,
     ioSpace: m.ioSpace,
@@ -46,6 +57,12 @@ export function createPciHost(m: PciMachineSide): MachinePci {
     ioapicLine: (gsi) => m.ioapic.pins[gsi] ?? NO_IRQ,
   });
   const root = host.rootBus;
+  try {
+    host.mch.configure(mch);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  host.mch.connectSmram(new SmramViews({ systemMemory: m.systemMemory, pciMemory: root.memory, ram: m.ramBlock, ramBelow4g: m.ramBelow4g }));
   return {
     host,
     rootBus: root,

@@ -25,6 +25,12 @@ import { createPciHost, type MachinePci } from './pci-wiring.js';
 import { buildMachineDmar, num, pciById, type DmarExtras, type DrhdExtra } from './dmar-wiring.js';
 import { RoutedIommu, type RoutedUnit } from './iommu-routing.js';
 import { mapFirmwareRom } from './firmware-rom.js';
+import { applyGlobals, Globals, mchGlobals } from './globals.js';
+import { resolveSmp, type SmpTopology } from './smp.js';
+import { parseObjects, resolveNuma, type NumaConfig } from './numa.js';
+import { parseUuid, resolveBoot } from '../hw/fw-cfg/boot-options.js';
+import { ExtTseg } from '../pci/ich9.js';
+import type { Region } from '../memory/region.js';
 import type { IntelIommu } from '../hw/intel-iommu/device.js';
 import './builtins.js';
 
@@ -49,6 +55,18 @@ export interface MachineOptions {
   readonly dmar?: DmarExtras;
   /** Receives warnings (`vtemu: ...` lines without the prefix). */
   readonly warn?: (line: string) => void;
+  /** `-uuid` argument as given. */
+  readonly uuid?: string;
+  /** `-boot` arguments as given, in order. */
+  readonly boot?: readonly string[];
+  /** `-global DRIVER.PROP=VALUE` arguments as given, in order. */
+  readonly globals?: readonly string[];
+  /** `-smp` argument as given. */
+  readonly smp?: string;
+  /** `-object` arguments as given (memory backends for NUMA nodes). */
+  readonly objects?: readonly string[];
+  /** `-numa` arguments as given, in order. */
+  readonly numa?: readonly string[];
 }
 
 /** One device created from `-device`. */
@@ -102,6 +120,14 @@ export class Machine {
   readonly ramBelow4g: number;
   /** RAM mapped at 4 GiB and up, in bytes. */
   readonly ramAbove4g: number;
+  /** The RAM block ("pc.ram") the RAM aliases show. */
+  readonly ramBlock: Region;
+  /** The CPU topology of `-smp`. */
+  readonly smp: SmpTopology;
+  /** The NUMA nodes of `-numa` (null: none). */
+  readonly numa: NumaConfig | null;
+  /** The `-global`s (device creation applies them). */
+  private readonly globals: Globals;
   /** The APIC bus: every interrupt message ends here. */
   readonly msiSink = new MsiSink();
   /** The IOAPIC at 0xFEC00000 (PCI INTx on inputs 16-23). */
@@ -126,10 +152,15 @@ export class Machine {
 
   /** @internal use createMachine. */
   constructor(options: MachineOptions) {
+    this.globals = Globals.parse(options.globals ?? [], options.warn);
+    const uuid = options.uuid !== undefined ? parseUuid(options.uuid) : undefined;
     const margs: MachineArgs = {};
     for (const m of options.machine ?? []) applyMachineArg(m, margs);
     if (options.accel !== undefined) applyMachineArg(`accel=${options.accel}`, margs);
     this.props = resolveMachineArgs(margs);
+    const boot = resolveBoot(options.boot ?? [], options.warn);
+    this.smp = resolveSmp(options.smp, machineLimits(margs.type), options.warn);
+    const backends = parseObjects(options.objects ?? []);
     this.tracer = options.tracer ?? NULL_TRACER;
     this.clock = new VirtualClock(this.props.accel === 'qtest' || options.qtest ? 'qtest' : 'real');
 
@@ -138,6 +169,8 @@ export class Machine {
     const layout = q35RamLayout(this.ram);
     this.ramBelow4g = layout.below4g;
     this.ramAbove4g = layout.above4g;
+    this.ramBlock = layout.block;
+    this.numa = resolveNuma(options.numa ?? [], backends, this.smp, size);
     for (const r of layout.regions) this.systemMemory.add(r.region, r.at);
     mapFirmwareRom(this.systemMemory, options.bios ?? null);
     this.memory = new AddressSpace('memory', this.systemMemory, { tracer: this.tracer });
@@ -155,13 +188,21 @@ export class Machine {
       tracer: this.tracer,
     });
     this.systemMemory.add(this.ioapic.region, IOAPIC_BASE);
-    this.pci = createPciHost(this);
-    this.firmware = createQ35Firmware(this.context(), { ramBelow4g: this.ramBelow4g, ramSize: size });
+    this.firmware = createQ35Firmware(this.context(), {
+      ramBelow4g: this.ramBelow4g,
+      ramSize: size,
+      smp: this.smp,
+      numa: this.numa,
+      boot,
+      ...(uuid !== undefined ? { uuid } : {}),
+    });
+    this.pci = createPciHost(this, { extendedTsegMbytes: defaultExtTseg(margs.type), ...mchGlobals(this.globals) });
 
     this.multiUnit = (options.dmar?.units?.length ?? 0) > 1;
     for (const arg of options.devices ?? []) this.addDevice(arg, options.warn);
     if (options.dmar?.units?.length) this.routeUnits(options.dmar.units);
     this.refreshAcpi(options.dmar);
+    for (const w of this.globals.unusedWarnings()) options.warn?.(w);
   }
 
   /** What device factories get. */
@@ -183,8 +224,8 @@ export class Machine {
     const parsed = parseDeviceArg(arg);
     if (parsed.kind === 'help') throw new ConfigError('help is not a device', `-device ${arg}`);
     for (const w of parsed.spec.warnings) warn?.(w);
-    const spec = parsed.spec;
     const where = `-device ${arg}`;
+    const spec = applyGlobals(parsed.spec, this.globals);
     if (spec.id !== undefined && this.devices.some((d) => d.spec.id === spec.id)) {
       throw new ConfigError(`Duplicate ID '${spec.id}' for device`, where);
     }
@@ -249,6 +290,29 @@ export class Machine {
   dispose(): void {
     this.clock.dispose();
   }
+}
+
+/** The machine type QEMU 11.1's `q35` is an alias of, and vtemu's historical one. */
+const PC_Q35_11_1 = 'pc-q35-11.1';
+const PC_Q35_7_2 = 'pc-q35-7.2';
+/** Max CPUs of those machine types (QEMU MachineClass.max_cpus). */
+const MAX_CPUS_11_1 = 4096;
+const MAX_CPUS_7_2 = 288;
+/** QEMU 11.1's pc-q35-11.1 default for mch.extended-tseg-mbytes (older machine types: 16). */
+const EXT_TSEG_MBYTES_11_1 = 64;
+
+/** The name and CPU limit `-smp` errors name for `-machine TYPE`. */
+function machineLimits(type: string | undefined): { name: string; maxCpus: number } {
+  return type === PC_Q35_7_2 ? { name: PC_Q35_7_2, maxCpus: MAX_CPUS_7_2 } : { name: PC_Q35_11_1, maxCpus: MAX_CPUS_11_1 };
+}
+
+/**
+ * The MCH's extended TSEG size before `-global`: QEMU 11.1's 64 MiB for
+ * `q35` (its alias of pc-q35-11.1) and `pc-q35-11.1`; 16 MiB for
+ * `pc-q35-7.2`, as that machine type has it.
+ */
+function defaultExtTseg(type: string | undefined): number {
+  return type === PC_Q35_7_2 ? ExtTseg.Mbytes : EXT_TSEG_MBYTES_11_1;
 }
 
 function memSize(arg: string, warn?: (line: string) => void): number {

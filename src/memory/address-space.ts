@@ -16,11 +16,12 @@ import { type AccessSize } from './address.js';
 import { currentTopology, REENTRANT_ACCESS_TRACE, type LeafRegion, type MemoryTracer, type MmioRegion, type Region } from './region.js';
 
 /** Result of a memory transaction. */
-export const enum MemTx {
-  Ok = 0,
+export const MemTx = {
+  Ok: 0,
   /** Nothing there, or the region refused the access shape. */
-  DecodeError = 1,
-}
+  DecodeError: 1,
+} as const;
+export type MemTx = (typeof MemTx)[keyof typeof MemTx];
 
 /** One piece of the flat view: [start, end) maps to `leaf` at `offset`. */
 export interface FlatRange {
@@ -167,7 +168,7 @@ export class AddressSpace {
    */
   readInto(addr: number, dst: Uint8Array, start: number, length: number): MemTx {
     checkSpan(dst, start, length);
-    let result = MemTx.Ok;
+    let result: MemTx = MemTx.Ok;
     let done = 0;
     while (done < length) {
       const at = addr + done;
@@ -215,7 +216,7 @@ export class AddressSpace {
   /** Writes src[start, start+length) at addr in memory order (see `readInto`). */
   writeFrom(addr: number, src: Uint8Array, start: number, length: number): MemTx {
     checkSpan(src, start, length);
-    let result = MemTx.Ok;
+    let result: MemTx = MemTx.Ok;
     let done = 0;
     while (done < length) {
       const at = addr + done;
@@ -252,7 +253,7 @@ export class AddressSpace {
 
   /** Fills [addr, addr+length) with a byte value (qtest memset). */
   fill(addr: number, length: number, value: number): MemTx {
-    let result = MemTx.Ok;
+    let result: MemTx = MemTx.Ok;
     let done = 0;
     const chunk = new Uint8Array(Math.min(length, 1 << 16)).fill(value & 0xff);
     while (done < length) {

@@ -147,7 +147,7 @@ export class DmaSpace implements DmaMemory {
       const addr = base + offset;
       return access === DmaAccess.Read ? this.system.readBytes(addr, buf) : this.system.writeBytes(addr, buf);
     }
-    let result = MemTx.Ok;
+    let result: MemTx = MemTx.Ok;
     let done = 0;
     const need = access === DmaAccess.Read ? IommuPerm.Read : IommuPerm.Write;
     // The translator's interrupt window (none: an empty range above every address).
@@ -250,7 +250,7 @@ export class DmaSpace implements DmaMemory {
    * refused (reads 0, write dropped).
    */
   private interruptWindow(t: DmaTranslator, at: number, buf: Uint8Array, done: number, len: number, access: DmaAccess): MemTx {
-    let result = MemTx.Ok;
+    let result: MemTx = MemTx.Ok;
     let i = 0;
     while (i < len) {
       const a = at + i;

@@ -21,18 +21,20 @@
 import type { Iova } from './address.js';
 
 /** Access kind of a DMA transaction. */
-export const enum DmaAccess {
-  Read = 1,
-  Write = 2,
-}
+export const DmaAccess = {
+  Read: 1,
+  Write: 2,
+} as const;
+export type DmaAccess = (typeof DmaAccess)[keyof typeof DmaAccess];
 
 /** Permission bits of a translation (QEMU IOMMUAccessFlags). */
-export const enum IommuPerm {
-  None = 0,
-  Read = 1,
-  Write = 2,
-  ReadWrite = 3,
-}
+export const IommuPerm = {
+  None: 0,
+  Read: 1,
+  Write: 2,
+  ReadWrite: 3,
+} as const;
+export type IommuPerm = (typeof IommuPerm)[keyof typeof IommuPerm];
 
 /**
  * One translation: [iova & ~addrMask, +addrMask] maps to

@@ -9,12 +9,14 @@
  *   00:1f.3  ICH9 SMBus         8086:2930  (ICH9 datasheet §17.1)
  *
  * Like QEMU, device-specific registers from 0x40 up are writable unless a
- * device narrows them.  Only configuration-space behaviour is modelled; the
- * AHCI and SMBus BARs map empty register windows.
+ * device narrows them.  Besides configuration space, the MCH switches the
+ * SMRAM/TSEG/SMBASE memory views (mch-smram.ts) as QEMU 11.1 does; the AHCI
+ * and SMBus BARs map empty register windows.
  */
 import { MmioRegion, type MmioOps } from '../memory/region.js';
 import { rangesOverlap } from './config.js';
 import { PciDevice } from './device.js';
+import { smramState, type SmramState } from './mch-smram.js';
 
 /** QEMU's subsystem IDs for its chipset functions (Red Hat, Inc. / QEMU). */
 const QEMU_SUBSYSTEM_VENDOR = 0x1af4;
@@ -79,19 +81,40 @@ export const FSmbase = {
   Lock: 0x02,
 } as const;
 
-/** EXT_TSEG_MBYTES: writing the query value returns QEMU's extended TSEG size (16 MiB). */
+/** EXT_TSEG_MBYTES: writing the query value makes it read the MCH's extended TSEG size. */
 export const ExtTseg = {
   Query: 0xffff,
+  /** vtemu's default (QEMU pc-q35-7.2; QEMU 11.1's pc-q35-11.1 has 64). */
   Mbytes: 16,
+  /** The largest `extended-tseg-mbytes` QEMU accepts. */
+  Max: 0xfff,
 } as const;
+
+/** The MCH's qdev properties (QEMU mch_props). */
+export interface MchProps {
+  /** `extended-tseg-mbytes` (uint16, at most 0xFFF): the TSEG size TSEG_SZ=3 selects. */
+  readonly extendedTsegMbytes?: number;
+  /** `smbase-smram` (bool, default on): F_SMBASE negotiates the SMBASE black hole. */
+  readonly smbaseSmram?: boolean;
+}
 
 /** Listener told when the guest moves or toggles the ECAM window. */
 export type PciexBarListener = (enabled: boolean, base: number, length: number) => void;
+
+/** What the MCH tells about its SMRAM views (mch-smram.ts SmramViews implements it). */
+export interface SmramSink {
+  apply(state: SmramState): void;
+}
 
 /** 00:00.0, the Q35 memory controller hub / host bridge. */
 export class MchDevice extends PciDevice {
   /** Called after every write that touches PCIEXBAR and at reset. */
   onPciexBar: PciexBarListener | null = null;
+  private extTsegMbytes: number = ExtTseg.Mbytes;
+  private smbaseSmram = true;
+  /** F_SMBASE lock latched (QEMU: smbase_blackhole enabled). */
+  private smbaseLocked = false;
+  private smramSink: SmramSink | null = null;
 
   constructor() {
     super({
@@ -106,17 +129,43 @@ export class MchDevice extends PciDevice {
     this.setResetState();
   }
 
+  /**
+   * Applies the MCH properties (before the machine starts) and returns to
+   * the reset state with them.  Throws for a value QEMU refuses at realize.
+   */
+  configure(props: MchProps): void {
+    const ext = props.extendedTsegMbytes ?? this.extTsegMbytes;
+    if (ext > ExtTseg.Max) throw new Error(`invalid extended-tseg-mbytes value: ${ext}`);
+    this.extTsegMbytes = ext;
+    this.smbaseSmram = props.smbaseSmram ?? this.smbaseSmram;
+    this.setResetState();
+  }
+
+  /** The extended TSEG size in MiB (the property, not the register). */
+  get extendedTsegMbytes(): number {
+    return this.extTsegMbytes;
+  }
+
+  /** Connects the memory views SMRAM/ESMRAMC/F_SMBASE switch and shows the current state. */
+  connectSmram(sink: SmramSink): void {
+    this.smramSink = sink;
+    this.updateSmramViews();
+  }
+
   private setResetState(): void {
     const c = this.config;
     c.setLong(MchReg.PciexBar, PciexBar.Default);
     c.setLong(MchReg.PciexBar + 4, 0);
-    c.setWord(MchReg.ExtTsegMbytes, ExtTseg.Mbytes);
+    // QEMU mch_reset writes the query value, which mch_update turns into the size.
+    c.setWord(MchReg.ExtTsegMbytes, this.extTsegMbytes);
     c.setByte(MchReg.FSmbase, 0);
     c.setByte(MchReg.Smram, Smram.CBaseSeg);
     c.setByte(MchReg.Esmramc, Esmramc.Default);
     c.setWmask(MchReg.FSmbase, 1, 0xff);
     c.setWmask(MchReg.Smram, 1, Smram.Wmask);
     c.setWmask(MchReg.Esmramc, 1, Esmramc.Wmask);
+    this.smbaseLocked = false;
+    this.updateSmramViews();
   }
 
   /** Current ECAM window from PCIEXBAR: null while disabled or with the reserved length. */
@@ -145,9 +194,7 @@ export class MchDevice extends PciDevice {
     super.configWrite(offset, size, value);
     if (rangesOverlap(offset, size, MchReg.PciexBar, 8)) this.updatePciexBar();
     if (rangesOverlap(offset, size, MchReg.Smram, 2)) this.updateSmram();
-    if (rangesOverlap(offset, size, MchReg.ExtTsegMbytes, 2) && this.config.getWord(MchReg.ExtTsegMbytes) === ExtTseg.Query) {
-      this.config.setWord(MchReg.ExtTsegMbytes, ExtTseg.Mbytes);
-    }
+    if (rangesOverlap(offset, size, MchReg.ExtTsegMbytes, 2)) this.updateExtTsegMbytes();
     if (rangesOverlap(offset, size, MchReg.FSmbase, 1)) this.updateFSmbase();
   }
 
@@ -158,7 +205,14 @@ export class MchDevice extends PciDevice {
     this.onPciexBar?.(w !== null, w?.base ?? 0, w?.length ?? 0);
   }
 
-  /** SMRAM.D_LCK: clears D_OPEN and locks SMRAM/ESMRAMC until reset. */
+  /** The query value reads back as the extended TSEG size (QEMU mch_update_ext_tseg_mbytes; not when the size is 0). */
+  private updateExtTsegMbytes(): void {
+    if (this.extTsegMbytes > 0 && this.config.getWord(MchReg.ExtTsegMbytes) === ExtTseg.Query) {
+      this.config.setWord(MchReg.ExtTsegMbytes, this.extTsegMbytes);
+    }
+  }
+
+  /** SMRAM.D_LCK: clears D_OPEN and locks SMRAM/ESMRAMC until reset; then the views follow. */
   private updateSmram(): void {
     const c = this.config;
     if (c.getByte(MchReg.Smram) & Smram.DLck) {
@@ -166,22 +220,50 @@ export class MchDevice extends PciDevice {
       c.setWmask(MchReg.Smram, 1, Smram.WmaskLocked);
       c.setWmask(MchReg.Esmramc, 1, Esmramc.WmaskLocked);
     }
+    this.updateSmramViews();
   }
 
-  /** F_SMBASE negotiation: query answers "in RAM", then only the lock bit is writable. */
+  /**
+   * F_SMBASE negotiation as QEMU 11.1 answers it (measured; QEMU
+   * mch_update_smbase_smram): writing the query value (0xFF) or "in RAM"
+   * (0x01) reads back 0x01 and leaves only the lock bit writable; any value
+   * with the lock bit latches 0x02 (no bit writable until reset) and maps the
+   * SMBASE black hole; other values are kept as written.  Without the
+   * smbase-smram feature it is a plain register.
+   */
   private updateFSmbase(): void {
+    if (!this.smbaseSmram) return;
     const c = this.config;
     const reg = c.getByte(MchReg.FSmbase);
-    if (reg === FSmbase.Query) {
+    if (reg === FSmbase.Query || reg === FSmbase.InRam) {
       c.setWmask(MchReg.FSmbase, 1, FSmbase.Lock);
       c.setByte(MchReg.FSmbase, FSmbase.InRam);
       return;
     }
-    if (c.getWmask(MchReg.FSmbase, 1) === 0xff) c.setByte(MchReg.FSmbase, 0);
-    if (c.getByte(MchReg.FSmbase) & FSmbase.Lock) {
-      c.setWmask(MchReg.FSmbase, 1, c.getWmask(MchReg.FSmbase, 1) & ~FSmbase.Lock);
+    this.smbaseLocked = (reg & FSmbase.Lock) !== 0;
+    if (this.smbaseLocked) {
+      c.setWmask(MchReg.FSmbase, 1, 0);
       c.setByte(MchReg.FSmbase, FSmbase.Lock);
     }
+    this.updateSmramViews();
+  }
+
+  private updateSmramViews(): void {
+    this.smramSink?.apply(
+      smramState({
+        smram: this.config.getByte(MchReg.Smram),
+        esmramc: this.config.getByte(MchReg.Esmramc),
+        smbaseLocked: this.smbaseLocked,
+        extTsegMbytes: this.extTsegMbytes,
+      }),
+    );
+  }
+
+  /** QEMU's reset leaves EXT_TSEG_MBYTES as the guest wrote it when the extended size is 0 (no query to answer). */
+  override reset(): void {
+    const extTseg = this.config.getWord(MchReg.ExtTsegMbytes);
+    super.reset();
+    if (this.extTsegMbytes === 0) this.config.setWord(MchReg.ExtTsegMbytes, extTseg);
   }
 
   protected override deviceReset(): void {
@@ -344,7 +426,7 @@ export class Ich9SmbusDevice extends PciDevice {
       subsystemId: QEMU_SUBSYSTEM,
       interruptPin: 1,
     });
-    this.registerBar(SmbReg.Bar, new MmioRegion('ich9-smbus', SMB_IO_SIZE, EMPTY_OPS), 'io');
+    this.registerBar(SmbReg.Bar, new MmioRegion('pm-smbus', SMB_IO_SIZE, EMPTY_OPS), 'io');
     this.config.setWmask(SmbReg.HostC, 1, SMB_HOSTC_WMASK);
   }
 }

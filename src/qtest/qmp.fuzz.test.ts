@@ -3,11 +3,15 @@
  * out of the session, every message the reader completes gets exactly one
  * reply (events aside), the session keeps answering `query-status` after
  * each one, and an in-process `quit` is never triggered by accident without
- * a SHUTDOWN event.  Seed and case count: VTEMU_QMP_FUZZ_SEED,
- * VTEMU_QMP_FUZZ_CASES (default a few seconds' worth).
+ * a SHUTDOWN event.  Runs on `-machine none` and on a q35 machine with
+ * devices, so that the commands libqtest-based tests use (qom-get/set,
+ * device-list-properties, human-monitor-command ...) meet real objects.
+ * Seed and case count: VTEMU_QMP_FUZZ_SEED, VTEMU_QMP_FUZZ_CASES (default a
+ * few seconds' worth).
  */
 import { describe, expect, it } from 'vitest';
 import { QmpSession } from './qmp.js';
+import { createMachine, type Machine } from '../machine/q35.js';
 import { QmpJsonReader } from './qmp-json.js';
 import { Rng } from '../../test/support/prng.js';
 import { QMP_RESYNC, qmpFuzzMessage } from '../../test/support/qmp-fuzz-gen.js';
@@ -17,13 +21,19 @@ const CASES = Number(process.env['VTEMU_QMP_FUZZ_CASES'] ?? 1000);
 const PROBE = '{"execute": "query-status", "id": "probe"}\n';
 const PROBE_REPLY = '{"return": {"status": "running", "running": true}, "id": "probe"}';
 
-describe('QmpSession fuzz', () => {
+const MACHINES: readonly [string, () => Machine | null][] = [
+  ['-machine none', () => null],
+  ['q35 with devices', () => createMachine({ accel: 'qtest', devices: ['intel-iommu,id=iommu,caching-mode=on', 'edu', 'pcie-root-port,id=rp,chassis=1', 'iommu-testdev,bus=rp'] })],
+];
+
+describe.each(MACHINES)('QmpSession fuzz (%s)', (_name, build) => {
   it(`answers every message exactly once and keeps answering (seed 0x${SEED.toString(16)}, ${CASES} cases)`, () => {
     const r = new Rng(SEED);
+    const machine = build();
     let lines: string[] = [];
     let quits = 0;
     const session = (): QmpSession => {
-      const s = new QmpSession({ reset: () => {}, quit: () => quits++ }, (t) => lines.push(...t.split('\r\n').filter((l) => l)));
+      const s = new QmpSession({ machine, reset: () => machine?.reset(), quit: () => quits++ }, (t) => lines.push(...t.split('\r\n').filter((l) => l)));
       s.feed('{"execute": "qmp_capabilities"}\n');
       return s;
     };
@@ -59,5 +69,6 @@ describe('QmpSession fuzz', () => {
       expect(lines.at(-1), `case ${i}`).toBe(PROBE_REPLY);
       counter.feed(PROBE);
     }
+    machine?.dispose();
   }, 120_000);
 });

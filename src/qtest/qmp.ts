@@ -1,8 +1,10 @@
 /**
- * A minimal QMP server (what libqtest uses), faithful to QEMU 11.1 for every
+ * vtemu's QMP server (what libqtest uses), faithful to QEMU 11.1 for every
  * input it can be sent: the greeting, `qmp_capabilities`, `system_reset`
- * (with the RESET event), `quit`, `query-status`; any other command is
- * CommandNotFound.
+ * (with the RESET event), `quit`, and the machine commands of
+ * qmp-commands.ts (query-version, query-status, query-machines,
+ * qom-list-types, device-list-properties, qom-list/get/set,
+ * human-monitor-command); any other command is CommandNotFound.
  *
  * Input is read by the streaming reader of qmp-json.ts (QEMU's lexer,
  * streamer and parser: objects across lines, several per line, QEMU's parse
@@ -13,33 +15,28 @@
  * QDict order; before negotiation only `qmp_capabilities` exists.  Replies
  * are written by QEMU's JSON writer (qmp-qobject.ts), one per line, `\r\n`.
  */
+import type { Machine } from '../machine/q35.js';
+import { ErrorClass, generic, ok, type Outcome } from './qmp-args.js';
+import { machineCommands, QEMU_VERSION, VTEMU_PACKAGE, type Command } from './qmp-commands.js';
 import { QmpJsonReader } from './qmp-json.js';
 import { QDict, toQmpJson, type QValue } from './qmp-qobject.js';
 
 /** What QMP commands act on. */
 export interface QmpTarget {
+  /** The machine (null: `-machine none`). */
+  readonly machine: Machine | null;
   reset(): void;
   quit(): void;
 }
 
-/** The greeting QEMU 7.2 sends on connect. */
-export const QMP_GREETING = { QMP: { version: { qemu: { micro: 0, minor: 2, major: 7 }, package: 'vtemu' }, capabilities: ['oob'] } };
+/** The greeting QEMU 11.1 sends on connect (vtemu's own `package`). */
+export const QMP_GREETING = {
+  // Members in QEMU's insertion order (its QDict puts `micro` before `minor`).
+  QMP: { version: { qemu: { major: QEMU_VERSION.major, minor: QEMU_VERSION.minor, micro: QEMU_VERSION.micro }, package: VTEMU_PACKAGE }, capabilities: ['oob'] },
+};
 
-/** QAPI error classes QMP replies use. */
-const GENERIC = 'GenericError';
-const NOT_FOUND = 'CommandNotFound';
-
-/** A command's outcome: a return value, or an error (class, description). */
-type Outcome = { readonly ret: QValue } | { readonly errClass: string; readonly desc: string };
-
-/** One command: whether it may run out-of-band, and its marshaller. */
-interface Command {
-  readonly allowOob: boolean;
-  run(args: QDict): Outcome;
-}
-
-const ok = (ret: QValue = new QDict()): Outcome => ({ ret });
-const generic = (desc: string): Outcome => ({ errClass: GENERIC, desc });
+const GENERIC = ErrorClass.Generic;
+const NOT_FOUND = ErrorClass.CommandNotFound;
 
 /** A plain JSON value (the greeting) as QObjects. */
 function fromPlain(v: unknown): QValue {
@@ -82,8 +79,8 @@ export class QmpSession {
     private readonly send: (text: string) => void,
   ) {
     this.commands = new Map<string, Command>([
+      ...machineCommands(target.machine),
       ['qmp_capabilities', { allowOob: false, run: (a) => this.capabilities(a) }],
-      ['query-status', { allowOob: false, run: (a) => noArguments(a) ?? ok(QDict.of([['status', 'running'], ['running', true]])) }],
       ['system_reset', { allowOob: false, run: (a) => noArguments(a) ?? this.systemReset() }],
       ['quit', { allowOob: false, run: (a) => noArguments(a) ?? this.quit() }],
     ]);

@@ -29,6 +29,7 @@ import type { AddressSpace } from '../memory/address-space.js';
 import type { VirtualClock } from '../core/clock.js';
 import type { Ioapic } from '../hw/intc/ioapic.js';
 import type { MsiSink } from '../hw/intc/msi-sink.js';
+import type { QtestLog } from './qtest-log.js';
 import {
   LineReader,
   MAX_EXACT_ADDR,
@@ -48,7 +49,8 @@ export interface QtestTarget {
   readonly memory: AddressSpace;
   readonly io: AddressSpace;
   readonly clock: VirtualClock;
-  readonly ioapic: Ioapic;
+  /** The IOAPIC (absent on `-machine none`: its path is an unknown device). */
+  readonly ioapic?: Ioapic;
   /** The APIC bus, for the `msi_intercept` extension (absent: the command fails). */
   readonly msiSink?: MsiSink;
   /** Resolves a QOM-like path to a device id known to the machine (for intercept/set_irq_in). */
@@ -109,11 +111,22 @@ export class QtestServer {
   private msiListener: ((irq: { address: number; data: number }) => void) | null = null;
   private closed = false;
 
+  /** Writes protocol text (complete lines, each ending in `\n`), logged when there is a log. */
+  private readonly send: (text: string) => void;
+
   constructor(
     private readonly target: QtestTarget,
-    /** Writes protocol text (complete lines, each ending in `\n`). */
-    private readonly send: (text: string) => void,
-  ) {}
+    send: (text: string) => void,
+    /** The session log (`-qtest-log`): every line received and sent. */
+    private readonly log: QtestLog | null = null,
+  ) {
+    this.send = log
+      ? (text) => {
+          log.sent(text);
+          send(text);
+        }
+      : send;
+  }
 
   /** Feeds raw input (any chunking); every complete line is processed in order, in linear time. */
   feed(chunk: string): void {
@@ -132,6 +145,7 @@ export class QtestServer {
    */
   handleLine(line: string | null): void {
     if (this.closed) return;
+    this.log?.received(line);
     let reply: string | null;
     try {
       reply = this.lineReply(line);
@@ -144,7 +158,7 @@ export class QtestServer {
 
   /** Removes the IRQ intercept (the session ended). */
   close(): void {
-    if (this.intercepted !== null) this.target.ioapic.setIntercept(null);
+    if (this.intercepted !== null) this.target.ioapic?.setIntercept(null);
     this.intercepted = null;
     if (this.msiListener) this.target.msiSink?.events.off('interrupt', this.msiListener);
     this.msiListener = null;
@@ -299,7 +313,7 @@ export class QtestServer {
   }
 
   private resolve(path: string): 'ioapic' | 'device' | null {
-    if (isIoapicPath(path)) return 'ioapic';
+    if (isIoapicPath(path)) return this.target.ioapic ? 'ioapic' : null;
     const id = path.slice(path.lastIndexOf('/') + 1);
     return this.target.deviceById?.(id) !== undefined ? 'device' : null;
   }
@@ -312,7 +326,7 @@ export class QtestServer {
     if (this.intercepted !== null) return this.intercepted === key ? 'OK' : 'FAIL IRQ intercept already enabled';
     this.intercepted = key;
     if (kind === 'ioapic' && cmd === 'irq_intercept_in') {
-      this.target.ioapic.setIntercept((input, level) => this.send(`IRQ ${level ? 'raise' : 'lower'} ${input}\n`));
+      this.target.ioapic!.setIntercept((input, level) => this.send(`IRQ ${level ? 'raise' : 'lower'} ${input}\n`));
     }
     return 'OK';
   }
@@ -334,7 +348,7 @@ export class QtestServer {
     const pin = int(n, 'input number');
     const lv = int(level, 'level');
     if (kind !== 'ioapic' || name !== 'unnamed-gpio-in') return `FAIL no input '${echo(name!)}' on ${echo(path!)}`;
-    const line = this.target.ioapic.pins[pin];
+    const line = this.target.ioapic!.pins[pin];
     if (!line) return `FAIL no input ${pin} on ${echo(path!)}`;
     line.set(lv !== 0);
     return 'OK';

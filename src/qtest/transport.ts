@@ -30,8 +30,12 @@ export interface Channel {
    * what arrived); no piece is delivered while the output is backed up.
    */
   onData(fn: (text: string) => void): void;
-  /** Called once when the input is over (EOF, peer gone, error) and every piece was delivered. */
-  onClose(fn: () => void): void;
+  /**
+   * Called once when the input is over and every piece was delivered; `eof`
+   * tells an orderly end of input (EOF) from a peer that went away abruptly
+   * (a reset or another error).
+   */
+  onClose(fn: (eof: boolean) => void): void;
   /** Resolves when everything written so far has left the process, or the peer is gone. */
   flush(): Promise<void>;
   /** Stops reading and closes the connection (after what was written). */
@@ -104,8 +108,10 @@ class PacedChannel implements Channel {
   /** Input received but not yet delivered (non-empty only while the output is backed up). */
   private pending = '';
   private consumer: ((text: string) => void) | null = null;
-  private closeListener: (() => void) | null = null;
+  private closeListener: ((eof: boolean) => void) | null = null;
   private inputEnded = false;
+  /** The input ended with EOF (not an error). */
+  private eof = false;
   private closeFired = false;
   private outputGone = false;
   private waitingForDrain = false;
@@ -122,7 +128,10 @@ class PacedChannel implements Channel {
       this.pending += d;
       this.pump();
     });
-    input.on('end', this.endInput);
+    input.on('end', () => {
+      this.eof = true;
+      this.endInput();
+    });
     input.on('close', this.endInput);
     input.on('error', this.endInput);
     output.on('error', this.dropOutput);
@@ -139,7 +148,7 @@ class PacedChannel implements Channel {
     this.pump();
   }
 
-  onClose(fn: () => void): void {
+  onClose(fn: (eof: boolean) => void): void {
     this.closeListener = fn;
     this.pump();
   }
@@ -176,7 +185,7 @@ class PacedChannel implements Channel {
     }
     if (this.inputEnded && this.pending === '' && !this.closeFired && this.closeListener) {
       this.closeFired = true;
-      this.closeListener();
+      this.closeListener(this.eof);
     }
   }
 

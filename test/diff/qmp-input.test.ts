@@ -62,7 +62,7 @@ function qemuReplies(input: Buffer): Promise<string[]> {
 /** vtemu's replies to the same bytes. */
 function vtemuReplies(input: Buffer): string[] {
   let out = '';
-  const s = new QmpSession({ reset: () => {}, quit: () => {} }, (t) => (out += t));
+  const s = new QmpSession({ machine: null, reset: () => {}, quit: () => {} }, (t) => (out += t));
   s.greet();
   s.feed(new Uint8Array(input));
   s.feed(QUIT);

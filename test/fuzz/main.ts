@@ -158,7 +158,7 @@ function protocolMessages(o: Options) {
   });
   let qmpReply = '';
   const newQmp = () => {
-    const s = new QmpSession({ reset: () => machine.reset(), quit: () => {} }, (t) => (qmpReply += t));
+    const s = new QmpSession({ machine, reset: () => machine.reset(), quit: () => {} }, (t) => (qmpReply += t));
     s.feed('{"execute": "qmp_capabilities"}\n');
     return s;
   };

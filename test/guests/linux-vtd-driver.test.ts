@@ -6,8 +6,8 @@
  * src/guest, tests included; see src/guest/isolation.test.ts.)
  */
 import { describe, expect, it } from 'vitest';
-import { FakePlatform } from '../../src/guest/testing/fake-platform.js';
-import { fakeFn, installFakePci } from '../../src/guest/testing/fake-pci.js';
+import { FakePlatform } from '../support/guest-fakes/fake-platform.js';
+import { fakeFn, installFakePci } from '../support/guest-fakes/fake-pci.js';
 import { enumeratePci } from '../../src/guest/firmware/pci-enum.js';
 import { PcieType } from '../../src/guest/firmware/pci-config.js';
 import type { Dmar } from '../../src/guest/firmware/dmar.js';

@@ -28,7 +28,7 @@ import { loadMachineFile, qemuArgs } from '../../src/demo/machine-file.js';
 import { createPlatform, packageRoot, type PlatformKind } from '../../src/demo/platforms.js';
 import { runDemo } from '../../src/demo/report.js';
 import { GuestAllocator } from '../../src/guest/alloc.js';
-import { FakePlatform } from '../../src/guest/testing/fake-platform.js';
+import { FakePlatform } from '../support/guest-fakes/fake-platform.js';
 import { VtdUnit, type InvalidationSite, type UnitOptions } from '../../src/guest/linux-vtd/unit.js';
 import { Cap } from '../../src/hw/intel-iommu/caps.js';
 import { Reg } from '../../src/hw/intel-iommu/reg-layout.js';

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { GuestAllocator } from '../../src/guest/alloc.js';
-import { FakePlatform } from '../../src/guest/testing/fake-platform.js';
+import { FakePlatform } from '../support/guest-fakes/fake-platform.js';
 import { VtdUnit } from '../../src/guest/linux-vtd/unit.js';
 import { InterruptRemapping } from '../../src/guest/linux-vtd/irq-remap.js';
 import { Cap } from '../../src/hw/intel-iommu/caps.js';

@@ -6,7 +6,7 @@
  * removed when the run ends.  A failed compile fails the run.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,11 @@ declare module 'vitest' {
   export interface ProvidedContext {
     /** cli.js compiled from the current sources for this run. */
     vtemuCli: string;
+    /**
+     * An executable named `vtemu-system-x86_64` that runs that cli.js: what a
+     * libqtest-style harness gets as QTEST_QEMU_BINARY.
+     */
+    vtemuSystemBinary: string;
   }
 }
 
@@ -37,8 +42,18 @@ export function compileSources(): [string, string] {
   return [out, join(out, 'src', 'cli.js')];
 }
 
+/** Writes `DIR/bin/vtemu-system-x86_64`, a shell script that execs node on `cli`; returns its path. */
+export function writeSystemBinary(dir: string, cli: string): string {
+  const bin = join(dir, 'bin', 'vtemu-system-x86_64');
+  mkdirSync(dirname(bin), { recursive: true });
+  writeFileSync(bin, `#!/bin/sh\nexec '${process.execPath}' '${cli}' "$@"\n`);
+  chmodSync(bin, 0o755);
+  return bin;
+}
+
 export default function setup(project: TestProject): () => void {
   const [dir, cli] = compileSources();
   project.provide('vtemuCli', cli);
+  project.provide('vtemuSystemBinary', writeSystemBinary(dir, cli));
   return () => rmSync(dir, { recursive: true, force: true });
 }

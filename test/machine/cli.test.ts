@@ -96,7 +96,7 @@ describe('vtemu CLI errors (spawned)', () => {
   });
 
   it('the names QEMU 11.1 dropped still work, with one warning line each', () => {
-    const args = ['-device', 'intel-iommu,x-scalable-mode=off,x-flts=off,x-pasid-mode=off,pt=off,dma-drain=off,x-buggy-eim=on', '-qtest', 'stdio'];
+    const args = ['-device', 'intel-iommu,x-scalable-mode=off,x-flts=off,x-pasid-mode=off,pt=off,dma-drain=off,x-buggy-eim=on', '-qtest', 'stdio', '-qtest-log', 'none'];
     const r = runCli(args, 'readq 0xfed90008\nreadq 0xfed90010\n');
     expect(r.code).toBe(0);
     // CAP without DRD/DWD, ECAP without PT and with EIM: the 7.2 meanings of dma-drain=off, pt=off, x-buggy-eim=on.

@@ -46,7 +46,7 @@ describe('unix socket transports (spawned CLI)', () => {
       const q = lines(qs);
       const m = lines(ms);
       const greeting = JSON.parse(await m.next());
-      expect(greeting.QMP.version.qemu.major).toBe(7);
+      expect(greeting.QMP.version.qemu.major).toBe(11);
       ms.write('{"execute": "qmp_capabilities"}\n');
       expect(JSON.parse(await m.next())).toEqual({ return: {} });
       qs.write('writel 0xfed90040 0x1234\n');

@@ -13,6 +13,47 @@ export const QMP_RESYNC = Uint8Array.from([0xff, 0x0a]);
 
 const COMMANDS = ['qmp_capabilities', 'query-status', 'system_reset', 'quit', 'nope', '', 'quit\u0000', 'query-status '];
 const MEMBERS = ['execute', 'exec-oob', 'arguments', 'id', 'foo', 'Execute', 'execute\u0000'];
+
+/**
+ * The commands libqtest-based tests use (issue 11), with the arguments they
+ * take, sent well-formed but with hostile values: wrong types, unknown
+ * paths, types and properties, odd HMP command lines.  `quit` is left out
+ * (it ends the session; the other generator covers it).
+ */
+const TOOL_COMMANDS: Readonly<Record<string, readonly string[]>> = {
+  'query-version': [],
+  'query-machines': ['compat-props'],
+  'qom-list-types': ['implements', 'abstract'],
+  'device-list-properties': ['typename'],
+  'qom-list': ['path'],
+  'qom-get': ['path', 'property'],
+  'qom-set': ['path', 'property', 'value'],
+  'human-monitor-command': ['command-line', 'cpu-index'],
+  'system_reset': [],
+  'query-status': [],
+  'query-cpus-fast': [],
+};
+const TOOL_STRINGS = [
+  'intel-iommu', 'edu', 'iommu-testdev', 'pci-device', 'device', 'x86_64-cpu', 'bogus', '', 'q35-pcihost',
+  '/machine', '/machine/peripheral-anon/device[0]', '/machine/peripheral/iommu', '/machine/q35/mch', '/', '//', '/machine/..',
+  'realized', 'aw-bits', 'caching-mode', 'type', 'child<x>', 'addr', 'x-buggy-eim',
+  'info pci', 'info mtree', 'info mtree -f', 'info qtree', 'info iommu', 'info', 'info foo', 'help', 'q', 'system_reset', '   ', 'info pci extra',
+];
+const TOOL_VALUES = ['true', 'false', '0', '-1', '48', '39', '4294967296', 'null', '[]', '{}', '"on"', '"0x10"', '1.5'];
+
+/** A tool command with random arguments (names it takes, plus sometimes one it does not). */
+function toolCommand(r: Rng): string {
+  const name = r.pick(Object.keys(TOOL_COMMANDS));
+  const args: string[] = [];
+  for (const key of TOOL_COMMANDS[name]!) {
+    if (r.chance(0.2)) continue;
+    const v = r.chance(0.7) ? JSON.stringify(r.pick(TOOL_STRINGS)) : r.pick(TOOL_VALUES);
+    args.push(`${JSON.stringify(key)}: ${v}`);
+  }
+  if (r.chance(0.15)) args.push(`${JSON.stringify(r.pick(['foo', 'typename', 'path', 'value']))}: ${r.pick(TOOL_VALUES)}`);
+  const id = r.chance(0.3) ? `, "id": ${value(r, 1)}` : '';
+  return `{"execute": "${name}", "arguments": {${args.join(', ')}}${id}}`;
+}
 const SCALARS = ['null', 'true', 'false', '0', '-0', '1.5', '-1e400', '18446744073709551616', '"s"', "'q'", '"\\u0000"', '"\\uD83D\\uDE00"', '""'];
 const BAD_TOKENS = ['@', '%d', 'nul', 'tru', '01', '-', '1.', '1e', '"\\q"', '"\\uD800"', '"\\u12"', '"\\uFFFE"', '}', ']', ':', ',', '\u00e9'];
 
@@ -58,6 +99,7 @@ function mangle(r: Rng, text: string): string {
 export function qmpFuzzMessage(r: Rng): Uint8Array {
   const kind = r.weighted([
     [30, 'request'],
+    [25, 'tool'],
     [20, 'mangled'],
     [10, 'value'],
     [8, 'deep'],
@@ -69,6 +111,9 @@ export function qmpFuzzMessage(r: Rng): Uint8Array {
   switch (kind) {
     case 'request':
       text = request(r);
+      break;
+    case 'tool':
+      text = r.chance(0.85) ? toolCommand(r) : mangle(r, toolCommand(r));
       break;
     case 'mangled':
       text = mangle(r, request(r));

@@ -25,7 +25,7 @@ import type { PropValues } from '../../src/machine/device-type.js';
 import { IntelIommu } from '../../src/hw/intel-iommu/device.js';
 import { resolveIommuConfig } from '../../src/hw/intel-iommu/props.js';
 import { MMIO_SIZE, Reg } from '../../src/hw/intel-iommu/reg-layout.js';
-import { FAKE_RAM_PAGE, type FakePlatform } from '../../src/guest/testing/fake-platform.js';
+import { FAKE_RAM_PAGE, type FakePlatform } from './guest-fakes/fake-platform.js';
 import type { RecordedMsi } from './vtd-bench.js';
 
 /** Platform RAM the unit sees (from address 0); the guest tests allocate well below it. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FakePlatform } from '../testing/fake-platform.js';
+import { FakePlatform } from '../../../test/support/guest-fakes/fake-platform.js';
 import { byteSum, discoverAcpi } from './acpi.js';
 
 function sdt(sig: string, body: number[]): Uint8Array {

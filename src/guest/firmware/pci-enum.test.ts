@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FakePlatform } from '../testing/fake-platform.js';
-import { fakeFn, installFakePci } from '../testing/fake-pci.js';
+import { FakePlatform } from '../../../test/support/guest-fakes/fake-platform.js';
+import { fakeFn, installFakePci } from '../../../test/support/guest-fakes/fake-pci.js';
 import { enumeratePci, isPcieToPciBridge } from './pci-enum.js';
 import { PcieType } from './pci-config.js';
 import { buildGroups, dmaAliases } from '../linux-vtd/groups.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FakePlatform } from '../testing/fake-platform.js';
+import { FakePlatform } from '../../../test/support/guest-fakes/fake-platform.js';
 import { FAULT_REASONS, faultReasonName, formatFault, handleFaults } from './faults.js';
 
 const BASE = 0xfed90000;

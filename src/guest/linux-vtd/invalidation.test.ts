@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GuestAllocator } from '../alloc.js';
-import { FakePlatform } from '../testing/fake-platform.js';
+import { FakePlatform } from '../../../test/support/guest-fakes/fake-platform.js';
 import { QueuedInvalidator } from './invalidation.js';
 import { Fsts, Reg } from './regs.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GuestAllocator, PAGE_SIZE } from '../alloc.js';
-import { FakePlatform } from '../testing/fake-platform.js';
+import { FakePlatform } from '../../../test/support/guest-fakes/fake-platform.js';
 import { FIRST_STAGE, FsPte, IoPageTable, IovaAllocator, LARGE_PAGE, Pte } from './pagetable.js';
 
 describe('IovaAllocator', () => {

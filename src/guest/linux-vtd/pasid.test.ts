@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GuestAllocator } from '../alloc.js';
-import { FakePlatform } from '../testing/fake-platform.js';
+import { FakePlatform } from '../../../test/support/guest-fakes/fake-platform.js';
 import { Domain, type DeviceHandle } from './domain.js';
 import { PasidEntry, Pgtt, SmCtx, setPasidEntry, setupSmContext, smContextAddress, smContextSvaBits, tearDownPasidEntry } from './pasid.js';
 import { Reg } from './regs.js';

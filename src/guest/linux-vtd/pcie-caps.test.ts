@@ -5,8 +5,8 @@
  * Stopped rule), and the accesses Linux's PCI core makes.
  */
 import { describe, expect, it } from 'vitest';
-import { FakePlatform } from '../testing/fake-platform.js';
-import { fakeFn, installFakePci } from '../testing/fake-pci.js';
+import { FakePlatform } from '../../../test/support/guest-fakes/fake-platform.js';
+import { fakeFn, installFakePci } from '../../../test/support/guest-fakes/fake-pci.js';
 import {
   AtsBits, EcamAccess, ExtCapId, PasidBits, PcieSvaFunction, PriBits, PriRegs, SEABIOS_ECAM_BASE, ensureEcam, extCapabilities,
 } from './pcie-caps.js';

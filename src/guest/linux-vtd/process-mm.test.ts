@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PAGE_SIZE } from '../alloc.js';
-import { fakeSvaUnit, u64 } from '../testing/fake-sva-unit.js';
+import { fakeSvaUnit, u64 } from '../../../test/support/guest-fakes/fake-sva-unit.js';
 import { LARGE_PAGE } from './pagetable.js';
 import { ProcessMm } from './process-mm.js';
 

@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PAGE_SIZE } from '../alloc.js';
-import type { FakePlatform } from '../testing/fake-platform.js';
-import { SVA_SID, fakeSvaUnit, type FakeUnit } from '../testing/fake-sva-unit.js';
+import type { FakePlatform } from '../../../test/support/guest-fakes/fake-platform.js';
+import { SVA_SID, fakeSvaUnit, type FakeUnit } from '../../../test/support/guest-fakes/fake-sva-unit.js';
 import { ProcessMm } from './process-mm.js';
 import { PageRequestQueue, PrqReg, PrsBit, decodePageRequest } from './prq.js';
 

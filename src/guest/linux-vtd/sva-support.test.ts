@@ -5,9 +5,9 @@
  * or not by an ATSR, ALL_PORTS, bridges that forbid ATS, SATC).
  */
 import { describe, expect, it } from 'vitest';
-import { FakePlatform } from '../testing/fake-platform.js';
-import { fakeFn, installFakePci } from '../testing/fake-pci.js';
-import { ECAP_PDS, ECAP_SVM, fakeSvaUnit } from '../testing/fake-sva-unit.js';
+import { FakePlatform } from '../../../test/support/guest-fakes/fake-platform.js';
+import { fakeFn, installFakePci } from '../../../test/support/guest-fakes/fake-pci.js';
+import { ECAP_PDS, ECAP_SVM, fakeSvaUnit } from '../../../test/support/guest-fakes/fake-sva-unit.js';
 import { AtsrFlag, DmarType, ScopeType, type DmarStructure } from '../firmware/dmar.js';
 import { enumeratePci, type PciTopology } from '../firmware/pci-enum.js';
 import { PcieType } from '../firmware/pci-config.js';

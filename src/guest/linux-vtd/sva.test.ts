@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PAGE_SIZE } from '../alloc.js';
-import { CAP_CM, ECAP_PDS, ECAP_SMPWC, ECAP_SVM, SVA_SID, fakeSvaDevice, fakeSvaUnit, u64 } from '../testing/fake-sva-unit.js';
+import { CAP_CM, ECAP_PDS, ECAP_SMPWC, ECAP_SVM, SVA_SID, fakeSvaDevice, fakeSvaUnit, u64 } from '../../../test/support/guest-fakes/fake-sva-unit.js';
 import { ProcessMm } from './process-mm.js';
 import { PageRequestQueue, PrqReg } from './prq.js';
 import { PasidAllocator, SvaBond, type SvaSkip } from './sva.js';

@@ -97,12 +97,20 @@ export class EduDevice extends PciDevice {
   private irqStatus = 0;
   /** src, dst, count, cmd as lo/hi 32-bit halves. */
   private readonly dmaRegs = new Uint32Array(8);
-  private readonly dmaMaskLo: number;
-  private readonly dmaMaskHi: number;
+  private dmaMaskLo = 0;
+  private dmaMaskHi = 0;
   private readonly dmaTimer: Timer;
   private readonly factTimer: Timer;
   private readonly clock: VirtualClock;
   private readonly tracer: Tracer | undefined;
+
+  /** The `dma_mask` property (QEMU lets QMP qom-set change it at run time). */
+  get dmaMask(): bigint {
+    return join64n(this.dmaMaskLo, this.dmaMaskHi);
+  }
+  set dmaMask(mask: bigint) {
+    [this.dmaMaskLo, this.dmaMaskHi] = split64n(BigInt.asUintN(64, mask));
+  }
 
   constructor(options: EduOptions) {
     super({
@@ -117,7 +125,7 @@ export class EduDevice extends PciDevice {
     });
     this.clock = options.clock;
     this.tracer = options.tracer;
-    [this.dmaMaskLo, this.dmaMaskHi] = split64n(BigInt.asUintN(64, options.dmaMask ?? BigInt(EDU_DEFAULT_DMA_MASK)));
+    this.dmaMask = options.dmaMask ?? BigInt(EDU_DEFAULT_DMA_MASK);
     this.dmaTimer = this.clock.timer(() => this.runDma());
     this.factTimer = this.clock.timer(() => this.finishFactorial());
     const ops: MmioOps = {

@@ -7,8 +7,18 @@
  * `etc/smbios/*` are minimal valid placeholders of the sizes the directory
  * needs, and genroms/kvmvapic.bin is left out (it is the last entry, so no
  * selector moves).
+ *
+ * The items QEMU's tests/qtest/fw_cfg-test.c reads are filled as QEMU 11.1
+ * fills them (measured on `-machine q35` and on its default machine,
+ * pc-i440fx-11.1, whose numbered items are the same): UUID from `-uuid`,
+ * NB_CPUS = -smp cpus, MAX_CPUS = the APIC ID limit of maxcpus, NUMA =
+ * (1 + MAX_CPUS) zero u64s without -numa, BOOT_MENU from `-boot menu=`,
+ * `etc/boot-fail-wait` (le32, -1 unless `-boot reboot-timeout=`) and
+ * `etc/boot-menu-wait` (le16, only with `-boot splash-time=`).
  */
 import { FwCfg, FwCfgKey } from './fw-cfg.js';
+import type { BootConfig } from './boot-options.js';
+import { numaFwCfgItem, type NumaConfig } from './numa-item.js';
 
 /** e820 entry types (ACPI 6.5 table 15.312). */
 export const E820Type = {
@@ -41,9 +51,16 @@ export interface Q35FwCfgConfig {
   readonly ramBelow4g: number;
   /** Total RAM (FW_CFG_RAM_SIZE). */
   readonly ramSize?: number;
+  /** CPUs the ACPI tables describe (and the fw_cfg counts, without `smp`). */
   readonly cpus?: number;
+  /** `-smp`: FW_CFG_NB_CPUS and FW_CFG_MAX_CPUS (the APIC ID limit). */
+  readonly smp?: { readonly cpus: number; readonly apicIdLimit: number };
   /** 16 bytes; default all zero (no -uuid). */
   readonly uuid?: Uint8Array;
+  /** `-numa` nodes (null or absent: none). */
+  readonly numa?: NumaConfig | null;
+  /** `-boot` settings; default: no menu, no splash-time, never reboot. */
+  readonly boot?: BootConfig;
 }
 
 function le(size: number, v: number | bigint): Uint8Array {
@@ -102,13 +119,16 @@ function smbiosAnchor(tables: Uint8Array): Uint8Array {
 
 /** Adds QEMU 7.2 q35's numbered items and non-ACPI files. */
 export function addQ35Items(fw: FwCfg, cfg: Q35FwCfgConfig): void {
-  const cpus = cfg.cpus ?? 1;
+  const cpus = cfg.smp?.cpus ?? cfg.cpus ?? 1;
+  const apicIdLimit = cfg.smp?.apicIdLimit ?? cfg.cpus ?? 1;
+  const boot = cfg.boot;
   fw.addBytes(FwCfgKey.UUID, cfg.uuid ?? new Uint8Array(16));
   fw.addI64(FwCfgKey.RAM_SIZE, cfg.ramSize ?? cfg.ramBelow4g);
   fw.addI16(FwCfgKey.NOGRAPHIC, 0);
   fw.addI16(FwCfgKey.NB_CPUS, cpus);
-  fw.addI16(FwCfgKey.BOOT_MENU, 0);
-  fw.addI16(FwCfgKey.MAX_CPUS, cpus);
+  fw.addBytes(FwCfgKey.NUMA, numaFwCfgItem(cfg.numa ?? null, apicIdLimit));
+  fw.addI16(FwCfgKey.BOOT_MENU, boot?.menu ? 1 : 0);
+  fw.addI16(FwCfgKey.MAX_CPUS, apicIdLimit);
   fw.addI16(FwCfgKey.X86_ACPI_TABLES, 0);
   fw.addBytes(FwCfgKey.X86_SMBIOS_ENTRIES, le(2, 0));
   fw.addI32(FwCfgKey.X86_IRQ0_OVERRIDE, 1);
@@ -117,7 +137,9 @@ export function addQ35Items(fw: FwCfg, cfg: Q35FwCfgConfig): void {
 
   fw.addFile('bios-geometry', new Uint8Array(0));
   fw.addFile('bootorder', new Uint8Array(0));
-  fw.addFile('etc/boot-fail-wait', le(4, 0xffff_ffff));
+  fw.addFile('etc/boot-fail-wait', le(4, boot?.rebootTimeout ?? -1));
+  if (boot?.splashTime !== undefined) fw.addFile('etc/boot-menu-wait', le(2, boot.splashTime));
+  if (boot?.splash) fw.addFile(boot.splash.name, boot.splash.data);
   fw.addFile('etc/e820', e820File(cfg.ramBelow4g));
   const tables = smbiosTables();
   fw.addFile('etc/smbios/smbios-anchor', smbiosAnchor(tables));

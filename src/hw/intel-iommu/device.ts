@@ -36,6 +36,7 @@ import {
   type PageRequestStatus,
 } from '../../memory/iommu.js';
 import type { Iova } from '../../memory/address.js';
+import type { IommuNotifierSource, IommuNotifierSpace } from '../../memory/iommu-notifier.js';
 import { MmioRegion } from '../../memory/region.js';
 import type { MsiTarget } from '../../core/irq.js';
 import type { VirtualClock } from '../../core/clock.js';
@@ -52,6 +53,7 @@ import { WalkRules } from './page-walk.js';
 import { FsWalkRules } from './first-stage-walk.js';
 import type { ScalableRules } from './scalable-context.js';
 import type { WalkStageRules } from './walk-stage.js';
+import { VtdNotifiers } from './notifiers.js';
 import { PassThroughSwitch } from './pass-through.js';
 import { PostedInterrupts } from './posted-interrupts.js';
 import { INTEL_IOMMU_DEPRECATED_PROPS, INTEL_IOMMU_PROPS, resolveIommuConfig, type IommuConfig } from './props.js';
@@ -99,7 +101,7 @@ const NO_TRACER: Tracer = { enabled: () => false, trace: () => {} };
 
 /** One VT-d unit. */
 export class IntelIommu
-  implements Device, DmaIommu, QueueUnit, RemapperUnit, RegisterEffectsUnit, TranslatorUnit, PageRequestUnit, PriUnit
+  implements Device, DmaIommu, IommuNotifierSource, QueueUnit, RemapperUnit, RegisterEffectsUnit, TranslatorUnit, PageRequestUnit, PriUnit
 {
   readonly typeName = 'intel-iommu';
   readonly config: IommuConfig;
@@ -133,6 +135,8 @@ export class IntelIommu
   readonly pageRequests: PageRequestQueue | null;
   /** The functions registered for ATS / PRI (ats.ts). */
   readonly atsEndpoints = new AtsEndpoints();
+  /** IOMMU notifiers per requester and PASID, and the shadows they follow (notifiers.ts). */
+  readonly notifiers: VtdNotifiers = new VtdNotifiers(this);
   /** Scratch entry of translation requests. */
   private readonly atsScratch = newIotlbEntry();
   /** Translators by requester key, then PASID (NO_PASID for requests without one). */
@@ -236,6 +240,7 @@ export class IntelIommu
     this.iotlb.clear();
     this.bumpContextGeneration();
     this.refreshAddressSpaces();
+    this.notifiers.cachesReset();
   }
 
   /**
@@ -271,6 +276,16 @@ export class IntelIommu
       this.all.push(t);
     }
     return t;
+  }
+
+  /**
+   * The IOMMU notifier space of `requester`'s address space for `pasid`
+   * (NO_PASID: requests without one): register MAP / UNMAP /
+   * DEVIOTLB_UNMAP notifiers there and replay the current mappings
+   * (notifiers.ts).
+   */
+  notifierSpace(requester: DmaRequester, pasid: number = NO_PASID): IommuNotifierSpace {
+    return this.notifiers.space(requester, pasid);
   }
 
   /** GSTS.QIES (written by the queue alone). */
@@ -310,6 +325,7 @@ export class IntelIommu
   }
 
   invalidateDeviceTlb(sid: number, pasid: number, addr: number, size: number): AtsInvalidationResult {
+    if (this.notifiers.active) this.notifiers.deviceTlbInvalidated(sid, pasid, addr, size);
     return this.atsEndpoints.invalidate(sid, pasid, addr, size);
   }
 

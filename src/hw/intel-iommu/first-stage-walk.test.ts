@@ -157,7 +157,7 @@ function walker(awBits = 48, levels = 4, bias = 0): Walker {
   return w;
 }
 
-const ok = (translated: number, level = 1, perm = IommuPerm.ReadWrite): Outcome => ({ r: 0, translated, level, perm });
+const ok = (translated: number, level = 1, perm: IommuPerm = IommuPerm.ReadWrite): Outcome => ({ r: 0, translated, level, perm });
 const fault = (r: number) => expect.objectContaining({ r });
 
 describe('constants', () => {

@@ -77,9 +77,9 @@ const PTE_ADDR_HI = 0x000f_ffff;
  * levels 4-5; bit 7 of a 4 KiB leaf is PAT.  With PS clear no low-dword bit
  * is reserved at any level.
  */
-const RSVD_PS_LO: readonly number[] = [0, 0, 0x001f_e000, 0x3fff_e000, FsPte.PS, FsPte.PS];
+export const RSVD_PS_LO: readonly number[] = [0, 0, 0x001f_e000, 0x3fff_e000, FsPte.PS, FsPte.PS];
 /** Address bits of a leaf's low dword by level: the PAT bit 12 of large leaves is not one. */
-const LEAF_ADDR_LO: readonly number[] = [0, 0xffff_f000, 0xffe0_0000, 0xc000_0000];
+export const LEAF_ADDR_LO: readonly number[] = [0, 0xffff_f000, 0xffe0_0000, 0xc000_0000];
 /** Bits of an IOVA's low dword that select the 4 KiB page inside a leaf, by level. */
 const LEAF_PAGE_LO: readonly number[] = [0, 0, 0x001f_f000, 0x3fff_f000];
 
@@ -225,7 +225,7 @@ export function walkFirstStage(
       // A 4 KiB leaf has no PAT bit among its address bits: the same value.
       let translated = level === 1 ? xlat : join64(lo & LEAF_ADDR_LO[level]!, hiAddr);
       let outLevel = level;
-      let perm = writes ? IommuPerm.ReadWrite : IommuPerm.Read;
+      let perm: IommuPerm = writes ? IommuPerm.ReadWrite : IommuPerm.Read;
       if (nested !== null) {
         const r = nested.translate(translated + (iovaLo & LEAF_PAGE_LO[level]!), isWrite, stage2);
         if (r !== 0) return r;
@@ -233,7 +233,7 @@ export function walkFirstStage(
         translated = stage2.translated + (translated % LEVEL_SIZE[stage2.level]!);
         outLevel = Math.min(level, stage2.level);
         xlat = translated;
-        perm &= stage2.perm;
+        perm = (perm & stage2.perm) as IommuPerm;
       }
       if (xlat < WINDOW_END && xlat + LEVEL_SIZE[outLevel]! > INTERRUPT_WINDOW_BASE) {
         return VtdFault.SM_INTERRUPT_ADDR;

@@ -21,7 +21,7 @@ import { Trace, type InvalidateEvent } from './events.js';
 import { CcmdHi, CcmdLo, CtxGranularity, IotlbGranularity, IotlbHi, Iva, Reg } from './reg-layout.js';
 
 /** FM values -> devfn bits ignored when matching (spec 6.5.1.1: FM masks SID bits 2:0). */
-const FM_DEVFN_MASK = [0, 0x4, 0x6, 0x7];
+export const FM_DEVFN_MASK: readonly number[] = [0, 0x4, 0x6, 0x7];
 const PAGE_LO_MASK = 0xffff_f000;
 
 /** Any invalidation request: its kind and the fields of that kind. */
@@ -58,6 +58,7 @@ export function invalidateContext(u: InvalidationUnit, inv: ContextInvalidation,
     u.bumpContextGeneration();
     u.refreshAddressSpaces();
   }
+  if (u.notifiers.active) u.notifiers.contextInvalidated(inv);
   report(u, 'context', inv, source);
 }
 
@@ -77,6 +78,7 @@ export function invalidateIotlb(u: InvalidationUnit, inv: IotlbInvalidation, sou
       u.iotlb.removePages(inv.did, inv.addr, inv.am);
       break;
   }
+  if (u.notifiers.active) u.notifiers.iotlbInvalidated(inv);
   report(u, 'iotlb', inv, source);
 }
 
@@ -149,6 +151,7 @@ function pasidCacheCovers(inv: PasidCacheInvalidation, did: number): boolean {
 export function invalidatePasidIotlb(u: InvalidationUnit, inv: PasidIotlbInvalidation): void {
   if (inv.kind === 'pasid') u.iotlb.removePasid(inv.did, inv.pasid);
   else u.iotlb.removePasidPages(inv.did, inv.pasid, inv.addr, inv.am);
+  if (u.notifiers.active) u.notifiers.pasidIotlbInvalidated(inv);
   report(u, 'pasid-iotlb', inv, 'queue');
 }
 
@@ -165,5 +168,6 @@ export function invalidatePasidCache(u: InvalidationUnit, inv: PasidCacheInvalid
   // In legacy mode no requester has a remembered PASID 0 domain: nothing is re-decided.
   u.passThrough.redecideCovered((did) => pasidCacheCovers(inv, did));
   for (const t of u.translators()) t.refreshBypass();
+  if (u.notifiers.active) u.notifiers.pasidCacheInvalidated(inv);
   report(u, 'pasid', inv, 'queue');
 }

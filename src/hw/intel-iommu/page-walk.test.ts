@@ -64,7 +64,7 @@ function walker(awBits: number, levels: number, opts: { snoop?: boolean; tm?: bo
   };
 }
 
-const ok = (translated: number, level = 1, perm = IommuPerm.ReadWrite) => ({ r: 0, translated, level, perm });
+const ok = (translated: number, level = 1, perm: IommuPerm = IommuPerm.ReadWrite) => ({ r: 0, translated, level, perm });
 const fault = (r: number) => expect.objectContaining({ r });
 
 describe('constants', () => {

@@ -176,7 +176,7 @@ export function walkSecondStage(
       if (!(next > INTERRUPT_WINDOW_LAST || next + size - 1 < INTERRUPT_WINDOW_BASE)) return VtdFault.INTERRUPT_ADDR;
       out.translated = next;
       out.level = level;
-      out.perm = (reads ? IommuPerm.Read : 0) | (writes ? IommuPerm.Write : 0);
+      out.perm = ((reads ? IommuPerm.Read : 0) | (writes ? IommuPerm.Write : 0)) as IommuPerm;
       return 0;
     }
     table = next;

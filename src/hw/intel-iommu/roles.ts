@@ -150,9 +150,24 @@ export interface TranslatorHandle {
   refreshBypass(): void;
 }
 
+/**
+ * The IOMMU notifiers' invalidation entry points (notifiers.ts): called
+ * after the caches were invalidated, and only while `active` (some address
+ * space has a notifier), so invalidation costs nothing more without one.
+ */
+export interface NotifierHooks {
+  readonly active: boolean;
+  contextInvalidated(inv: ContextInvalidation): void;
+  iotlbInvalidated(inv: IotlbInvalidation): void;
+  pasidIotlbInvalidated(inv: PasidIotlbInvalidation): void;
+  pasidCacheInvalidated(inv: PasidCacheInvalidation): void;
+}
+
 /** What cache invalidation (invalidation.ts) needs. */
 export interface InvalidationUnit {
   readonly regs: RegisterAccess;
+  /** The notifiers that follow invalidations (IOMMU notifiers, shadows). */
+  readonly notifiers: NotifierHooks;
   readonly tracer: Tracer;
   readonly events: IommuEmitter;
   readonly iotlb: Pick<Iotlb, 'clear' | 'removeDomain' | 'removePages' | 'removePasid' | 'removePasidPages'>;

@@ -21,7 +21,7 @@ const RAM_SIZE = 16 * 1024 * 1024;
 const PAGE = 0x1000;
 
 /** A translator mapping IOVA pages by a function (null: fault); records what it was asked. */
-function pageTranslator(map: (page: number) => number | null, perm = IommuPerm.ReadWrite) {
+function pageTranslator(map: (page: number) => number | null, perm: IommuPerm = IommuPerm.ReadWrite) {
   const asked: number[] = [];
   const translator: DmaTranslator = {
     interruptWindow: MSI_WINDOW,

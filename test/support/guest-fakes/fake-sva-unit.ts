@@ -6,13 +6,13 @@
  * holds the page-request registers.  Not a model of VT-d: only what those
  * tests observe.
  */
-import { GuestAllocator } from '../alloc.js';
+import { GuestAllocator } from '../../../src/guest/alloc.js';
 import { FakePlatform, FAKE_RAM_PAGE } from './fake-platform.js';
-import { PasidTable } from '../linux-vtd/pasid.js';
-import type { DeviceHandle } from '../linux-vtd/domain.js';
-import { PrqReg } from '../linux-vtd/prq.js';
-import type { SvaDevice } from '../linux-vtd/sva.js';
-import { VtdUnit } from '../linux-vtd/unit.js';
+import { PasidTable } from '../../../src/guest/linux-vtd/pasid.js';
+import type { DeviceHandle } from '../../../src/guest/linux-vtd/domain.js';
+import { PrqReg } from '../../../src/guest/linux-vtd/prq.js';
+import type { SvaDevice } from '../../../src/guest/linux-vtd/sva.js';
+import { VtdUnit } from '../../../src/guest/linux-vtd/unit.js';
 
 /** The unit's register base and the guest RAM the allocator hands out. */
 export const FAKE_UNIT_BASE = 0xfed9_0000;

@@ -3,8 +3,8 @@
  * and port handlers, a virtual clock.  Not a machine: no devices unless a
  * test installs handlers.
  */
-import { InterruptHub } from '../interrupt-hub.js';
-import type { AccessWidth, GuestInterrupt, GuestPlatform, InterruptHandler } from '../platform.js';
+import { InterruptHub } from '../../../src/guest/interrupt-hub.js';
+import type { AccessWidth, GuestInterrupt, GuestPlatform, InterruptHandler } from '../../../src/guest/platform.js';
 
 /** Handler of an MMIO window or port range. */
 export interface FakeHandler {
