@@ -105,6 +105,17 @@ console.log(JSON.stringify({ missing, memTx: MemTx, dma: DmaAccess, perm: IommuP
     });
   });
 
+  it('installs the vtemu and vtemu-system-x86_64 commands (the latter is what QTEST_QEMU_BINARY names)', () => {
+    for (const bin of ['vtemu', 'vtemu-system-x86_64']) {
+      const out = run(join(scratch, 'node_modules', '.bin', bin), ['-machine', 'help'], scratch);
+      expect(out, bin).toMatch(/^q35 +Standard PC \(Q35 \+ ICH9, 2009\) \(alias of pc-q35-11\.1\)$/m);
+    }
+    const r = spawnSync(join(scratch, 'node_modules', '.bin', 'vtemu-system-x86_64'), ['-machine', 'q35', '-accel', 'qtest', '-qtest', 'stdio', '-qtest-log', 'none'], {
+      cwd: scratch, input: 'readl 0xfed90000\nendianness\n', encoding: 'utf8', timeout: 60_000,
+    });
+    expect(r.stdout).toBe('OK 0x0000000000000000\nOK little\n');
+  });
+
   it('type-checks under tsc --strict and runs, with the README examples exactly as written', () => {
     const examples = readmeExamples();
     expect(examples.length).toBeGreaterThanOrEqual(2);
