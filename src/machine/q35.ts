@@ -17,7 +17,7 @@ import { Ioapic, IOAPIC_BASE } from '../hw/intc/ioapic.js';
 import { MsiAddr, MsiSink, type MsiDelivery } from '../hw/intc/msi-sink.js';
 import { createQ35Firmware, type Q35Firmware } from '../hw/acpi/install.js';
 import type { AcpiConfig } from '../hw/acpi/build.js';
-import type { Device, DeviceContext, Tracer } from './device-type.js';
+import type { Device, DeviceContext, DeviceType, Tracer } from './device-type.js';
 import { ConfigError, parseDeviceArg, type DeviceSpec } from './registry.js';
 import { applyMachineArg, resolveMachineArgs, type MachineArgs, type MachineProps } from './machine-options.js';
 import { NULL_TRACER } from './tracer.js';
@@ -67,6 +67,11 @@ export interface MachineOptions {
   readonly objects?: readonly string[];
   /** `-numa` arguments as given, in order. */
   readonly numa?: readonly string[];
+  /**
+   * Device types for this machine only, found before the registered ones
+   * (registerDeviceType makes a type known to every machine in the process).
+   */
+  readonly deviceTypes?: readonly DeviceType[];
 }
 
 /** One device created from `-device`. */
@@ -150,8 +155,12 @@ export class Machine {
   /** Several DRHD units were asked for (machine file): allow several intel-iommu. */
   private readonly multiUnit: boolean;
 
+  /** MachineOptions.deviceTypes by name. */
+  private readonly localTypes: ReadonlyMap<string, DeviceType>;
+
   /** @internal use createMachine. */
   constructor(options: MachineOptions) {
+    this.localTypes = new Map((options.deviceTypes ?? []).map((t) => [t.name, t]));
     this.globals = Globals.parse(options.globals ?? [], options.warn);
     const uuid = options.uuid !== undefined ? parseUuid(options.uuid) : undefined;
     const margs: MachineArgs = {};
@@ -221,7 +230,7 @@ export class Machine {
 
   /** Parses, creates and plugs one `-device`; throws ConfigError. */
   private addDevice(arg: string, warn?: (line: string) => void): void {
-    const parsed = parseDeviceArg(arg);
+    const parsed = parseDeviceArg(arg, this.localTypes);
     if (parsed.kind === 'help') throw new ConfigError('help is not a device', `-device ${arg}`);
     for (const w of parsed.spec.warnings) warn?.(w);
     const where = `-device ${arg}`;

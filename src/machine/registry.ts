@@ -96,26 +96,28 @@ export function parsePciAddr(s: string): number | null {
 
 /**
  * Parses a `-device` argument.  Throws ConfigError (context `-device ARG`)
- * for an unknown type or property or a bad value.
+ * for an unknown type or property or a bad value.  `local` holds types known
+ * to one machine only (MachineOptions.deviceTypes), looked up before the
+ * registered ones.
  */
-export function parseDeviceArg(arg: string): DeviceArg {
+export function parseDeviceArg(arg: string, local?: ReadonlyMap<string, DeviceType>): DeviceArg {
   const ctx = `-device ${arg}`;
   const split = splitOptions(arg);
   const warnings = split.warnings.map((w) => `${ctx}: ${w}`);
   try {
-    return parseSplitDevice(arg, split, warnings);
+    return parseSplitDevice(arg, split, warnings, local);
   } catch (e) {
     if (e instanceof ConfigError && warnings.length) throw new ConfigError(e.message, e.context, warnings);
     throw e;
   }
 }
 
-function parseSplitDevice(arg: string, split: ReturnType<typeof splitOptions>, warnings: string[]): DeviceArg {
+function parseSplitDevice(arg: string, split: ReturnType<typeof splitOptions>, warnings: string[], local?: ReadonlyMap<string, DeviceType>): DeviceArg {
   const ctx = `-device ${arg}`;
   if (split.help && split.implied === null) return { kind: 'help', text: deviceListHelp(), warnings };
   const driver = split.implied ?? split.pairs.find((p) => p.key === 'driver')?.value;
   if (driver === undefined) throw new ConfigError(`Parameter 'driver' is missing`, ctx);
-  const type = types.get(driver);
+  const type = local?.get(driver) ?? types.get(driver);
   if (!type) throw new ConfigError(`'${driver}' is not a valid device model name`, ctx);
   if (split.help) return { kind: 'help', text: deviceHelp(type), warnings };
 

@@ -13,7 +13,7 @@
  * `memory_region_reentrant_access` when the space has a tracer.
  */
 import { type AccessSize } from './address.js';
-import { currentTopology, REENTRANT_ACCESS_TRACE, type LeafRegion, type MemoryTracer, type MmioRegion, type Region } from './region.js';
+import { REENTRANT_ACCESS_TRACE, type LeafRegion, type MemoryTracer, type MmioRegion, type Region } from './region.js';
 
 /** Result of a memory transaction. */
 export const MemTx = {
@@ -65,9 +65,10 @@ export class AddressSpace {
 
   /** The current flat view (re-rendered when the topology changed). */
   flatView(): readonly FlatRange[] {
-    if (this.generation !== currentTopology()) {
+    const generation = this.root.topology.generation;
+    if (this.generation !== generation) {
       this.ranges = renderFlat(this.root);
-      this.generation = currentTopology();
+      this.generation = generation;
       this.last = null;
     }
     return this.ranges;

@@ -12,46 +12,82 @@ import { createTsRam } from './ram-ts.js';
 import {
   AliasRegion,
   ContainerRegion,
-  currentTopology,
   DEFAULT_RULES,
   type MmioOps,
   MmioRegion,
   RamRegion,
-  topologyChanged,
+  type Region,
+  Topology,
 } from './region.js';
 
 const OPS: MmioOps = { read: () => 0, write: () => {} };
 const OPS64: MmioOps = { ...OPS, read64: () => 0n, write64: () => {} };
 
-/** How much the topology generation moved while `fn` ran. */
-function bumps(fn: () => void): number {
-  const before = currentTopology();
+/** How much the topology generation of `r`'s tree moved while `fn` ran. */
+function bumps(r: Region, fn: () => void): number {
+  const before = r.topology.generation;
   fn();
-  return currentTopology() - before;
+  return r.topology.generation - before;
 }
 
 const mmio = (name: string, size = 0x100): MmioRegion => new MmioRegion(name, size, OPS);
 
 describe('topology generation', () => {
   it('starts positive (an address space at generation 0 renders on first use) and counts changes one by one', () => {
-    expect(currentTopology()).toBeGreaterThan(0);
-    expect(bumps(() => topologyChanged())).toBe(1);
-    expect(bumps(() => {
-      topologyChanged();
-      topologyChanged();
-    })).toBe(2);
+    const t = new Topology();
+    expect(t.generation).toBeGreaterThan(0);
+    const g = t.generation;
+    t.changed();
+    expect(t.generation).toBe(g + 1);
+    t.changed();
+    t.changed();
+    expect(t.generation).toBe(g + 3);
   });
 
-  it('constructing regions is not a topology change', () => {
+  it('a join makes one topology of two, newer than both with bump, at least both without', () => {
+    const a = new Topology();
+    const b = new Topology();
+    for (let i = 0; i < 5; i++) b.changed();
+    expect(a.join(b, true)).toBe(true);
+    expect(a.resolve()).toBe(b.resolve());
+    expect(a.generation).toBe(7);
+    expect(a.join(b, true)).toBe(false);
+    b.changed();
+    expect(a.generation).toBe(8);
+    const c = new Topology();
+    const d = new Topology();
+    d.changed();
+    expect(c.join(d, false)).toBe(true);
+    expect(c.generation).toBe(2);
+    // A chain of joins resolves to one root, whichever member is asked.
+    const e = new Topology();
+    e.join(a, true);
+    e.join(c, true);
+    expect(c.resolve()).toBe(e.resolve());
+    expect(a.resolve()).toBe(e.resolve());
+    expect(d.generation).toBe(e.generation);
+  });
+
+  it('constructing regions is not a topology change, and separate trees do not see each other change', () => {
     const ram = createTsRam(0x2000);
+    const c = new ContainerRegion('c', 0x1000);
+    const other = new ContainerRegion('other', 0x1000);
     expect(
-      bumps(() => {
-        const c = new ContainerRegion('c', 0x1000);
+      bumps(c, () => {
         new RamRegion('r', 0x1000, ram);
         new MmioRegion('m', 0x10, OPS);
         new AliasRegion('a', 0x10, c, 0);
       }),
     ).toBe(0);
+    expect(bumps(c, () => other.add(mmio('x'), 0))).toBe(0);
+    expect(bumps(other, () => c.add(mmio('y'), 0))).toBe(0);
+  });
+
+  it('a change inside an aliased tree reaches the trees that alias it', () => {
+    const target = new ContainerRegion('target', 0x1000);
+    const sys = new ContainerRegion('sys', 0x10000);
+    sys.add(new AliasRegion('win', 0x1000, target, 0), 0x4000);
+    expect(bumps(sys, () => target.add(mmio('late'), 0x100))).toBe(1);
   });
 });
 
@@ -71,10 +107,10 @@ describe('region sizes', () => {
 
   it('resize changes the size and bumps the topology; a bad size throws and changes nothing', () => {
     const c = new ContainerRegion('c', 0x1000);
-    expect(bumps(() => c.resize(0x2000))).toBe(1);
+    expect(bumps(c, () => c.resize(0x2000))).toBe(1);
     expect(c.size).toBe(0x2000);
     for (const size of [0, -1, Number.NaN]) {
-      expect(bumps(() => expect(() => c.resize(size)).toThrow('memory region c: size must be positive'))).toBe(0);
+      expect(bumps(c, () => expect(() => c.resize(size)).toThrow('memory region c: size must be positive'))).toBe(0);
       expect(c.size).toBe(0x2000);
     }
   });
@@ -100,11 +136,11 @@ describe('enabling and disabling', () => {
   it('regions start enabled; only a real change bumps the topology', () => {
     const m = mmio('m');
     expect(m.enabled).toBe(true);
-    expect(bumps(() => m.setEnabled(true))).toBe(0);
-    expect(bumps(() => m.setEnabled(false))).toBe(1);
+    expect(bumps(m, () => m.setEnabled(true))).toBe(0);
+    expect(bumps(m, () => m.setEnabled(false))).toBe(1);
     expect(m.enabled).toBe(false);
-    expect(bumps(() => m.setEnabled(false))).toBe(0);
-    expect(bumps(() => m.setEnabled(true))).toBe(1);
+    expect(bumps(m, () => m.setEnabled(false))).toBe(0);
+    expect(bumps(m, () => m.setEnabled(true))).toBe(1);
     expect(m.enabled).toBe(true);
   });
 });
@@ -173,7 +209,7 @@ describe('AliasRegion', () => {
     expect(a.kind).toBe('alias');
     expect(a.target).toBe(target);
     expect(a.offset).toBe(0x800);
-    expect(bumps(() => a.setOffset(0x900))).toBe(1);
+    expect(bumps(a, () => a.setOffset(0x900))).toBe(1);
     expect(a.offset).toBe(0x900);
   });
 });
@@ -185,8 +221,8 @@ describe('ContainerRegion', () => {
     expect(c.subregions()).toEqual([]);
     const a = mmio('a');
     const b = mmio('b');
-    expect(bumps(() => c.add(a, 0x100))).toBe(1);
-    expect(bumps(() => c.add(b, 0x200, -3))).toBe(1);
+    expect(bumps(c, () => c.add(a, 0x100))).toBe(1);
+    expect(bumps(c, () => c.add(b, 0x200, -3))).toBe(1);
     expect(c.subregions()).toEqual([
       { region: a, offset: 0x100, priority: 0, order: 0 },
       { region: b, offset: 0x200, priority: -3, order: 1 },
@@ -221,7 +257,7 @@ describe('ContainerRegion', () => {
     const d = new ContainerRegion('other', 0x10000);
     const m = mmio('dev');
     c.add(m, 0);
-    expect(bumps(() => expect(() => c.add(m, 0x100, 5)).toThrow('memory region dev is already mapped in parent'))).toBe(0);
+    expect(bumps(c, () => expect(() => c.add(m, 0x100, 5)).toThrow('memory region dev is already mapped in parent'))).toBe(0);
     expect(c.subregions()).toHaveLength(1);
     d.add(m, 0x100);
     expect(d.has(m)).toBe(true);
@@ -233,12 +269,12 @@ describe('ContainerRegion', () => {
     const b = mmio('b');
     c.add(a, 0);
     c.add(b, 0x100);
-    expect(bumps(() => c.remove(a))).toBe(1);
+    expect(bumps(c, () => c.remove(a))).toBe(1);
     expect(c.has(a)).toBe(false);
     expect(c.has(b)).toBe(true);
     expect(c.subregions().map((s) => s.region)).toEqual([b]);
-    expect(bumps(() => c.remove(a))).toBe(0);
-    expect(bumps(() => c.remove(mmio('never')))).toBe(0);
+    expect(bumps(c, () => c.remove(a))).toBe(0);
+    expect(bumps(c, () => c.remove(mmio('never')))).toBe(0);
     expect(c.subregions()).toHaveLength(1);
   });
 
@@ -262,12 +298,12 @@ describe('ContainerRegion', () => {
     const b = mmio('b');
     c.add(a, 0x100, 4);
     c.add(b, 0x200);
-    expect(bumps(() => c.move(a, 0x300))).toBe(1);
+    expect(bumps(c, () => c.move(a, 0x300))).toBe(1);
     expect(c.subregions()).toEqual([
       { region: a, offset: 0x300, priority: 4, order: 0 },
       { region: b, offset: 0x200, priority: 0, order: 1 },
     ]);
-    expect(bumps(() => c.move(a, 0x300))).toBe(0);
+    expect(bumps(c, () => c.move(a, 0x300))).toBe(0);
     expect(() => c.move(mmio('stray'), 0)).toThrow('memory region stray is not mapped in c');
   });
 });

@@ -2,22 +2,60 @@
  * Memory regions, modelled on QEMU's MemoryRegion: RAM, MMIO with declared
  * access rules, aliases and containers with priorities.  A region tree is
  * rendered into a flat view by an address space (address-space.ts); any
- * change to the tree (mapping, unmapping, enabling, moving) bumps a global
- * topology generation so that every address space re-renders lazily.
+ * change to the tree (mapping, unmapping, enabling, moving) bumps the
+ * tree's topology generation so that its address spaces re-render lazily.
+ *
+ * Generations belong to trees, not to the process: regions that can see one
+ * another (one mapped in the other, an alias and its target) share one
+ * `Topology`, joined when they meet, so two machines in one process never
+ * invalidate each other's views.
  */
 import type { AccessSize } from './address.js';
 import type { ChunkedRam } from './ram.js';
 
-let topologyGeneration = 1;
+/**
+ * The topology generation of a set of connected regions (a union-find
+ * node: a joined topology forwards to the one it was joined into).
+ */
+export class Topology {
+  private gen = 1;
+  private into: Topology | null = null;
 
-/** Current topology generation; address spaces compare it to their cached view. */
-export function currentTopology(): number {
-  return topologyGeneration;
-}
+  /** The topology this one stands for now (after joins). */
+  resolve(): Topology {
+    let root: Topology = this;
+    while (root.into !== null) root = root.into;
+    for (let t: Topology = this; t.into !== null && t.into !== root; ) {
+      const next: Topology = t.into;
+      t.into = root;
+      t = next;
+    }
+    return root;
+  }
 
-/** Marks every rendered flat view stale. */
-export function topologyChanged(): void {
-  topologyGeneration++;
+  /** Current generation; an address space compares it to the one of its rendered view. */
+  get generation(): number {
+    return this.resolve().gen;
+  }
+
+  /** Marks every view rendered from these regions stale. */
+  changed(): void {
+    this.resolve().gen++;
+  }
+
+  /**
+   * Joins `other`'s regions to these.  The joined generation is at least
+   * both (with `bump`, above both: every view of either becomes stale).
+   * Returns false when they were joined already.
+   */
+  join(other: Topology, bump: boolean): boolean {
+    const a = this.resolve();
+    const b = other.resolve();
+    if (a === b) return false;
+    b.into = a;
+    a.gen = Math.max(a.gen, b.gen) + (bump ? 1 : 0);
+    return true;
+  }
 }
 
 /**
@@ -53,6 +91,7 @@ export interface MmioOps {
 abstract class RegionBase {
   /** Disabled regions are not rendered (PCI BARs with decoding off, gated aliases). */
   private enabledFlag = true;
+  private readonly topo = new Topology();
   constructor(
     readonly name: string,
     private sizeBytes: number,
@@ -65,17 +104,21 @@ abstract class RegionBase {
   get enabled(): boolean {
     return this.enabledFlag;
   }
+  /** The topology this region belongs to (shared with every region it is connected to). */
+  get topology(): Topology {
+    return this.topo.resolve();
+  }
   setEnabled(on: boolean): void {
     if (on !== this.enabledFlag) {
       this.enabledFlag = on;
-      topologyChanged();
+      this.topo.changed();
     }
   }
   /** Changes the size (a PCI BAR never does; an alias window may). */
   resize(size: number): void {
     if (!(size > 0)) throw new RangeError(`memory region ${this.name}: size must be positive`);
     this.sizeBytes = size;
-    topologyChanged();
+    this.topo.changed();
   }
 }
 
@@ -161,13 +204,15 @@ export class AliasRegion extends RegionBase {
     private targetOffset: number,
   ) {
     super(name, size);
+    // Views through the alias depend on the target's tree (constructing it changes no view).
+    this.topology.join(target.topology, false);
   }
   get offset(): number {
     return this.targetOffset;
   }
   setOffset(offset: number): void {
     this.targetOffset = offset;
-    topologyChanged();
+    this.topology.changed();
   }
 }
 
@@ -192,14 +237,14 @@ export class ContainerRegion extends RegionBase {
       throw new Error(`memory region ${region.name} is already mapped in ${this.name}`);
     }
     this.children.push({ region, offset, priority, order: this.nextOrder++ });
-    topologyChanged();
+    if (!this.topology.join(region.topology, true)) this.topology.changed();
   }
 
   /** Unmaps `region` (no-op when it is not mapped here). */
   remove(region: Region): void {
     const before = this.children.length;
     this.children = this.children.filter((c) => c.region !== region);
-    if (this.children.length !== before) topologyChanged();
+    if (this.children.length !== before) this.topology.changed();
   }
 
   /** Moves an already mapped region (a BAR being reprogrammed). */
@@ -209,7 +254,7 @@ export class ContainerRegion extends RegionBase {
     const c = this.children[i]!;
     if (c.offset === offset) return;
     this.children[i] = { ...c, offset };
-    topologyChanged();
+    this.topology.changed();
   }
 
   /** True when region is a direct child. */
