@@ -25,7 +25,7 @@ export default defineConfig({
     exclude: ['**/node_modules/**', 'src/memory/ram-layout.test.ts', 'test/vtd-reentrancy.test.ts'],
     // Instrumented code is many times slower: time bounds do not apply (VTEMU_TIMING=off), the
     // deterministic checks of those tests still run; the hostile fuzzer runs fewer cases.
-    env: { VTEMU_WALK_CASES: '150', VTEMU_FS_CASES: '150', VTEMU_SVA_CASES: '20', VTEMU_SVA_FUZZ_CASES: '60', VTEMU_HOSTILE_CASES: '6', VTEMU_TIMING: 'off' },
+    env: { VTEMU_WALK_CASES: '150', VTEMU_FS_CASES: '150', VTEMU_SVA_CASES: '20', VTEMU_SVA_FUZZ_CASES: '60', VTEMU_HOSTILE_CASES: '6', VTEMU_NOTIFIER_OPS: '800', VTEMU_TIMING: 'off' },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -13,7 +13,9 @@ import {
   type DmaTranslator,
   type DmaWindow,
   type IotlbEntry,
+  AtsStatus,
   IommuPerm,
+  newAtsCompletion,
   newIotlbEntry,
 } from './iommu.js';
 import { createTsRam } from './ram-ts.js';
@@ -162,5 +164,14 @@ describe('the contract as a DMA space applies it', () => {
     expect(dma.writeU32(INTERRUPT_WINDOW_BASE, 0x44)).toBe(MemTx.DecodeError);
     expect(t.interrupts).toEqual([[0x1ffc, 0x33]]);
     expect(t.translated).toEqual([[0xfee0_0000, DmaAccess.Write]]);
+  });
+});
+
+describe('newAtsCompletion', () => {
+  it('is a fresh successful completion granting nothing, a new object each time', () => {
+    const c = newAtsCompletion();
+    expect(c).toEqual({ status: AtsStatus.Success, iova: 0, translated: 0, addrMask: 0, read: false, write: false, untranslatedOnly: false });
+    c.read = true;
+    expect(newAtsCompletion().read).toBe(false);
   });
 });

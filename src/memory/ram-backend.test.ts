@@ -2,8 +2,10 @@
  * Backend selection (VTEMU_RAM, fallback) and the memory cost of big RAM:
  * 64 GiB of guest RAM must cost (almost) nothing until it is written.
  */
+import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RAM_BACKENDS, availableRamBackends, createRam, defaultRamBackend, nativeRamAvailable } from './ram-backend.js';
+import { nativeAddonPath, nativeRamLoadError } from './ram-native.js';
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
@@ -17,6 +19,11 @@ describe('backend selection', () => {
 
   it('lists ts always and native when built', () => {
     expect(RAM_BACKENDS).toEqual(['native', 'ts']);
+    // The first look for the addon in this file: a built addon loads (a stale or broken build fails here).
+    const path = nativeAddonPath();
+    const built = path !== null && existsSync(path);
+    expect(nativeRamAvailable()).toBe(built);
+    expect(nativeRamLoadError() === '').toBe(built);
     const avail = availableRamBackends();
     expect(avail).toContain('ts');
     expect(avail.includes('native')).toBe(nativeRamAvailable());
@@ -42,6 +49,12 @@ describe('backend selection', () => {
   it('an explicit backend argument wins over VTEMU_RAM', () => {
     process.env['VTEMU_RAM'] = 'native';
     expect(createRam(4096, 'ts').backend).toBe('ts');
+  });
+
+  it('an empty VTEMU_RAM means no choice', () => {
+    process.env['VTEMU_RAM'] = '';
+    expect(defaultRamBackend()).toBe(nativeRamAvailable() ? 'native' : 'ts');
+    expect(createRam(4096).backend).toBe(defaultRamBackend());
   });
 
   it('rejects an unknown VTEMU_RAM', () => {

@@ -8,7 +8,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
 import { createNativeRam, loadNativeRamAddon, nativeAddonPath, nativeRamLoadError } from './ram-native.js';
 
 const GiB = 2 ** 30;
@@ -23,6 +24,27 @@ describe('native addon availability', () => {
     expect(addon !== null).toBe(built);
     expect(nativeRamLoadError() === '').toBe(built);
     if (!built) console.warn('SKIPPED: the native guest RAM addon is not built (no C++ toolchain at npm install): its tests do not run');
+  });
+
+  it('a fresh copy of the module loads the addon exactly when it was built', async () => {
+    // A new module instance looks for the addon again, inside this test.
+    vi.resetModules();
+    const fresh = await import('./ram-native.js');
+    const path = fresh.nativeAddonPath();
+    const built = path !== null && existsSync(path);
+    expect(fresh.nativeRamAvailable()).toBe(built);
+    expect(fresh.nativeRamLoadError()).toBe(built ? '' : `${join('build', 'Release', 'vtemu_ram.node')} not found (npm install builds it)`);
+    const raw = fresh.loadNativeRamAddon();
+    if (built) expect(typeof raw?.NativeRam).toBe('function');
+    else expect(raw).toBeNull();
+    if (built) expect(fresh.createNativeRam(4096).backend).toBe('native');
+    else expect(() => fresh.createNativeRam(4096)).toThrow('vtemu: the native guest RAM addon is unavailable: ');
+  });
+
+  it('createNativeRam checks the size before anything else, built or not', () => {
+    for (const size of [0, -4096, 4095, 4096.5, Number.NaN]) {
+      expect(() => createNativeRam(size)).toThrow(`guest RAM: size ${size} must be a positive multiple of 4096`);
+    }
   });
 });
 

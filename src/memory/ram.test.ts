@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { availableRamBackends, createRam } from './ram-backend.js';
-import { ramWrites, type ChunkedRam } from './ram.js';
+import type { ChunkedRam } from './ram.js';
 import { createTsRam } from './ram-ts.js';
 import { Rng } from '../../test/support/prng.js';
 
@@ -321,13 +321,14 @@ describe.each(availableRamBackends())('ChunkedRam (%s backend)', (backend) => {
   });
 });
 
-describe('ramWrites', () => {
-  it('counts every write method and nothing else', () => {
+describe('writes', () => {
+  it('counts every write method and nothing else, per RAM', () => {
     const ram = createTsRam(0x10000);
-    const before = ramWrites();
+    const other = createTsRam(0x10000);
+    const before = ram.writes;
     ram.readU32(0);
     ram.copyOut(0, new Uint8Array(8));
-    expect(ramWrites()).toBe(before);
+    expect(ram.writes).toBe(before);
     ram.writeU8(0, 1);
     ram.writeU16(2, 1);
     ram.writeU32(4, 1);
@@ -335,6 +336,7 @@ describe('ramWrites', () => {
     ram.copyInAt(16, new Uint8Array(8), 0, 4);
     ram.copyWithin(32, 0, 8);
     ram.fill(64, 8, 0xaa);
-    expect(ramWrites() - before).toBe(7);
+    expect(ram.writes - before).toBe(7);
+    expect(other.writes).toBe(0);
   });
 });

@@ -79,19 +79,6 @@ function smallCopy(from: Uint8Array, fromStart: number, to: Uint8Array, toStart:
   }
 }
 
-/**
- * Writes to any guest RAM so far (every write method below counts one).
- * A reader that decoded a structure from RAM may reuse the result while the
- * count is unchanged (and the memory map too): nothing in RAM can have
- * changed.  Bulk writes count once however long they are.
- */
-let ramWriteCount = 0;
-
-/** The number of guest RAM writes so far (see ramWriteCount). */
-export function ramWrites(): number {
-  return ramWriteCount;
-}
-
 /** The guest RAM interface the memory layer uses. */
 export class ChunkedRam {
   /** Size in bytes. */
@@ -105,6 +92,7 @@ export class ChunkedRam {
   /** Cached views of whole 4 KiB pages and the page number each slot holds (-1: none). */
   private readonly pageViews: (Uint8Array | null)[] = new Array<Uint8Array | null>(VIEW_SLOTS).fill(null);
   private readonly pageViewPage = new Float64Array(VIEW_SLOTS).fill(-1);
+  private writeCount = 0;
 
   constructor(
     private readonly source: ChunkSource,
@@ -121,6 +109,16 @@ export class ChunkedRam {
     const count = Math.ceil(source.size / this.chunkSize);
     this.u8s = new Array<Uint8Array | null>(count).fill(null);
     this.dvs = new Array<DataView | null>(count).fill(null);
+  }
+
+  /**
+   * Writes to this RAM so far (every write method counts one; a bulk write
+   * once however long it is).  A reader that decoded a structure from this
+   * RAM may reuse the result while the count is unchanged (and the memory
+   * map too): nothing in it can have changed.
+   */
+  get writes(): number {
+    return this.writeCount;
   }
 
   /** Throws unless [offset, offset+length) lies in RAM.  Length 0 is allowed. */
@@ -204,14 +202,14 @@ export class ChunkedRam {
   }
 
   writeU8(offset: number, value: number): void {
-    ramWriteCount++;
+    this.writeCount++;
     this.checkRange(offset, 1);
     const index = Math.floor(offset / this.chunkSize);
     (this.dvs[index] ?? this.view(index, true))!.setUint8(offset & this.mask, value);
   }
 
   writeU16(offset: number, value: number): void {
-    ramWriteCount++;
+    this.writeCount++;
     if ((offset & this.mask) > this.mask - 1) return this.writeSlow(offset, 2, value);
     this.checkRange(offset, 2);
     const index = Math.floor(offset / this.chunkSize);
@@ -219,7 +217,7 @@ export class ChunkedRam {
   }
 
   writeU32(offset: number, value: number): void {
-    ramWriteCount++;
+    this.writeCount++;
     if ((offset & this.mask) > this.mask - 3) return this.writeSlow(offset, 4, value);
     this.checkRange(offset, 4);
     const index = Math.floor(offset / this.chunkSize);
@@ -314,7 +312,7 @@ export class ChunkedRam {
 
   /** Copies src into RAM at offset (see `copyInAt`). */
   copyIn(offset: number, src: Uint8Array): void {
-    ramWriteCount++;
+    this.writeCount++;
     this.copyInSpan(offset, src, 0, src.length);
   }
 
@@ -324,7 +322,7 @@ export class ChunkedRam {
    * memmove; a view of src only when it is a part of src) otherwise.
    */
   copyInAt(offset: number, src: Uint8Array, srcStart: number, length: number): void {
-    ramWriteCount++;
+    this.writeCount++;
     checkSpan(src, srcStart, length);
     this.copyInSpan(offset, src, srcStart, length);
   }
@@ -364,7 +362,7 @@ export class ChunkedRam {
 
   /** memmove inside RAM. */
   copyWithin(dstOffset: number, srcOffset: number, length: number): void {
-    ramWriteCount++;
+    this.writeCount++;
     this.checkRange(dstOffset, length);
     this.checkRange(srcOffset, length);
     if (length === 0 || dstOffset === srcOffset) return;
@@ -384,7 +382,7 @@ export class ChunkedRam {
 
   /** Sets [offset, offset+length) to value & 0xff. */
   fill(offset: number, length: number, value: number): void {
-    ramWriteCount++;
+    this.writeCount++;
     this.checkRange(offset, length);
     if (length === 0) return;
     const v = value & 0xff;
@@ -420,4 +418,41 @@ export class ChunkedRam {
     }
     return true;
   }
+
+  /**
+   * Snapshot: calls `visit(offset, page)` for every 4 KiB page that holds a
+   * non-zero byte, in address order (`page` is a view, valid during the
+   * call).  Chunks a sparse backend never created are skipped; with native
+   * bulk operations whole zero blocks are skipped with one compare each.
+   */
+  forEachNonZeroPage(visit: (offset: number, page: Uint8Array) => void): void {
+    for (let index = 0; index < this.u8s.length; index++) {
+      const bytes = this.bytes(index, false);
+      if (!bytes) continue;
+      const base = index * this.chunkSize;
+      const len = Math.min(bytes.length, this.size - base);
+      const words = new Int32Array(bytes.buffer, bytes.byteOffset, len >>> 2);
+      for (let block = 0; block < len; block += SCAN_BLOCK) {
+        const blockLen = Math.min(SCAN_BLOCK, len - block);
+        if (this.bulk && blockLen === SCAN_BLOCK && this.bulk.compare(base + block, zeroBlock())) continue;
+        for (let page = block; page < block + blockLen; page += VIEW_PAGE) {
+          const end = (page + VIEW_PAGE) >>> 2;
+          for (let w = page >>> 2; w < end; w++) {
+            if (words[w] !== 0) {
+              visit(base + page, bytes.subarray(page, page + VIEW_PAGE));
+              break;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Bytes compared at once when scanning for non-zero pages with native bulk operations. */
+const SCAN_BLOCK = 0x10_0000;
+let zeroes: Uint8Array | null = null;
+/** A shared all-zero block of SCAN_BLOCK bytes (never written). */
+function zeroBlock(): Uint8Array {
+  return (zeroes ??= new Uint8Array(SCAN_BLOCK));
 }

@@ -9,7 +9,7 @@ import { AddressSpace } from '../../memory/address-space.js';
 import { createRam } from '../../memory/ram-backend.js';
 import { AliasRegion, ContainerRegion, RamRegion } from '../../memory/region.js';
 import { VtdBench } from '../../../test/support/vtd-bench.js';
-import { lastReadFromRam, newQword, readEntry, readQword, type Qword } from './guest-mem.js';
+import { lastReadRam, newQword, readEntry, readQword, type Qword } from './guest-mem.js';
 import { DMAR_BASE, Reg } from './reg-layout.js';
 
 const RAM = 64 * 1024 * 1024;
@@ -168,27 +168,27 @@ describe('readEntry', () => {
   });
 });
 
-describe('lastReadFromRam', () => {
+describe('lastReadRam', () => {
   it('tells RAM from MMIO after readQword', () => {
     const b = new VtdBench();
     const q = newQword();
     expect(readQword(b.memory, DMAR_BASE + Reg.CAP, q)).toBe(true);
-    expect(lastReadFromRam()).toBe(false);
+    expect(lastReadRam()).toBe(null);
     expect(readQword(b.memory, 0x1000, q)).toBe(true);
-    expect(lastReadFromRam()).toBe(true);
+    expect(lastReadRam()).not.toBeNull();
   });
 
   it('tells RAM from MMIO after readEntry, in one RAM range or split over two', () => {
     const b = new VtdBench();
     const out = [newQword()];
     expect(readEntry(b.memory, DMAR_BASE + Reg.CAP, 16, out)).toBe(true);
-    expect(lastReadFromRam()).toBe(false);
+    expect(lastReadRam()).toBe(null);
     expect(readEntry(b.memory, 0x2000, 64, out)).toBe(true);
-    expect(lastReadFromRam()).toBe(true);
+    expect(lastReadRam()).not.toBeNull();
     const { mem } = splitRam();
     expect(readQword(mem, 0x6_0000, newQword())).toBe(false);
     expect(readEntry(mem, 0x5_0ff0, 32, out)).toBe(true);
-    expect(lastReadFromRam()).toBe(true);
+    expect(lastReadRam()).not.toBeNull();
   });
 });
 

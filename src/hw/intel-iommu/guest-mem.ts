@@ -6,6 +6,7 @@
  * does (the caller turns that into a fault reason).
  */
 import { MemTx, type AddressSpace } from '../../memory/address-space.js';
+import type { ChunkedRam } from '../../memory/ram.js';
 
 /** A 64-bit value as two unsigned 32-bit halves. */
 export interface Qword {
@@ -21,12 +22,16 @@ export function newQword(): Qword {
 const scratch = new Uint8Array(8);
 const scratchView = new DataView(scratch.buffer);
 
-/** Whether the last successful readQword / readEntry read RAM (not MMIO). */
-let fromRam = false;
+/**
+ * The RAM the last successful readQword / readEntry read (null: not RAM
+ * alone).  Transient: set by each read and taken right after it, within
+ * the same call; it carries nothing from one call to the next.
+ */
+let lastRam: ChunkedRam | null = null;
 
-/** True when the last successful readQword / readEntry was served by RAM (its value can only change by a RAM write). */
-export function lastReadFromRam(): boolean {
-  return fromRam;
+/** The RAM that served the last successful readQword / readEntry, or null when it was not (only) RAM: the value can then only change by a write to that RAM. */
+export function lastReadRam(): ChunkedRam | null {
+  return lastRam;
 }
 
 /** Reads 8 bytes at `addr` into `out`; returns false when the read failed. */
@@ -34,10 +39,10 @@ export function readQword(mem: AddressSpace, addr: number, out: Qword): boolean 
   const r = mem.lookup(addr);
   if (r !== null && r.leaf.kind === 'ram' && addr + 8 <= r.end) {
     r.leaf.ram.readU32Pair(r.leaf.ramOffset + (addr - r.start + r.offset), out);
-    fromRam = true;
+    lastRam = r.leaf.ram;
     return true;
   }
-  fromRam = false;
+  lastRam = null;
   if (mem.readBytes(addr, scratch) !== MemTx.Ok) return false;
   out.lo = scratchView.getUint32(0, true);
   out.hi = scratchView.getUint32(4, true);
@@ -55,15 +60,16 @@ export function readEntry(mem: AddressSpace, addr: number, size: number, out: re
   if (r !== null && r.leaf.kind === 'ram' && addr + size <= r.end) {
     const base = r.leaf.ramOffset + (addr - r.start + r.offset);
     for (let i = 0; i < out.length; i++) r.leaf.ram.readU32Pair(base + i * 8, out[i]!);
-    fromRam = true;
+    lastRam = r.leaf.ram;
     return true;
   }
-  let ram = true;
+  // Split over ranges: one RAM only if every qword came from the same one.
+  let ram: ChunkedRam | null | undefined;
   for (let i = 0; i < size / 8; i++) {
     if (!readQword(mem, addr + i * 8, i < out.length ? out[i]! : scratchQword)) return false;
-    ram = ram && fromRam;
+    ram = ram === undefined || ram === lastRam ? lastRam : null;
   }
-  fromRam = ram;
+  lastRam = ram ?? null;
   return true;
 }
 

@@ -15,7 +15,7 @@
  * 1) or pass-through (TT 2), so the walk stage never needs to know the mode.
  */
 import type { AddressSpace, FlatRange } from '../../memory/address-space.js';
-import { ramWrites } from '../../memory/ram.js';
+import type { ChunkedRam } from '../../memory/ram.js';
 import type { Tracer } from '../../machine/device-type.js';
 import { Trace } from './events.js';
 import { isQualifiedFault } from './fault-reasons.js';
@@ -36,7 +36,7 @@ import {
   copyPasidConfig,
   lookupScalableContext,
   newPasidConfig,
-  pasidEntriesFromRam,
+  pasidEntriesRam,
   newScalableContext,
   Pgtt,
   resolvePasid,
@@ -83,6 +83,8 @@ export class ContextCacheEntry {
   gen = 0;
   private memoPasid = -1;
   private memoWrites = -1;
+  /** The RAM the memoized entries came from. */
+  private memoRam: ChunkedRam | null = null;
   private memoView: readonly FlatRange[] | null = null;
   private readonly memo: TranslationConfig = newPasidConfig();
   /** Whether the cached entry is a scalable-mode one. */
@@ -98,20 +100,22 @@ export class ContextCacheEntry {
 
   /** Fills `out` from the memo when it still holds what resolving `pasid` from memory would give. */
   recall(mem: AddressSpace, pasid: number, out: TranslationConfig): boolean {
-    if (this.memoPasid !== pasid || this.memoWrites !== ramWrites() || this.memoView !== mem.flatView()) return false;
+    if (this.memoPasid !== pasid || this.memoWrites !== this.memoRam!.writes || this.memoView !== mem.flatView()) return false;
     copyPasidConfig(this.memo, out);
     return true;
   }
 
   /** Remembers a successful resolution of `pasid` whose entries came from RAM. */
   remember(mem: AddressSpace, pasid: number, cfg: TranslationConfig): void {
-    if (!pasidEntriesFromRam()) {
+    const ram = pasidEntriesRam();
+    if (ram === null) {
       this.memoPasid = -1;
       return;
     }
     copyPasidConfig(cfg, this.memo);
     this.memoPasid = pasid;
-    this.memoWrites = ramWrites();
+    this.memoRam = ram;
+    this.memoWrites = ram.writes;
     this.memoView = mem.flatView();
   }
 

@@ -20,7 +20,7 @@ import {
   copyPasidConfig,
   newPasidConfig,
   newScalableContext,
-  pasidEntriesFromRam,
+  pasidEntriesRam,
   PasidDir,
   PasidEntry,
   Pgtt,
@@ -1063,7 +1063,7 @@ describe('copyPasidConfig', () => {
   });
 });
 
-describe('pasidEntriesFromRam (what resolve.ts may memoize)', () => {
+describe('pasidEntriesRam (what resolve.ts may memoize)', () => {
   /** Serves the page at `page` from a device that mirrors its current RAM contents (reads only). */
   function mirrorAsMmio(g: Guest, page: number): void {
     const words = new Map<number, number>();
@@ -1071,30 +1071,30 @@ describe('pasidEntriesFromRam (what resolve.ts may memoize)', () => {
     g.system.add(new MmioRegion(`mirror ${page.toString(16)}`, PAGE, { read: (off) => words.get(off) ?? 0, write: () => {} }), page, 1);
   }
 
-  it('is true after a resolution whose directory and PASID entries are both RAM', () => {
+  it('names the RAM after a resolution whose directory and PASID entries are both RAM', () => {
     const g = new Guest();
     g.device(0, 8);
     expect(resolve(g, 0, 8).r).toBe(0);
-    expect(pasidEntriesFromRam()).toBe(true);
+    expect(pasidEntriesRam()).not.toBeNull();
   });
 
-  it('is false when the PASID table is served by MMIO', () => {
+  it('is null when the PASID table is served by MMIO', () => {
     const g = new Guest();
     const dir = g.device(0, 8);
     mirrorAsMmio(g, g.table(dir, 0));
     expect(resolve(g, 0, 8).r).toBe(0);
-    expect(pasidEntriesFromRam()).toBe(false);
+    expect(pasidEntriesRam()).toBeNull();
   });
 
-  it('is false when only the PASID directory is served by MMIO', () => {
+  it('is null when only the PASID directory is served by MMIO', () => {
     const g = new Guest();
     const dir = g.device(0, 8);
     mirrorAsMmio(g, dir);
     expect(resolve(g, 0, 8).r).toBe(0);
-    expect(pasidEntriesFromRam()).toBe(false);
+    expect(pasidEntriesRam()).toBeNull();
     // Back to a RAM-only resolution.
     g.device(1, 8);
     expect(resolve(g, 1, 8).r).toBe(0);
-    expect(pasidEntriesFromRam()).toBe(true);
+    expect(pasidEntriesRam()).not.toBeNull();
   });
 });

@@ -57,8 +57,9 @@
  */
 import type { AddressSpace } from '../../memory/address-space.js';
 import { join64 } from '../../memory/address.js';
+import type { ChunkedRam } from '../../memory/ram.js';
 import { isQualifiedFault, VtdFault } from './fault-reasons.js';
-import { lastReadFromRam, newQword, readEntry, readQword, type Qword } from './guest-mem.js';
+import { lastReadRam, newQword, readEntry, readQword, type Qword } from './guest-mem.js';
 
 /** Scalable-mode root entry (spec 9.2). */
 export const SmRoot = {
@@ -312,16 +313,20 @@ function fault(out: PasidConfig, reason: number, fpd: boolean): number {
   return reason;
 }
 
-/** Whether the directory and PASID entries of the last resolvePasid that read both came from RAM. */
-let entriesFromRam = false;
+/**
+ * The RAM the directory and PASID entries of the last resolvePasid that read
+ * both came from (null: not one RAM).  Transient, as guest-mem's lastReadRam:
+ * taken right after the call.
+ */
+let entriesRam: ChunkedRam | null = null;
 
 /**
- * True when the last resolvePasid that got as far as reading the PASID
- * entry read it and its directory entry from RAM: its result can then only
- * change by a RAM write or a change of the memory map (resolve.ts memoizes it).
+ * The RAM that held the directory and PASID entries the last resolvePasid
+ * read (null when not one RAM): its result can then only change by a write
+ * to that RAM or a change of the memory map (resolve.ts memoizes it).
  */
-export function pasidEntriesFromRam(): boolean {
-  return entriesFromRam;
+export function pasidEntriesRam(): ChunkedRam | null {
+  return entriesRam;
 }
 
 /** A fault before the PASID entry was read: every field cleared (the context's PRE kept), then the fault. */
@@ -415,13 +420,13 @@ export function resolvePasid(mem: AddressSpace, ce: ScalableContext, pasid: numb
   let fpd = smCtxFpd(ce);
   const dirAddr = smCtxPasidDir(ce) + ((pasid >>> PasidDir.INDEX_SHIFT) & PasidDir.INDEX_MASK) * PasidDir.SIZE;
   if (!readQword(mem, dirAddr, dirEntry)) return unread(out, pasid, pre, VtdFault.PASID_DIR_ACCESS_ERR, fpd);
-  const dirFromRam = lastReadFromRam();
+  const dirRam = lastReadRam();
   if ((dirEntry.lo & PasidDir.FPD) !== 0) fpd = true;
   if ((dirEntry.lo & PasidDir.P) === 0) return unread(out, pasid, pre, VtdFault.PASID_DIR_ENTRY_P, fpd);
   const peAddr = join64(dirEntry.lo & PasidDir.ADDR_LO, dirEntry.hi) + (pasid & PasidEntry.INDEX_MASK) * PasidEntry.SIZE;
   // The whole 64-byte entry is read (its unreadability faults); qwords 0-2 hold every field used.
   if (!readEntry(mem, peAddr, PasidEntry.SIZE, pe)) return unread(out, pasid, pre, VtdFault.PASID_TABLE_ACCESS_ERR, fpd);
-  entriesFromRam = dirFromRam && lastReadFromRam();
+  entriesRam = dirRam !== null && dirRam === lastReadRam() ? dirRam : null;
   out.pasid = pasid;
   out.pre = pre;
   out.suppressed = false;
