@@ -39,6 +39,9 @@ import { QmpSession } from './qtest/qmp.js';
 import { flushStream, openChannel, parseChardev, type Channel, type ChardevSpec } from './qtest/transport.js';
 import type { DmarExtras } from './machine/dmar-wiring.js';
 import { loadBiosImage } from './machine/firmware-rom.js';
+import { infoIommu } from './monitor/info-iommu.js';
+import { machineUnits } from './monitor/inspect.js';
+import { fileUriPath, readStateFile } from './machine/snapshot-file.js';
 
 /** Program name used in messages. */
 export const PROG = 'vtemu';
@@ -51,7 +54,7 @@ const IGNORED_FLAGS = new Set(['nodefaults', 'S', 'no-reboot', 'no-shutdown', 'n
 /** Options that take an argument and are handled here. */
 const WITH_ARG = new Set([
   'machine', 'M', 'accel', 'm', 'device', 'qtest', 'qmp', 'trace', 'machine-file', 'bios', 'chardev', 'mon', 'smp',
-  'qtest-log', 'audio', 'run-with', 'net', 'global', 'uuid', 'boot', 'object', 'numa',
+  'qtest-log', 'audio', 'run-with', 'net', 'global', 'uuid', 'boot', 'object', 'numa', 'incoming', 'inspect',
 ]);
 
 /** What the command line asks for. */
@@ -64,6 +67,10 @@ export interface CliConfig {
   readonly qtestLog: string | null;
   /** `-run-with exit-with-parent=on`: exit when the parent process goes away. */
   readonly exitWithParent: boolean;
+  /** `-inspect ARGS` (vtemu): print `info iommu ARGS` (the VT-d inspector) to stderr at exit. */
+  readonly inspect?: string;
+  /** `-incoming file:PATH`: the machine starts from the state in PATH (snapshot-file.ts). */
+  readonly incoming?: string;
 }
 
 /** Parse outcome: run, or print and exit. */
@@ -71,7 +78,7 @@ export type CliParse = { readonly kind: 'run'; readonly config: CliConfig; reado
 
 const USAGE = `usage: ${PROG} [-machine q35[,prop=value...]] [-accel qtest] [-m SIZE] [-device TYPE[,prop=value...]]...
             [-qtest stdio|unix:PATH[,server]] [-qmp unix:PATH[,server]] [-trace PATTERN]...
-            [--machine FILE.json]
+            [--machine FILE.json] [-inspect 'INFO-IOMMU-ARGS']
 '-device help' lists device types; '-device TYPE,help' lists a type's properties.
 `;
 
@@ -127,6 +134,7 @@ export function parseCli(argv: readonly string[]): CliParse {
   let qmp: ChardevSpec | null = null;
   let dmar: DmarExtras | undefined;
   let qtestLog: string | null = null;
+  let inspect: string | undefined;
   let exitWithParent = false;
   let smp: string | undefined;
   let uuid: string | undefined;
@@ -135,6 +143,7 @@ export function parseCli(argv: readonly string[]): CliParse {
   const objects: string[] = [];
   const numa: string[] = [];
   let bios: Uint8Array | undefined;
+  let incoming: string | undefined;
   const chardevs = new Map<string, ChardevSpec>();
   const fileDevices: string[] = [];
   const fileMachine: string[] = [];
@@ -189,6 +198,9 @@ export function parseCli(argv: readonly string[]): CliParse {
           break;
         case 'qtest-log':
           qtestLog = arg;
+          break;
+        case 'inspect':
+          inspect = arg;
           break;
         case 'audio':
           checkAudioOption(arg);
@@ -257,6 +269,10 @@ export function parseCli(argv: readonly string[]): CliParse {
         case 'bios':
           bios = loadBiosImage(arg);
           break;
+        case 'incoming':
+          // Snapshots (src/machine/snapshot.ts): QEMU's `-incoming file:PATH`, same configuration required.
+          incoming = fileUriPath(arg);
+          break;
         default:
           if (IGNORED_WITH_ARG.has(name) || IGNORED_FLAGS.has(name)) break;
           throw new ConfigError('invalid option', raw);
@@ -291,7 +307,7 @@ export function parseCli(argv: readonly string[]): CliParse {
     ...(objects.length > 0 ? { objects } : {}),
     ...(numa.length > 0 ? { numa } : {}),
   };
-  return { kind: 'run', config: { machine, qtest, qmp, trace, qtestLog, exitWithParent }, warnings };
+  return { kind: 'run', config: { machine, qtest, qmp, trace, qtestLog, exitWithParent, ...(incoming !== undefined ? { incoming } : {}), ...(inspect !== undefined ? { inspect } : {}) }, warnings };
 }
 
 /**
@@ -341,11 +357,23 @@ export function buildMachine(config: CliConfig, err: (line: string) => void): Ma
   const tracer = new PatternTracer(config.trace, (line) => err(line));
   try {
     checkMachineMemory(config.machine);
-    return createMachine({ ...config.machine, tracer, warn: (w) => err(`${PROG}: ${w}`) });
+    const machine = createMachine({ ...config.machine, tracer, warn: (w) => err(`${PROG}: ${w}`) });
+    if (config.incoming !== undefined) loadIncoming(machine, config.incoming);
+    return machine;
   } catch (e) {
     if (e instanceof ConfigError) err(e.lines(PROG).trimEnd());
     else err(`${PROG}: ${(e as Error).message.replace(/^vtemu: /, '')}`);
     return null;
+  }
+}
+
+/** `-incoming file:PATH`: loads the state into the machine just built; errors name the option. */
+function loadIncoming(machine: Machine, path: string): void {
+  try {
+    machine.restoreState(readStateFile(path));
+  } catch (e) {
+    machine.dispose();
+    throw new Error(`-incoming file:${path}: ${(e as Error).message}`);
   }
 }
 
@@ -451,6 +479,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       done = true;
       server?.close();
       log?.closed();
+      // -inspect: the VT-d inspector's view of the machine as the run left it.
+      if (parsed.config.inspect !== undefined) process.stderr.write(infoIommu(machineUnits(machine), new Set(), parsed.config.inspect));
       target.dispose();
       if (parentWatch) clearInterval(parentWatch);
       void flushAll(channels, flushLimitMs).then(() => {

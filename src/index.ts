@@ -6,6 +6,9 @@
  * `vtemu` binary, not part of this API.
  */
 export { createMachine, Machine, type MachineOptions, type MachineDevice, type MachineEvents } from './machine/q35.js';
+export { machineFromState, encodeState, decodeState, saveStateFile, readStateFile, type RestoreHost } from './machine/snapshot-file.js';
+export { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type MachineState, type SnapshotConfig } from './machine/snapshot.js';
+export { SnapshotError } from './core/snapshot-state.js';
 export {
   registerDeviceType,
   getDeviceType,
@@ -66,3 +69,5 @@ export {
   type IommuNotifierSpace,
   type IovaWindow,
 } from './memory/iommu-notifier.js';
+export { inspectIommu, machineUnits, type IommuInspection, type InspectOptions } from './monitor/inspect.js';
+export { formatInspection } from './monitor/inspect-text.js';

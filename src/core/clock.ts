@@ -12,6 +12,7 @@
  * qtest front door uses the bigint one (`nowNs`, `advanceTo`,
  * `nextDeadline`) and owns QEMU's reply rules for the limits.
  */
+import type { SectionReader } from './snapshot-state.js';
 
 /** The last representable virtual time (INT64_MAX ns); deadlines beyond it are kept here. */
 export const CLOCK_MAX_NS = (1n << 63n) - 1n;
@@ -78,6 +79,43 @@ export class Timer {
   get deadline(): number {
     return Number(this.deadlineNs);
   }
+
+  /** Snapshot: the deadline and arming order, or null when not armed. */
+  saveState(): TimerState | null {
+    return this.deadlineNs < 0n ? null : { deadline: this.deadlineNs.toString(), seq: this.seq };
+  }
+
+  /**
+   * Snapshot: re-arms (or cancels, for null) exactly as saved, keeping the
+   * arming order; the owner calls it from its own loadState, as QEMU's
+   * post_load re-arms a device's timers from its saved state.
+   */
+  loadState(s: TimerState | null): void {
+    if (s === null) {
+      this.clock.cancel(this);
+      return;
+    }
+    this.clock.restoreTimer(this, clampNs(BigInt(s.deadline)), s.seq);
+  }
+}
+
+/** A pending timer in a snapshot: deadline (decimal ns) and arming order. */
+export interface TimerState {
+  readonly deadline: string;
+  readonly seq: number;
+}
+
+/** The clock in a snapshot: virtual time (decimal ns) and the next arming order. */
+export interface ClockState {
+  readonly time: string;
+  readonly seq: number;
+}
+
+/** Reads a TimerState field (null: not armed) from a snapshot section. */
+export function readTimerState(r: SectionReader, key: string): TimerState | null {
+  const t = r.optSub(key);
+  if (t === null) return null;
+  return { deadline: t.big('deadline', 0n, CLOCK_MAX_NS).toString(), seq: t.int('seq') };
 }
 
 /** Clock modes: 'qtest' moves only when told; 'real' follows host time. */
@@ -88,6 +126,8 @@ export class VirtualClock {
   private readonly timers = new Set<Timer>();
   private seq = 0;
   private readonly hostStart = process.hrtime.bigint();
+  /** Real mode: virtual time at hostStart (a restored clock goes on from its saved time). */
+  private hostBase = 0n;
   private hostTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly mode: ClockMode) {}
@@ -100,7 +140,7 @@ export class VirtualClock {
   /** Current virtual time in ns, exact (int64). */
   nowNs(): bigint {
     if (this.mode === 'real') {
-      const host = clampNs(process.hrtime.bigint() - this.hostStart);
+      const host = clampNs(process.hrtime.bigint() - this.hostStart + this.hostBase);
       if (host > this.time) this.time = host;
     }
     return this.time;
@@ -193,6 +233,33 @@ export class VirtualClock {
     const ms = Math.min(MAX_HOST_TIMEOUT_MS, Math.max(0, Number(d - this.nowNs()) / NS_PER_MS));
     this.hostTimer = setTimeout(() => this.poll(), Math.ceil(ms));
     this.hostTimer.unref?.();
+  }
+
+  /** Snapshot: virtual time and the arming counter (timers are saved by their owners). */
+  saveState(): ClockState {
+    return { time: this.nowNs().toString(), seq: this.seq };
+  }
+
+  /**
+   * Snapshot: the clock at the saved time with no timer armed; each owner
+   * then re-arms its own timers (Timer.loadState).  In real mode time goes
+   * on from the saved instant.
+   */
+  loadState(s: ClockState): void {
+    for (const t of this.timers) t.deadlineNs = NOT_ARMED;
+    this.timers.clear();
+    this.time = clampNs(BigInt(s.time));
+    this.seq = s.seq;
+    if (this.mode === 'real') this.hostBase = this.time - (process.hrtime.bigint() - this.hostStart);
+    this.scheduleHost();
+  }
+
+  /** @internal used by Timer.loadState: arms with a saved arming order. */
+  restoreTimer(t: Timer, ns: bigint, seq: number): void {
+    t.deadlineNs = ns;
+    t.seq = seq;
+    this.timers.add(t);
+    if (this.mode === 'real') this.scheduleHost();
   }
 
   /** Stops host scheduling (machine shutdown). */

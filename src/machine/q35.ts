@@ -32,6 +32,7 @@ import { parseUuid, resolveBoot } from '../hw/fw-cfg/boot-options.js';
 import { ExtTseg } from '../pci/ich9.js';
 import type { Region } from '../memory/region.js';
 import type { IntelIommu } from '../hw/intel-iommu/device.js';
+import { restoreMachineState, saveMachineState, type MachineState } from './snapshot.js';
 import './builtins.js';
 
 /** How to build a machine (what the CLI collects from its arguments). */
@@ -154,12 +155,15 @@ export class Machine {
   private ioapicUnit: IntelIommu | null = null;
   /** Several DRHD units were asked for (machine file): allow several intel-iommu. */
   private readonly multiUnit: boolean;
+  /** The options the machine was built with (a snapshot records them to rebuild it). */
+  readonly options: MachineOptions;
 
   /** MachineOptions.deviceTypes by name. */
   private readonly localTypes: ReadonlyMap<string, DeviceType>;
 
   /** @internal use createMachine. */
   constructor(options: MachineOptions) {
+    this.options = options;
     this.localTypes = new Map((options.deviceTypes ?? []).map((t) => [t.name, t]));
     this.globals = Globals.parse(options.globals ?? [], options.warn);
     const uuid = options.uuid !== undefined ? parseUuid(options.uuid) : undefined;
@@ -293,6 +297,19 @@ export class Machine {
     this.ioapic.reset();
     this.firmware.fwCfg.reset();
     this.events.emit('reset');
+  }
+
+  /** Captures the machine: configuration, clock, sparse RAM, every device (snapshot.ts, docs/snapshot-format.md). */
+  saveState(): MachineState {
+    return saveMachineState(this);
+  }
+
+  /**
+   * Loads a state saved from a machine of the same configuration; caches
+   * are dropped and refill, as after QEMU's post_load.  Throws SnapshotError.
+   */
+  restoreState(state: MachineState): void {
+    restoreMachineState(this, state);
   }
 
   /** Stops timers (host scheduling) so the process can exit. */

@@ -8,13 +8,15 @@
 
 /** A parsed line: a command to run with its flags, or the text to answer with. */
 export type HmpParse =
-  | { readonly kind: 'run'; readonly name: string; readonly flags: ReadonlySet<string> }
+  | { readonly kind: 'run'; readonly name: string; readonly flags: ReadonlySet<string>; readonly args?: string }
   | { readonly kind: 'text'; readonly text: string };
 
 /** What the parser needs to know about one `info` sub-command. */
 export interface HmpInfoSpec {
   /** The flag letters it accepts, in QEMU's declaration order (`['f', 'd', 'o', 'D']`). */
   readonly flags: readonly string[];
+  /** vtemu's own commands only: the rest of the line after the flags is its argument text, not an error. */
+  readonly args?: boolean;
 }
 
 const isSpace = (ch: string | undefined): boolean => ch !== undefined && /[ \t\n\v\f\r]/.test(ch);
@@ -45,7 +47,7 @@ function tryHelp(line: string, end: number): string {
  * it, `-x` for no remaining flag is an error.  Returns the flags given, or
  * the error line.
  */
-function parseFlags(name: string, line: string, p: number, flags: readonly string[]): { set: Set<string> } | { error: string } {
+function parseFlags(name: string, line: string, p: number, flags: readonly string[], args: boolean): { set: Set<string>; rest: string } | { error: string } {
   const set = new Set<string>();
   for (let i = 0; i < flags.length; i++) {
     const c = flags[i]!;
@@ -60,12 +62,12 @@ function parseFlags(name: string, line: string, p: number, flags: readonly strin
     // QEMU prints the NUL after a final '-' (once no later flag is left to match it, which
     // gives the same text): the line ends there, its newline lost.
     if (ch === undefined) return { error: `${name}: unsupported option -` };
-    if (flags.slice(i + 1).includes(ch)) continue;
+    if (flags.slice(i + 1).includes(ch) || args) continue;
     return { error: `${name}: unsupported option -${ch}\n` };
   }
   p = skipSpaces(line, p);
-  if (p < line.length) return { error: `${name}: extraneous characters at the end of line\n` };
-  return { set };
+  if (p < line.length && !args) return { error: `${name}: extraneous characters at the end of line\n` };
+  return { set, rest: line.slice(p) };
 }
 
 /**
@@ -82,7 +84,7 @@ export function parseHmpLine(line: string, info: ReadonlyMap<string, HmpInfoSpec
   const name = line.slice(sub.start, sub.end);
   const spec = info.get(name);
   if (!spec) return { kind: 'text', text: `unknown command: '${line.slice(0, sub.end)}'\n` };
-  const r = parseFlags(name, line, sub.end, spec.flags);
+  const r = parseFlags(name, line, sub.end, spec.flags, spec.args === true);
   if ('error' in r) return { kind: 'text', text: r.error + tryHelp(line, sub.end) };
-  return { kind: 'run', name, flags: r.set };
+  return spec.args === true ? { kind: 'run', name, flags: r.set, args: r.rest } : { kind: 'run', name, flags: r.set };
 }

@@ -24,7 +24,7 @@ describe('runHmp', () => {
 
   it('lists the info sub-commands in QEMU help format', () => {
     expect(runHmp(null, 'info').split('\r\n')).toEqual([
-      'info iommu  -- show Intel VT-d units, registers and address spaces (vtemu)',
+      'info iommu [-a][-c][-q][-f][-i][-t bus:dev.fn [pasid] [iova] [w]] -- show Intel VT-d units, registers and address spaces (vtemu; -a: all views, -c: caches, -q: invalidation queue, -f: fault records, -i: interrupt remapping table, -t: translation path of a request)',
       'info mtree [-f][-d][-o][-D] -- show memory tree (-f: dump flat view for address spaces;-d: dump dispatch tree, valid with -f only);-o: dump region owners/parents;-D: dump disabled regions',
       'info pci  -- show PCI info',
       'info qtree [-b] -- show device tree (-b: brief, omit properties)',

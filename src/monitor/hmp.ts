@@ -7,23 +7,23 @@
  */
 import type { Machine } from '../machine/q35.js';
 import type { PciDevice } from '../pci/device.js';
-import type { IntelIommu } from '../hw/intel-iommu/device.js';
 import type { Region } from '../memory/region.js';
 import { parseHmpLine, type HmpInfoSpec } from './hmp-parse.js';
 import { infoPci } from './info-pci.js';
 import { formatFlatViews, formatMtree, RegionDescriber, type MtreeNode, type MtreeSpace } from './info-mtree.js';
 import { formatQtree, machineQtree } from './info-qtree.js';
-import { infoIommu } from './info-iommu.js';
+import { infoIommu, INFO_IOMMU_FLAGS, INFO_IOMMU_HELP, INFO_IOMMU_PARAMS } from './info-iommu.js';
+import { machineUnits } from './inspect.js';
 
 /** One `info` sub-command: its flags (QEMU's declaration order) and its `info` help line. */
 interface InfoCommand extends HmpInfoSpec {
   readonly params: string;
   readonly help: string;
-  run(machine: Machine | null, flags: ReadonlySet<string>): string;
+  run(machine: Machine | null, flags: ReadonlySet<string>, args: string): string;
 }
 
 const INFO: ReadonlyMap<string, InfoCommand> = new Map<string, InfoCommand>([
-  ['iommu', { flags: [], params: '', help: 'show Intel VT-d units, registers and address spaces (vtemu)', run: (m) => iommuText(m) }],
+  ['iommu', { flags: INFO_IOMMU_FLAGS, args: true, params: INFO_IOMMU_PARAMS, help: INFO_IOMMU_HELP, run: (m, f, a) => infoIommu(machineUnits(m), f, a) }],
   [
     'mtree',
     {
@@ -46,7 +46,7 @@ const crlf = (text: string): string => text.replace(/\n/g, '\r\n');
 export function runHmp(machine: Machine | null, commandLine: string): string {
   const p = parseHmpLine(commandLine, INFO, INFO_HELP);
   if (p.kind === 'text') return crlf(p.text);
-  return crlf(INFO.get(p.name)!.run(machine, p.flags));
+  return crlf(INFO.get(p.name)!.run(machine, p.flags, p.args ?? ''));
 }
 
 /** id= of a PCI function ('' for the built-ins and devices without one). */
@@ -112,16 +112,4 @@ function noMachineMtree(flags: ReadonlySet<string>): string {
 function qtreeText(m: Machine | null, brief: boolean): string {
   if (!m) return 'bus: main-system-bus\n  type System\n';
   return formatQtree(machineQtree(m), brief);
-}
-
-function iommuText(m: Machine | null): string {
-  if (!m) return 'No IOMMU\n';
-  const units = m.devices
-    .filter((d) => d.spec.type.name === 'intel-iommu')
-    .map((d) => {
-      const unit = d.device as IntelIommu;
-      const at = m.systemMemory.subregions().find((s) => s.region === unit.region);
-      return { unit, id: d.spec.id ?? '', base: at ? at.offset : null };
-    });
-  return infoIommu(units);
 }

@@ -234,6 +234,12 @@ export abstract class PciBridge extends PciDevice {
     if (~oldCtl & newCtl & BridgeControl.BusReset) this.secondary?.reset();
   }
 
+  /** Snapshot: the forwarding windows follow the loaded config space. */
+  protected override afterLoad(): void {
+    super.afterLoad();
+    this.updateWindows();
+  }
+
   protected override deviceReset(): void {
     this.updateWindows();
     this.secondary?.reset();

@@ -264,6 +264,17 @@ export class PciBus {
     return null;
   }
 
+  /** Snapshot: per root IRQ, how many device pins assert it (root bus only; empty elsewhere). */
+  saveIrqCounts(): number[] {
+    return Array.from(this.irqCount);
+  }
+
+  /** Snapshot: sets the counts saveIrqCounts returned (no line is driven: the IOAPIC has its own state). */
+  loadIrqCounts(counts: readonly number[]): void {
+    if (counts.length !== this.irqCount.length) throw new RangeError(`pci bus ${this.name}: ${counts.length} IRQ counts for ${this.irqCount.length} IRQs`);
+    this.irqCount.set(counts);
+  }
+
   /** Resets every device on this bus (and below, through bridge resets). */
   reset(): void {
     for (const d of this.slots) if (d) d.reset();

@@ -23,6 +23,7 @@ import {
 import { BAR_UNMAPPED, PCI_NUM_BARS, barAddress, barOffset, declareBar, type BarType, type PciBar } from './bar.js';
 import { MSI_CAP_ID, MsiCap } from './msi.js';
 import { requesterOf } from './requester.js';
+import { SnapshotError, toB64, type SectionReader, type SnapshotSection } from '../core/snapshot-state.js';
 import type { PciBus } from './bus.js';
 
 export { BAR_UNMAPPED, BarBits, PCI_NUM_BARS, type BarType, type PciBar } from './bar.js';
@@ -526,4 +527,50 @@ export abstract class PciDevice implements Device {
 
   /** Device-specific reset (override). */
   protected deviceReset(): void {}
+
+  // ---- snapshot -----------------------------------------------------------------
+
+  /**
+   * Snapshot section of this function (QEMU vmstate_pci_device plus the
+   * device's own fields): config space values and the masks a device may
+   * change at run time (MCH lock bits), the INTx level it drives, and
+   * `saveDeviceState()` under `device`.
+   */
+  saveState(): SnapshotSection {
+    const c = this.config;
+    return { config: toB64(c.bytes), wmask: toB64(c.wmask), w1cmask: toB64(c.w1cmask), intx: this.intxLevel, device: this.saveDeviceState() };
+  }
+
+  /**
+   * Loads a section saved by `saveState` into this (plugged, same-type)
+   * function, then maps its BARs and runs `afterLoad`.  Nothing is
+   * delivered: the bus's INTx counts are the host's to restore.
+   */
+  loadState(r: SectionReader): void {
+    const c = this.config;
+    const config = r.bytes('config', c.size);
+    const wmask = r.bytes('wmask', c.size);
+    const w1cmask = r.bytes('w1cmask', c.size);
+    const intx = r.bool('intx');
+    const dev = r.optSub('device');
+    if ((dev === null) !== (this.saveDeviceState() === null)) throw new SnapshotError(`snapshot: ${r.where}.device: does not match a ${this.typeName}`);
+    c.bytes.set(config);
+    c.wmask.set(wmask);
+    c.w1cmask.set(w1cmask);
+    this.intxLevel = intx;
+    if (dev !== null) this.loadDeviceState(dev);
+    this.updateMappings();
+    this.afterLoad();
+  }
+
+  /** The device's own snapshot fields (null: none; override with loadDeviceState). */
+  protected saveDeviceState(): SnapshotSection | null {
+    return null;
+  }
+
+  /** Loads what saveDeviceState saved (override). */
+  protected loadDeviceState(_r: SectionReader): void {}
+
+  /** After loadState set config space and device fields: derived views (windows, SMRAM) follow (override, call super). */
+  protected afterLoad(): void {}
 }

@@ -10,6 +10,7 @@ import { ContainerRegion, MmioRegion, type AccessRules, type MmioOps } from '../
 import { NO_PASID, type AtsEndpoint, type AtsPort, type DmaIommu, type DmaRequester, type DmaTranslator } from '../memory/iommu.js';
 import { NO_IRQ, type IrqLine } from '../core/irq.js';
 import { PCI_CONFIG_SPACE_SIZE } from './config.js';
+import { SnapshotError, toB64, type SectionReader, type SnapshotSection } from '../core/snapshot-state.js';
 import { PciBus, type PciBusHost, pciDevfn } from './bus.js';
 import type { PciDevice } from './device.js';
 import {
@@ -128,6 +129,8 @@ export class Q35PciHost implements PciBusHost {
   private configAddress = 0;
   private rstCnt = 0;
   private ecamMapped = false;
+  /** Where the ECAM window is mapped (while ecamMapped). */
+  private ecamBase = 0;
   private readonly ioapicLine: (gsi: number) => IrqLine;
   private readonly isaLevel = new Uint8Array(16);
 
@@ -329,6 +332,7 @@ export class Q35PciHost implements PciBusHost {
     if (this.ecam.size !== length) this.ecam.resize(length);
     sys.add(this.ecam, base);
     this.ecamMapped = true;
+    this.ecamBase = base;
   }
 
   /** Current ECAM window, or null while unmapped. */
@@ -350,6 +354,35 @@ export class Q35PciHost implements PciBusHost {
     };
     walk(this.rootBus);
     return out;
+  }
+
+  /**
+   * Snapshot of the host bridge's own state: CONFIG_ADDRESS, RST_CNT, the
+   * ISA IRQ levels the PIRQs drive, the root bus's INTx counts and the ECAM
+   * window as mapped (a reserved PCIEXBAR length leaves the old one).
+   * Functions are saved one by one (PciDevice.saveState).
+   */
+  saveState(): SnapshotSection {
+    const ecam = this.ecamMapped ? { base: this.ecamBase, length: this.ecam.size } : null;
+    return { configAddress: this.configAddress, rstCnt: this.rstCnt, isaLevel: toB64(this.isaLevel), irqCount: this.rootBus.saveIrqCounts(), ecam };
+  }
+
+  /** Loads what saveState saved (after the functions: nothing is re-derived from them). */
+  loadState(r: SectionReader): void {
+    const configAddress = r.u32('configAddress');
+    const rstCnt = r.int('rstCnt', 0, 0xff);
+    const isa = r.bytes('isaLevel', this.isaLevel.length);
+    const counts = r.array('irqCount');
+    if (counts.length !== this.rootIrqCount || counts.some((c) => typeof c !== 'number' || !Number.isInteger(c) || c < 0)) {
+      throw new SnapshotError(`snapshot: ${r.where}.irqCount: expected ${this.rootIrqCount} counts`);
+    }
+    const e = r.optSub('ecam');
+    const ecam = e === null ? null : { base: e.int('base'), length: e.int('length', 1, ECAM_MAX_SIZE) };
+    this.configAddress = configAddress;
+    this.rstCnt = rstCnt;
+    this.isaLevel.set(isa);
+    this.rootBus.loadIrqCounts(counts as number[]);
+    this.mapEcam(ecam !== null, ecam?.base ?? 0, ecam?.length ?? 0);
   }
 
   /** Machine reset: every function back to its reset state. */

@@ -17,6 +17,7 @@ import { MmioRegion, type MmioOps } from '../memory/region.js';
 import { rangesOverlap } from './config.js';
 import { PciDevice } from './device.js';
 import { smramState, type SmramState } from './mch-smram.js';
+import type { SectionReader, SnapshotSection } from '../core/snapshot-state.js';
 
 /** QEMU's subsystem IDs for its chipset functions (Red Hat, Inc. / QEMU). */
 const QEMU_SUBSYSTEM_VENDOR = 0x1af4;
@@ -257,6 +258,21 @@ export class MchDevice extends PciDevice {
         extTsegMbytes: this.extTsegMbytes,
       }),
     );
+  }
+
+  /** Snapshot: the latched F_SMBASE lock (config space and masks are the base class's). */
+  protected override saveDeviceState(): SnapshotSection {
+    return { smbaseLocked: this.smbaseLocked };
+  }
+
+  protected override loadDeviceState(r: SectionReader): void {
+    this.smbaseLocked = r.bool('smbaseLocked');
+  }
+
+  /** Snapshot: the SMRAM views follow the loaded registers (the ECAM window is the host's). */
+  protected override afterLoad(): void {
+    super.afterLoad();
+    this.updateSmramViews();
   }
 
   /** QEMU's reset leaves EXT_TSEG_MBYTES as the guest wrote it when the extended size is 0 (no query to answer). */

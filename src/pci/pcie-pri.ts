@@ -17,6 +17,7 @@
  * QEMU's source.  A device with PRI calls `pri.configWritten(...)` after
  * `super.configWrite(...)` and `pri.reset()` from its deviceReset.
  */
+import type { SectionReader, SnapshotSection } from '../core/snapshot-state.js';
 import { rangesOverlap, type PciConfig } from './config.js';
 import type { PciDevice } from './device.js';
 import { SvaExtCapId } from './pcie-ext-caps.js';
@@ -172,6 +173,18 @@ export class PriCap {
     if (!enabled && writtenWord(offset, value, ctl) & PriCtrlBit.Reset) this.outstandingCount = 0;
     this.wasEnabled = enabled;
     this.updateStopped();
+  }
+
+  /** Snapshot: the outstanding count and the last Enable seen (the registers are config space). */
+  saveState(): SnapshotSection {
+    return { outstanding: this.outstandingCount, wasEnabled: this.wasEnabled };
+  }
+
+  /** Loads what saveState saved. */
+  loadState(r: SectionReader): void {
+    const outstanding = r.u32('outstanding');
+    this.wasEnabled = r.bool('wasEnabled');
+    this.outstandingCount = outstanding;
   }
 
   /** Device reset: nothing outstanding (the config space itself is restored by PciDevice.reset). */

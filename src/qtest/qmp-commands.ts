@@ -12,7 +12,9 @@ import { argsFailed, checkArgs, ErrorClass, generic, ok, type ArgSpec, type Args
 import { deviceListProperties, qomListTypes, queryMachines } from './qmp-introspection.js';
 import { QDict, type QValue } from './qmp-qobject.js';
 import { buildQomTree, QomObject, resolvePath, type QomState } from './qom.js';
+import { inspectCommands } from './qmp-inspect.js';
 import { qint } from './qmp-device-props.js';
+import { snapshotCommands } from './qmp-snapshot.js';
 
 /** QEMU's version vtemu reports (the release its QMP follows). */
 export const QEMU_VERSION = { major: 11, minor: 1, micro: 3 } as const;
@@ -71,6 +73,10 @@ export function machineCommands(machine: Machine | null): Map<string, Command> {
   const str = (name: string): ArgSpec => ({ name, type: 'str' });
 
   return new Map<string, Command>([
+    // Snapshots: migrate / query-migrate / x-vtemu-load-state (qmp-snapshot.ts).
+    ...snapshotCommands(machine),
+    // The VT-d inspector: x-vtemu-query-iommu (qmp-inspect.ts).
+    ...inspectCommands(machine),
     ['query-version', command([], () => ok(versionInfo()))],
     ['query-status', command([], () => ok(QDict.of([['status', 'running'], ['running', true]])))],
     ['query-machines', command([{ name: 'compat-props', type: 'bool', optional: true }], (a) => queryMachines(a.get('compat-props') === true))],

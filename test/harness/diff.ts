@@ -6,10 +6,12 @@
  */
 import { rmSync } from 'node:fs';
 import { makeHaltFirmware } from '../../src/guest/qtest-client.js';
+import type { RamBackendName } from '../../src/memory/ram-backend.js';
 import { QemuRunner } from './qemu.js';
 import { VtemuRunner } from './vtemu.js';
 import { firstDifference, runTranscript, unmetExpectations, type Step, type TranscriptLine, type TranscriptOptions } from './transcript.js';
 import { DEFAULT_ORACLE, type QemuVersion } from './oracle.js';
+import { snapshotCheckEnabled, snapshotRoundTrip } from './snapshot.js';
 
 /** Both transcripts, the first difference and the unmet expectations. */
 export interface DiffResult {
@@ -27,13 +29,26 @@ export interface DiffOptions extends TranscriptOptions {
 }
 
 /** vtemu in-process with `args` and the halt firmware QemuRunner gives QEMU as `-bios`. */
-function startVtemu(args: readonly string[]): VtemuRunner {
+function startVtemu(args: readonly string[], ramBackend?: RamBackendName): VtemuRunner {
   const [dir, bios] = makeHaltFirmware();
   try {
-    return VtemuRunner.start(['-bios', bios, ...args]);
+    return VtemuRunner.start(['-bios', bios, ...args], ramBackend ? { ramBackend } : {});
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The snapshot round trip of the vtemu half (snapshot.ts): null when a
+ * machine saved and restored at each cut answers as `reference`, or when
+ * the check is off (VTEMU_SNAPSHOT_CHECK=0).
+ */
+async function snapshotProblem(args: readonly string[], steps: readonly Step[], reference: readonly TranscriptLine[], options: TranscriptOptions): Promise<string | null> {
+  if (!snapshotCheckEnabled()) return null;
+  // The sparse TypeScript RAM makes a save cost what the guest wrote, not the RAM size (the backends behave alike).
+  const r = await snapshotRoundTrip(() => startVtemu(args, 'ts'), steps, reference, options);
+  if (r.cacheSensitive && process.env['VTEMU_SNAPSHOT_VERBOSE'] === '1') console.info(`snapshot: cache-sensitive scenario (${args.join(' ')}, ${steps.length} steps)`);
+  return r.problem;
 }
 
 /**
@@ -56,7 +71,9 @@ export async function diffTranscripts(
   }
   try {
     const [tq, tv] = await Promise.all([runTranscript(q, steps, options), runTranscript(v, steps, options)]);
-    return { qemu: tq, vtemu: tv, difference: firstDifference(tq, tv, 3, [q.name, 'vtemu']), unmet: [...unmetExpectations(tq, q.name), ...unmetExpectations(tv, 'vtemu')] };
+    const snapshot = await snapshotProblem(args, steps, tv, options);
+    const difference = firstDifference(tq, tv, 3, [q.name, 'vtemu']) ?? snapshot;
+    return { qemu: tq, vtemu: tv, difference, unmet: [...unmetExpectations(tq, q.name), ...unmetExpectations(tv, 'vtemu'), ...(snapshot ? [snapshot] : [])] };
   } finally {
     await Promise.all([q.close(), v.close()]);
   }
@@ -80,7 +97,8 @@ export async function checkTranscripts(args: readonly string[], steps: readonly 
   const v = startVtemu(args);
   try {
     const tv = await runTranscript(v, steps, options);
-    return { qemu: null, vtemu: tv, difference: null, unmet: unmetExpectations(tv, 'vtemu') };
+    const snapshot = await snapshotProblem(args, steps, tv, options);
+    return { qemu: null, vtemu: tv, difference: null, unmet: [...unmetExpectations(tv, 'vtemu'), ...(snapshot ? [snapshot] : [])] };
   } finally {
     await v.close();
   }

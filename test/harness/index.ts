@@ -6,3 +6,4 @@ export * from './transcript.js';
 export * from './diff.js';
 export * from './fw-bus.js';
 export * from './oracle.js';
+export * from './snapshot.js';

@@ -11,6 +11,7 @@ import type { PlatformOptions } from '../../src/demo/platforms.js';
 import { fileURLToPath } from 'node:url';
 import { buildMachine, parseCli } from '../../src/cli.js';
 import type { Machine } from '../../src/machine/q35.js';
+import type { RamBackendName } from '../../src/memory/ram-backend.js';
 import { QtestServer } from '../../src/qtest/server.js';
 import { LineSplitter, type QtestRunner } from './runner.js';
 
@@ -30,15 +31,21 @@ export class VtemuRunner implements QtestRunner {
   }
 
   /** Builds a machine from QEMU-style arguments; throws with the CLI's message on a bad configuration. */
-  static start(args: readonly string[] = [], opts: { realClock?: boolean } = {}): VtemuRunner {
+  static start(args: readonly string[] = [], opts: { realClock?: boolean; ramBackend?: RamBackendName } = {}): VtemuRunner {
     const parsed = parseCli([...(opts.realClock ? [] : ['-accel', 'qtest']), ...args]);
     if (parsed.kind === 'exit') throw new Error(parsed.stderr || parsed.stdout);
     const errs: string[] = [];
-    const machine = buildMachine(parsed.config, (l) => errs.push(l));
+    const config = opts.ramBackend ? { ...parsed.config, machine: { ...parsed.config.machine, ramBackend: opts.ramBackend } } : parsed.config;
+    const machine = buildMachine(config, (l) => errs.push(l));
     if (!machine) throw new Error(errs.join('\n'));
     const r = new VtemuRunner(machine);
     r.stderr.push(...errs);
     return r;
+  }
+
+  /** A session on a machine built elsewhere (e.g. restored from a snapshot, test/harness/snapshot.ts). */
+  static fromMachine(machine: Machine): VtemuRunner {
+    return new VtemuRunner(machine);
   }
 
   command(line: string): Promise<string> {

@@ -27,7 +27,8 @@
  * RAM-side address of 2^53 or more (dma_mask permitting) takes the bigint
  * entry point, so every bit of the 64-bit register reaches the IOMMU.
  */
-import type { Timer, VirtualClock } from '../../core/clock.js';
+import { readTimerState, type Timer, type VirtualClock } from '../../core/clock.js';
+import { toB64, u32ToB64, type SectionReader, type SnapshotSection } from '../../core/snapshot-state.js';
 import type { Tracer } from '../../machine/device-type.js';
 import { join64, join64n, split64n } from '../../memory/address.js';
 import { MmioRegion, type MmioOps } from '../../memory/region.js';
@@ -151,6 +152,48 @@ export class EduDevice extends PciDevice {
   /** True while a DMA command waits for its timer. */
   get dmaPending(): boolean {
     return (this.dmaRegs[Dma.Cmd]! & EduDmaCmd.Run) !== 0;
+  }
+
+  /**
+   * Snapshot (QEMU's edu has no vmstate; these are its fields): registers,
+   * the DMA buffer, `dma_mask`, and the DMA and factorial timers, re-armed
+   * on load with their saved deadlines.
+   */
+  protected override saveDeviceState(): SnapshotSection {
+    return {
+      addr4: this.addr4,
+      fact: this.fact,
+      status: this.status,
+      irqStatus: this.irqStatus,
+      dma: u32ToB64(this.dmaRegs),
+      dmaMask: this.dmaMask.toString(),
+      buffer: toB64(this.buffer),
+      dmaTimer: this.dmaTimer.saveState(),
+      factTimer: this.factTimer.saveState(),
+    } as SnapshotSection;
+  }
+
+  protected override loadDeviceState(r: SectionReader): void {
+    const s = {
+      addr4: r.u32('addr4'),
+      fact: r.u32('fact'),
+      status: r.u32('status'),
+      irqStatus: r.u32('irqStatus'),
+      dma: r.words('dma', this.dmaRegs.length),
+      dmaMask: r.big('dmaMask', 0n, ALL_ONES_64),
+      buffer: r.bytes('buffer', this.buffer.length),
+      dmaTimer: readTimerState(r, 'dmaTimer'),
+      factTimer: readTimerState(r, 'factTimer'),
+    };
+    this.addr4 = s.addr4;
+    this.fact = s.fact;
+    this.status = s.status;
+    this.irqStatus = s.irqStatus;
+    this.dmaRegs.set(s.dma);
+    this.dmaMask = s.dmaMask;
+    this.buffer.set(s.buffer);
+    this.dmaTimer.loadState(s.dmaTimer);
+    this.factTimer.loadState(s.factTimer);
   }
 
   // QEMU's edu has no reset handler: registers, buffer and a pending DMA

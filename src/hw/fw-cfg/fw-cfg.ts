@@ -12,6 +12,7 @@
 import type { AddressSpace } from '../../memory/address-space.js';
 import { MemTx } from '../../memory/address-space.js';
 import type { Device } from '../../machine/device-type.js';
+import { SnapshotError, toB64, type SectionReader, type SnapshotSection } from '../../core/snapshot-state.js';
 import {
   FW_CFG_FILE_SLOTS,
   FW_CFG_SIGNATURE,
@@ -287,6 +288,38 @@ export class FwCfg implements Device {
   private writeControl(descAddr: number, control: number): void {
     be32(control, this.ctlBytes, 0);
     this.memory.writeBytes(descAddr + FwCfgDmaDesc.CONTROL, this.ctlBytes);
+  }
+
+  /**
+   * Snapshot (QEMU vmstate_fw_cfg: cur_entry, cur_offset; plus the DMA
+   * address half written and the contents of the files the guest may
+   * write).  Read-only items follow from the configuration.
+   */
+  saveState(): SnapshotSection {
+    const files: Record<string, string> = {};
+    for (const f of this.files) if (f.entry.writable) files[f.name] = toB64(f.entry.data);
+    return { curEntry: this.curEntry, curOffset: this.curOffset, dmaAddrHi: this.dmaAddrHi, dmaAddrLo: this.dmaAddrLo, writableFiles: files };
+  }
+
+  /** Loads what saveState saved (no select callback runs). */
+  loadState(r: SectionReader): void {
+    const curEntry = r.int('curEntry', 0, 0xffff);
+    const curOffset = r.int('curOffset');
+    const hi = r.u32('dmaAddrHi');
+    const lo = r.u32('dmaAddrLo');
+    const files = r.sub('writableFiles');
+    const data = new Map<Entry, Uint8Array>();
+    for (const f of this.files) {
+      if (!f.entry.writable) continue;
+      const b = files.bytes(f.name);
+      if (b.length !== f.entry.data.length) throw new SnapshotError(`snapshot: ${files.where}.${f.name}: expected ${f.entry.data.length} bytes, got ${b.length}`);
+      data.set(f.entry, b);
+    }
+    this.curEntry = curEntry;
+    this.curOffset = curOffset;
+    this.dmaAddrHi = hi;
+    this.dmaAddrLo = lo;
+    for (const [e, b] of data) e.data.set(b);
   }
 
   /** Device reset: selects key 0 (QEMU fw_cfg_reset) and forgets a half-written DMA address. */

@@ -33,7 +33,8 @@
  * Delivery status is never set (delivery is instantaneous), as in QEMU.
  * ExtINT entries use the entry's vector (there is no 8259 to ask).
  */
-import type { Timer, VirtualClock } from '../../core/clock.js';
+import { readTimerState, type Timer, type VirtualClock } from '../../core/clock.js';
+import { toB64, u32ToB64, type SectionReader, type SnapshotSection } from '../../core/snapshot-state.js';
 import type { InterruptOrigin, IrqLine } from '../../core/irq.js';
 import type { Device, Tracer } from '../../machine/device-type.js';
 import { join64n } from '../../memory/address.js';
@@ -134,6 +135,44 @@ export class Ioapic implements Device {
     this.rteHi.fill(0);
     this.eoiCount.fill(0);
     this.stormTimer?.cancel();
+  }
+
+  /**
+   * Snapshot (QEMU vmstate_ioapic_common: id, ioregsel, irr, ioredtbl; plus
+   * the EOI-storm counts and timer, and the levels last reported to a qtest
+   * intercept, so a restored session reports the same changes).
+   */
+  saveState(): SnapshotSection {
+    return {
+      id: this.id,
+      regSel: this.regSel,
+      irr: this.irr >>> 0,
+      rteLo: u32ToB64(this.rteLo),
+      rteHi: u32ToB64(this.rteHi),
+      eoiCount: u32ToB64(this.eoiCount),
+      stormTimer: this.stormTimer?.saveState() ?? null,
+      interceptLevels: toB64(this.interceptLevels),
+    } as SnapshotSection;
+  }
+
+  /** Loads what saveState saved; nothing is delivered. */
+  loadState(r: SectionReader): void {
+    const id = r.int('id', 0, IoapicId.Mask);
+    const regSel = r.int('regSel', 0, 0xff);
+    const irr = r.u32('irr');
+    const rteLo = r.words('rteLo', IOAPIC_NUM_PINS);
+    const rteHi = r.words('rteHi', IOAPIC_NUM_PINS);
+    const eoiCount = r.words('eoiCount', IOAPIC_NUM_PINS);
+    const storm = readTimerState(r, 'stormTimer');
+    const levels = r.bytes('interceptLevels', IOAPIC_NUM_PINS);
+    this.id = id;
+    this.regSel = regSel;
+    this.irr = irr;
+    this.rteLo.set(rteLo);
+    this.rteHi.set(rteHi);
+    this.eoiCount.set(eoiCount);
+    this.stormTimer?.loadState(storm);
+    this.interceptLevels.set(levels);
   }
 
   /**

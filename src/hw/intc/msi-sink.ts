@@ -18,6 +18,7 @@
  * block index, or above 0xFFF, are messages; other offsets are local APIC
  * registers, which this machine has none of).
  */
+import type { SectionReader, SnapshotSection } from '../../core/snapshot-state.js';
 import { EventEmitter } from 'node:events';
 import type TypedEmitterModule from 'typed-emitter';
 import type { InterruptOrigin, MsiTarget } from '../../core/irq.js';
@@ -156,6 +157,16 @@ export class MsiSink implements MsiTarget {
     if (this.delivered.length >= this.limit) this.delivered.splice(0, Math.max(1, this.limit >>> 1));
     this.delivered.push(irq);
     this.events.emit('interrupt', irq);
+  }
+
+  /** Snapshot: the dropped-write count (the delivery record is the host's, not the machine's). */
+  saveState(): SnapshotSection {
+    return { droppedLapicWrites: this.droppedLapicWrites };
+  }
+
+  /** Loads what saveState saved. */
+  loadState(r: SectionReader): void {
+    this.droppedLapicWrites = r.int('droppedLapicWrites');
   }
 
   /** Forgets the recorded deliveries. */

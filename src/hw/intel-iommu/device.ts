@@ -75,6 +75,8 @@ import {
 import type { PageRequestUnit, QueueUnit, RegisterEffectsUnit, RemapperUnit, TranslatorUnit } from './roles.js';
 import type { ContextRules } from './root-context.js';
 import { VtdState } from './state.js';
+import { loadVtdState, saveVtdState, type RequesterNames } from './snapshot.js';
+import type { SectionReader, SnapshotSection } from '../../core/snapshot-state.js';
 import { sourceId, VtdTranslator } from './translator.js';
 
 /** What the machine needs to build the DMAR ACPI table. */
@@ -393,6 +395,16 @@ export class IntelIommu
       deviceIotlb: this.config.deviceIotlb,
       base: DMAR_BASE,
     };
+  }
+
+  /** Snapshot section of this unit (snapshot.ts); `names` names requesters by their place in the machine. */
+  saveState(names: RequesterNames): SnapshotSection {
+    return saveVtdState(this, names);
+  }
+
+  /** Loads a section saveState produced; caches are dropped (snapshot.ts). */
+  loadState(r: SectionReader, names: RequesterNames): void {
+    loadVtdState(this, r, names);
   }
 
   /** Device reset (QEMU vtd_reset -> vtd_init). */

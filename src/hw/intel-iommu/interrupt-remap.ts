@@ -29,6 +29,7 @@
  * invalidation keeps getting the old entry, as on hardware (QEMU does not
  * cache, so there it would see the new one).
  */
+import type { SectionReader, SnapshotSection } from '../../core/snapshot-state.js';
 import { MemTx } from '../../memory/address-space.js';
 import type { InterruptOrigin } from '../../core/irq.js';
 import { SID_UNKNOWN } from './requests.js';
@@ -150,10 +151,43 @@ export class InterruptRemapper implements RemapperCommands {
     return (this.core.regs.get32(Reg.GSTS) & Gsts.IRES) !== 0;
   }
 
+  /** The table latched by SIRTP: base, entries (2^(S+1); 0 before SIRTP) and whether x2APIC destinations are in force. */
+  get table(): { readonly base: number; readonly entries: number; readonly eime: boolean } {
+    return { base: this.root, entries: this.entries, eime: this.eime };
+  }
+
+  /** The interrupt entry cache: each cached index with its four dwords (read-only view for the inspector; allocates). */
+  cachedIrtes(): { readonly index: number; readonly words: readonly number[] }[] {
+    const valid = this.cacheValid;
+    const words = this.cacheWords;
+    const out: { index: number; words: number[] }[] = [];
+    if (!valid || !words || this.cachedCount === 0) return out;
+    for (let i = 0; i < MAX_ENTRIES; i++) {
+      if (valid[i] === 1) out.push({ index: i, words: Array.from(words.subarray(i * IRTE_DWORDS, (i + 1) * IRTE_DWORDS)) });
+    }
+    return out;
+  }
+
   /** GCMD.CFI changed: with `x-cfi`, GSTS.CFIS reports it. */
   onCfiChange(on: boolean): void {
     if (!this.cfiModelled) return;
     this.core.regs.setClear32(Reg.GSTS, on ? Gsts.CFIS : 0, on ? 0 : Gsts.CFIS);
+  }
+
+  /** Snapshot: the table latched by SIRTP (the interrupt entry cache is not saved). */
+  saveState(): SnapshotSection {
+    return { root: this.root, entries: this.entries, eime: this.eime };
+  }
+
+  /** Loads what saveState saved and empties the interrupt entry cache (QEMU vtd_post_load drops caches). */
+  loadState(r: SectionReader): void {
+    const root = r.num('root', 0, 2 ** 64);
+    const entries = r.int('entries', 0, MAX_ENTRIES);
+    const eime = r.bool('eime');
+    this.root = root;
+    this.entries = entries;
+    this.eime = eime;
+    this.invalidateIec(true, 0, 0);
   }
 
   /** Device reset: no table, empty cache. */

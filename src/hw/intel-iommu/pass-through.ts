@@ -30,6 +30,7 @@
  * and in scalable mode PASID directory and entry): never a scan of the
  * 65,536 possible source IDs, whatever the guest's tables hold.
  */
+import { SnapshotError, type SnapshotValue } from '../../core/snapshot-state.js';
 import type { AddressSpace } from '../../memory/address-space.js';
 import type { DmaRequester } from '../../memory/iommu.js';
 import type { VtdState } from './state.js';
@@ -183,6 +184,41 @@ export class PassThroughSwitch {
     for (const req of this.tracked) {
       const sid = this.visit(req);
       if (sid >= 0 && sid >>> BUS_SHIFT === bus && (sid & ~ignore & BYTE) === want) this.decide(sid);
+    }
+  }
+
+  /**
+   * Snapshot: the decisions on record, as [sid, pt, ptDid] in recording
+   * order.  QEMU recomputes its address-space switches on load; keeping the
+   * decisions instead makes a restored unit answer exactly as the saved
+   * one, even where the guest changed a context entry without invalidating.
+   */
+  saveState(): SnapshotValue[] {
+    const out: SnapshotValue[] = [];
+    for (let i = 0; i < this.recordedCount; i++) {
+      const sid = this.recorded[i]!;
+      out.push([sid, this.pt[sid]!, this.ptDid[sid]!]);
+    }
+    return out;
+  }
+
+  /** Loads what saveState saved (after forgetting every decision). */
+  loadState(rows: readonly SnapshotValue[], where: string): void {
+    const ok = (v: SnapshotValue | undefined, max: number, min = 0): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+    for (const row of rows) {
+      if (!Array.isArray(row) || row.length !== 3 || !ok(row[0], SID_COUNT - 1) || !ok(row[1], 1) || !ok(row[2], 0xffff, NO_DID)) {
+        throw new SnapshotError(`snapshot: ${where}: expected [sid, pt, ptDid] rows`);
+      }
+    }
+    this.forgetRecorded();
+    for (const row of rows as readonly (readonly [number, number, number])[]) {
+      const [sid, pt, did] = row;
+      this.pt[sid] = pt;
+      this.ptDid[sid] = did;
+      if (this.listed[sid] === 0) {
+        this.listed[sid] = 1;
+        this.recorded[this.recordedCount++] = sid;
+      }
     }
   }
 

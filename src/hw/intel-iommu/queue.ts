@@ -42,6 +42,7 @@
  * descriptors are then aborted while ITE stays set) or complete in error
  * (FSTS.ICE).
  */
+import type { SectionReader, SnapshotSection } from '../../core/snapshot-state.js';
 import { MemTx } from '../../memory/address-space.js';
 import { ALL_PASIDS, NO_PASID } from '../../memory/iommu.js';
 import { deviceTlbRange } from './ats.js';
@@ -138,9 +139,40 @@ export class InvalidationQueue {
     this.lastType = 0;
   }
 
+  /** Snapshot: indexes, latched base and size, last descriptor type (IQH/IQT/IQA are registers). */
+  saveState(): SnapshotSection {
+    return { head: this.head, tail: this.tail, size: this.size, baseLo: this.baseLo, baseHi: this.baseHi, lastType: this.lastType };
+  }
+
+  /** Loads what saveState saved. */
+  loadState(r: SectionReader): void {
+    const size = r.int('size', 0, 1 << 20);
+    const head = r.int('head', 0, Math.max(0, size - 1));
+    const tail = r.int('tail', 0, QH_FIELD_MASK >>> QH_SHIFT);
+    const baseLo = r.u32('baseLo');
+    const baseHi = r.u32('baseHi');
+    const lastType = r.int('lastType', 0, 0xff);
+    this.size = size;
+    this.head = head;
+    this.tail = tail;
+    this.baseLo = baseLo;
+    this.baseHi = baseHi;
+    this.lastType = lastType;
+  }
+
   /** Current head index (descriptors, not bytes). */
   get headIndex(): number {
     return this.head;
+  }
+
+  /** Current tail index (descriptors, not bytes) latched by the last accepted IQT write. */
+  get tailIndex(): number {
+    return this.tail;
+  }
+
+  /** Type of the last descriptor fetched (0: none, or its fetch failed). */
+  get lastDescriptorType(): number {
+    return this.lastType;
   }
 
   /** GSTS.QIES: queued invalidation is on. */

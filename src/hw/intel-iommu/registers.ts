@@ -158,6 +158,17 @@ export class RegisterFile implements RegisterAccess {
     this.csr[i] = (((old & ~wm) | (value & wm)) & ~(this.w1c[i]! & value)) >>> 0;
   }
 
+  /** Snapshot: a copy of every word's raw value (masks are defined at creation and not saved). */
+  saveWords(): Uint32Array {
+    return this.csr.slice();
+  }
+
+  /** Snapshot: sets every word's raw value (no side effects). */
+  loadWords(words: Uint32Array): void {
+    if (words.length !== this.csr.length) throw new RangeError(`register file: ${words.length} words for ${this.csr.length}`);
+    this.csr.set(words);
+  }
+
   /** Writable mask of one word (for tests and dumps). */
   writableMask(off: number): number {
     return this.wmask[this.index(off)]!;

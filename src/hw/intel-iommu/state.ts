@@ -22,6 +22,7 @@
  * Helpers never change the unit object: they are handed this record (or a
  * slice of it) through their role interface (roles.ts).
  */
+import type { SectionReader, SnapshotSection } from '../../core/snapshot-state.js';
 import type { RegisterAccess } from './registers.js';
 import { Gsts, Reg } from './reg-layout.js';
 
@@ -51,6 +52,23 @@ export class VtdState {
   setTranslationEnabled(regs: RegisterAccess, on: boolean): void {
     this.te = on;
     regs.setClear32(Reg.GSTS, on ? Gsts.TES : 0, on ? 0 : Gsts.TES);
+  }
+
+  /** Snapshot: the latched facts (the context generation and traceHits are not state). */
+  saveState(): SnapshotSection {
+    return { te: this.te, rootTable: this.rootTable, scalable: this.scalable, nextFrcd: this.nextFrcd };
+  }
+
+  /** Loads what saveState saved; GSTS.TES comes with the register file. */
+  loadState(r: SectionReader, nfr: number): void {
+    const te = r.bool('te');
+    const rootTable = r.num('rootTable', 0, 2 ** 64);
+    const scalable = r.bool('scalable');
+    const nextFrcd = r.int('nextFrcd', 0, Math.max(0, nfr - 1));
+    this.te = te;
+    this.rootTable = rootTable;
+    this.scalable = scalable;
+    this.nextFrcd = nextFrcd;
   }
 
   /**

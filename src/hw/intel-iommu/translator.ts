@@ -146,6 +146,21 @@ export class VtdTranslator implements DmaTranslator {
     this.bypass = this.pasid === NO_PASID && this.u.passThrough.isPassThrough(sourceId(this.requester));
   }
 
+  /** The cached context entry while it is valid, else null (read-only view for the inspector). */
+  cachedContext(): Readonly<ContextCacheEntry> | null {
+    return this.cc.valid(this.u) ? this.cc : null;
+  }
+
+  /** Snapshot: whether this space bypasses the IOMMU now (QEMU's address-space switch). */
+  get bypassed(): boolean {
+    return this.bypass;
+  }
+
+  /** Snapshot: sets the switch as saved (requests without a PASID only). */
+  loadBypass(on: boolean): void {
+    this.bypass = this.pasid === NO_PASID && on;
+  }
+
   /** True while a context entry is cached (tests). */
   get contextCached(): boolean {
     return this.cc.valid(this.u);

@@ -22,6 +22,7 @@
  * the device counts the refusal as that failure.
  */
 import type { Tracer } from '../../machine/device-type.js';
+import type { SectionReader, SnapshotSection } from '../../core/snapshot-state.js';
 import { MmioRegion, type MmioOps } from '../../memory/region.js';
 import { PciDevice } from '../../pci/device.js';
 import { PatternDma, type SystemMemoryReader } from './pattern-dma.js';
@@ -79,6 +80,41 @@ export class IommuTestdev extends PciDevice {
   /** True between a doorbell arm and the trigger that consumes it. */
   get isArmed(): boolean {
     return this.armed;
+  }
+
+  /** Snapshot: the registers and the doorbell (a DMA runs inside one access, never across a save). */
+  protected override saveDeviceState(): SnapshotSection {
+    return {
+      iovaLo: this.iovaLo,
+      iovaHi: this.iovaHi,
+      gpaLo: this.gpaLo,
+      gpaHi: this.gpaHi,
+      length: this.length,
+      result: this.result,
+      armed: this.armed,
+      attrs: this.attrs,
+    };
+  }
+
+  protected override loadDeviceState(r: SectionReader): void {
+    const iovaLo = r.u32('iovaLo');
+    const iovaHi = r.u32('iovaHi');
+    const gpaLo = r.u32('gpaLo');
+    const gpaHi = r.u32('gpaHi');
+    const length = r.u32('length');
+    const result = r.u32('result');
+    const armed = r.bool('armed');
+    const attrs = r.u32('attrs');
+    this.iovaLo = iovaLo;
+    this.iovaHi = iovaHi;
+    this.gpaLo = gpaLo;
+    this.gpaHi = gpaHi;
+    this.length = length;
+    this.result = result;
+    this.armed = armed;
+    this.attrs = attrs;
+    this.inDma = false;
+    this.blocked = false;
   }
 
   /** QEMU iommu_testdev_reset: everything 0, result idle, disarmed, attributes Non-secure space. */

@@ -12,6 +12,7 @@
  * most 4 KiB); the page helpers name each page's base (wrapping past
  * 2^64 - 1) and the bytes of the job in it.
  */
+import type { SectionReader, SnapshotSection } from '../../core/snapshot-state.js';
 import { TWO_POW_32 } from '../../memory/address.js';
 import { NO_PASID } from '../../memory/iommu.js';
 import { ATC_PAGE_SIZE } from './atc.js';
@@ -87,6 +88,37 @@ export class SvaJob {
   pageBytes(i: number): number {
     const first = Math.min(this.length, ATC_PAGE_SIZE - this.offset);
     return i === 0 ? first : this.length - first;
+  }
+
+  /** Snapshot: the job as issued and where it stands. */
+  saveState(): SnapshotSection {
+    return {
+      cmd: this.cmd,
+      page: this.page,
+      offset: this.offset,
+      length: this.length,
+      pasid: this.pasid,
+      issued: this.issued,
+      running: this.running,
+      pending: this.pending,
+      pendingPrgi: this.pendingPrgi,
+      deferredCode: this.deferredCode,
+    };
+  }
+
+  /** Loads what saveState saved. */
+  loadState(r: SectionReader): void {
+    const cmd = r.u32('cmd');
+    const page = r.num('page', 0, ADDRESS_SPAN);
+    const offset = r.int('offset', 0, PAGE_OFFSET_MASK);
+    const length = r.u32('length');
+    const pasid = r.int('pasid', NO_PASID, 0xf_ffff);
+    const issued = r.u32('issued');
+    const running = r.bool('running');
+    const pending = r.bool('pending');
+    const pendingPrgi = r.u32('pendingPrgi');
+    const deferredCode = r.int('deferredCode', NO_RESPONSE, 0xffff);
+    Object.assign(this, { cmd, page, offset, length, pasid, issued, running, pending, pendingPrgi, deferredCode });
   }
 
   /** Device reset: the command, its page-request count and its wait are forgotten. */

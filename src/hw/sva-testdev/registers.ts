@@ -8,6 +8,7 @@
  * registers' masks; the command engine and the ATS endpoint side update
  * the device-owned ones and raise interrupts here.  Counters wrap at 2^32.
  */
+import { toB64, type SectionReader, type SnapshotSection } from '../../core/snapshot-state.js';
 import { SVA_BUFFER_SIZE, SvaControl, SvaIrq, SvaResult } from './regs.js';
 
 /** Writable bits of the masked registers (PRGI's mask also cuts a page-group response's index). */
@@ -59,6 +60,70 @@ export class SvaRegisters {
   raiseIrq(bits: number): void {
     this.irqStatus = (this.irqStatus | bits) >>> 0;
     if (bits & this.irqEnable && this.msi.msiEnabled()) this.msi.msiNotify(MSI_VECTOR);
+  }
+
+  /** Snapshot: every register and the buffer. */
+  saveState(): SnapshotSection {
+    return {
+      command: this.command,
+      result: this.result,
+      addrLo: this.addrLo,
+      addrHi: this.addrHi,
+      length: this.length,
+      pasid: this.pasid,
+      invCount: this.invCount,
+      prqCount: this.prqCount,
+      prgCount: this.prgCount,
+      lastAts: this.lastAts,
+      irqStatus: this.irqStatus,
+      irqEnable: this.irqEnable,
+      control: this.control,
+      xlatLo: this.xlatLo,
+      xlatHi: this.xlatHi,
+      prgi: this.prgi,
+      lastPrg: this.lastPrg,
+      buffer: toB64(this.buffer),
+    };
+  }
+
+  /** Loads what saveState saved. */
+  loadState(r: SectionReader): void {
+    const command = r.u32('command');
+    const result = r.u32('result');
+    const addrLo = r.u32('addrLo');
+    const addrHi = r.u32('addrHi');
+    const length = r.u32('length');
+    const pasid = r.u32('pasid');
+    const invCount = r.u32('invCount');
+    const prqCount = r.u32('prqCount');
+    const prgCount = r.u32('prgCount');
+    const lastAts = r.u32('lastAts');
+    const irqStatus = r.u32('irqStatus');
+    const irqEnable = r.u32('irqEnable');
+    const control = r.u32('control');
+    const xlatLo = r.u32('xlatLo');
+    const xlatHi = r.u32('xlatHi');
+    const prgi = r.u32('prgi');
+    const lastPrg = r.u32('lastPrg');
+    const buffer = r.bytes('buffer', this.buffer.length);
+    this.command = command;
+    this.result = result;
+    this.addrLo = addrLo;
+    this.addrHi = addrHi;
+    this.length = length;
+    this.pasid = pasid;
+    this.invCount = invCount;
+    this.prqCount = prqCount;
+    this.prgCount = prgCount;
+    this.lastAts = lastAts;
+    this.irqStatus = irqStatus;
+    this.irqEnable = irqEnable;
+    this.control = control;
+    this.xlatLo = xlatLo;
+    this.xlatHi = xlatHi;
+    this.prgi = prgi;
+    this.lastPrg = lastPrg;
+    this.buffer.set(buffer);
   }
 
   /** Power-on values: every register 0 (RESULT OK) and the buffer zeroed. */

@@ -30,6 +30,7 @@
  *   atc.ts             the device-TLB
  */
 import type { Tracer } from '../../machine/device-type.js';
+import type { SectionReader, SnapshotSection } from '../../core/snapshot-state.js';
 import type { AtsEndpoint } from '../../memory/iommu.js';
 import type { MmioRegion } from '../../memory/region.js';
 import { PciDevice } from '../../pci/device.js';
@@ -109,6 +110,25 @@ export class SvaTestdev extends PciDevice {
     super.configWrite(offset, size, value);
     this.pri.configWritten(offset, size, value);
     this.engine.priConfigWritten();
+  }
+
+  /**
+   * Snapshot: BAR0's registers and buffer, the job, the PRI accounting.
+   * The ATC is a cache and is not saved: a loaded device starts with it
+   * empty (as after an ATC flush) and refills it by translation requests.
+   */
+  protected override saveDeviceState(): SnapshotSection {
+    return { regs: this.regs.saveState(), job: this.job.saveState(), pri: this.pri.saveState() };
+  }
+
+  protected override loadDeviceState(r: SectionReader): void {
+    const regs = r.sub('regs');
+    const job = r.sub('job');
+    const pri = r.sub('pri');
+    this.regs.loadState(regs);
+    this.job.loadState(job);
+    this.pri.loadState(pri);
+    this.atc.flush();
   }
 
   /** Everything back to power-on: registers, buffer, ATC, PRI accounting, the waiting command. */
