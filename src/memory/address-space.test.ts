@@ -7,43 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { AddressSpace, MemTx, mmioAccessSize } from './address-space.js';
 import { createTsRam } from './ram-ts.js';
-import { type AccessRules, AliasRegion, ContainerRegion, type MemoryTracer, MmioRegion, RamRegion, REENTRANT_ACCESS_TRACE } from './region.js';
-
-/** One call a fake device saw. */
-type Call = [op: 'r' | 'w' | 'r64' | 'w64', offset: number, size: number, value?: number | bigint];
-
-/** An MMIO region whose byte at offset i reads (i + 1) & 0xff, recording every call. */
-function recorder(size: number, rules?: AccessRules, name = 'dev'): { region: MmioRegion; calls: Call[] } {
-  const calls: Call[] = [];
-  const byteAt = (i: number) => (i + 1) & 0xff;
-  const valueAt = (off: number, n: number) => {
-    let v = 0;
-    for (let i = n - 1; i >= 0; i--) v = v * 256 + byteAt(off + i);
-    return v;
-  };
-  const region = new MmioRegion(
-    name,
-    size,
-    {
-      read(offset, n) {
-        calls.push(['r', offset, n]);
-        return valueAt(offset, n);
-      },
-      write(offset, n, value) {
-        calls.push(['w', offset, n, value]);
-      },
-      read64(offset) {
-        calls.push(['r64', offset, 8]);
-        return (BigInt(valueAt(offset + 4, 4)) << 32n) | BigInt(valueAt(offset, 4));
-      },
-      write64(offset, value) {
-        calls.push(['w64', offset, 8, value]);
-      },
-    },
-    rules,
-  );
-  return { region, calls };
-}
+import { AliasRegion, ContainerRegion, type MemoryTracer, MmioRegion, RamRegion, REENTRANT_ACCESS_TRACE } from './region.js';
+import { recorder } from '../../test/support/mmio-recorder.js';
 
 function space(region: MmioRegion | RamRegion, at = 0x1000, unassignedByte?: number): AddressSpace {
   const root = new ContainerRegion('root', 2 ** 32);
