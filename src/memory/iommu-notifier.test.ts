@@ -15,6 +15,8 @@ describe('IommuNotifier', () => {
     expect(() => new IommuNotifier(8)).toThrow(RangeError);
     expect(() => new IommuNotifier(1, { start: 10, end: 10 })).toThrow(RangeError);
     expect(() => new IommuNotifier(1, { start: 0, end: IOVA_SPACE_END * 2 })).toThrow(RangeError);
+    expect(() => new IommuNotifier(8)).toThrow('IommuNotifier: bad flags 8');
+    expect(() => new IommuNotifier(1, { start: -0x1000, end: 0x1000 })).toThrow('IommuNotifier: bad window [-4096, 4096)');
     expect(new IommuNotifier(7).end).toBe(IOVA_SPACE_END);
   });
 
@@ -59,6 +61,14 @@ describe('IommuNotifierList', () => {
     l.notify(ev('unmap', 0, 0x1000));
     expect(seen).toEqual(['a', 'b']);
     expect(l.flags).toBe(1);
+    // `except` (the notifier a replay is for) is left out, the others get the event.
+    const other = new IommuNotifier(IommuNotifierFlag.Unmap);
+    other.on('unmap', () => seen.push('other'));
+    l.add(other);
+    seen.length = 0;
+    l.notify(ev('unmap', 0, 0x1000), a);
+    expect(seen).toEqual(['other']);
+    l.remove(other);
     expect(l.remove(b)).toBe(false);
     expect(l.remove(a)).toBe(true);
     expect(l.flags).toBe(0);

@@ -47,4 +47,14 @@ describe('IovaTree', () => {
     t.clear();
     expect(t.entries()).toEqual([]);
   });
+
+  it('has() needs the same start; widen() leaves a range that only touches a mapping', () => {
+    const t = new IovaTree();
+    t.insert({ iova: 0, size: M2, translated: 0x40_0000, perm: 3 });
+    t.insert({ iova: M2 + K4, size: K4, translated: 0, perm: 3 });
+    expect(t.has(K4, M2, 0x40_0000, 3)).toBe(false);
+    const r = { start: M2, end: M2 + K4 };
+    t.widen(r);
+    expect(r).toEqual({ start: M2, end: M2 + K4 });
+  });
 });

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { IommuNotifier, IommuNotifierError, IommuNotifierFlag, type IommuEvent } from '../../memory/iommu-notifier.js';
-import { IommuPerm, NO_PASID } from '../../memory/iommu.js';
+import { ALL_PASIDS, IommuPerm, NO_PASID } from '../../memory/iommu.js';
 import { ctxEntry, VtdBench } from '../../../test/support/vtd-bench.js';
 import { Gcmd, Reg } from './reg-layout.js';
 
@@ -207,5 +207,197 @@ describe('zero cost without notifiers', () => {
     space.registerNotifier(n);
     space.replay(n);
     expect(got).toEqual([{ type: 'map', iova: 0, size: K4, addrMask: K4 - 1, translated: 0x50_0000, perm: IommuPerm.Write, pasid: NO_PASID }]);
+  });
+});
+
+describe('which spaces an action reaches', () => {
+  /** An UNMAP-only notifier on `space`, recorded. */
+  const unmapOnly = (space: { registerNotifier(n: IommuNotifier): void }): string[] => {
+    const n = new IommuNotifier(IommuNotifierFlag.Unmap);
+    const seen = record(n);
+    space.registerNotifier(n);
+    return seen;
+  };
+  const WHOLE = 'unmap 0x0+0x10000000000000000';
+  const ALL48 = 'unmap 0x0+0x1000000000000';
+  const iotlbGlobal: [bigint, bigint] = [2n | (1n << 4n), 0n];
+
+  it('replay of a space without a MAP notifier walks its tables for that notifier alone, if they resolve', () => {
+    const { b, top, root, space } = setup();
+    b.map(top, 4, 0x1000, 0x50_0000);
+    const n = new IommuNotifier(IommuNotifierFlag.IotlbEvents);
+    const seen = record(n);
+    space.replay(n); // not registered, no walker yet
+    expect(seen).toEqual(['map 0x1000+0x1000->0x500000 3']);
+    b.setContext(root, 0, 8, 0n, 0n);
+    space.replay(n);
+    expect(seen).toHaveLength(1);
+    b.setContext(root, 0, 8, ...ctxEntry(top, 5, 2));
+    space.replay(n);
+    expect(seen).toHaveLength(2);
+    // Legacy mode: a PASID space translates nothing.
+    b.iommu.notifierSpace(space.requester, 3).replay(n);
+    expect(seen).toHaveLength(2);
+    // Pass-through: nothing to walk.
+    b.setContext(root, 0, 8, ...ctxEntry(top, 5, 2, { tt: 2 }));
+    space.replay(n);
+    expect(seen).toHaveLength(2);
+    b.setContext(root, 0, 8, ...ctxEntry(top, 5, 2));
+    space.replay(n);
+    expect(seen).toHaveLength(3);
+    // Translation off: nothing.
+    b.gcmd(0, Gcmd.TE);
+    space.replay(n);
+    expect(seen).toHaveLength(3);
+  });
+
+  it('replay to an UNMAP-only notifier does not sync the space', () => {
+    const { b, top, space } = setup();
+    const n = new IommuNotifier(IommuNotifierFlag.IotlbEvents);
+    const seen = record(n);
+    space.registerNotifier(n);
+    b.map(top, 4, 0x1000, 0x50_0000);
+    space.replay(new IommuNotifier(IommuNotifierFlag.Unmap));
+    expect(seen).toEqual([]);
+  });
+
+  it('TE on replays notifiers registered before it, without an earlier SRTP', () => {
+    const b = new VtdBench({ props: { 'caching-mode': true } });
+    const top = b.allocPage();
+    const { req } = b.device(0, 8);
+    b.setContext(0, 0, 8, ...ctxEntry(top, 5, 2)); // the root table at the reset value of RTADDR
+    b.map(top, 4, 0x1000, 0x50_0000);
+    const n = new IommuNotifier(IommuNotifierFlag.IotlbEvents);
+    const seen = record(n);
+    b.iommu.notifierSpace(req).registerNotifier(n);
+    b.gcmd(Gcmd.TE);
+    expect(seen).toEqual([ALL48, 'map 0x1000+0x1000->0x500000 3']);
+  });
+
+  it('two notifiers on one space: the space is listed once', () => {
+    const { submit, space } = setup();
+    const a = unmapOnly(space);
+    const c = unmapOnly(space);
+    submit(ctxGlobal);
+    expect(a).toEqual([ALL48, WHOLE]);
+    expect(c).toEqual([ALL48, WHOLE]);
+  });
+
+  it('unregistering one space keeps the others', () => {
+    const { b, submit, space } = setup();
+    const n = new IommuNotifier(IommuNotifierFlag.Unmap);
+    space.registerNotifier(n);
+    const other = unmapOnly(b.iommu.notifierSpace(b.device(0, 16).req));
+    space.unregisterNotifier(n);
+    expect(b.iommu.notifiers.active).toBe(true);
+    submit(iotlbGlobal);
+    expect(other).toEqual([WHOLE]);
+  });
+
+  it('a global IOTLB invalidation: UNMAP of the window without a shadow; nothing while translation is off', () => {
+    const { b, top, submit, space } = setup();
+    const u = unmapOnly(b.iommu.notifierSpace(b.device(0, 16).req));
+    submit(iotlbGlobal);
+    expect(u).toEqual([WHOLE]);
+    b.map(top, 4, 0x1000, 0x50_0000);
+    const n = new IommuNotifier(IommuNotifierFlag.IotlbEvents);
+    const seen = record(n);
+    space.registerNotifier(n);
+    b.gcmd(0, Gcmd.TE);
+    expect(seen).toEqual([ALL48]);
+    submit(iotlbGlobal);
+    expect(seen).toEqual([ALL48]);
+  });
+
+  it('a domain invalidation reaches a space whose shadow came from that domain', () => {
+    const { b, top, root, submit, space } = setup();
+    b.map(top, 4, 0x1000, 0x50_0000);
+    const n = new IommuNotifier(IommuNotifierFlag.IotlbEvents);
+    const seen = record(n);
+    space.registerNotifier(n);
+    space.replay(n);
+    b.setContext(root, 0, 8, ...ctxEntry(b.allocPage(), 6, 2)); // moved to domain 6, empty tables
+    submit(iotlbDomain(5));
+    expect(seen).toEqual(['map 0x1000+0x1000->0x500000 3', 'unmap 0x0+0x8000000000']); // the hole of the empty top-level entry
+  });
+
+  it('no domain before a sync, after the MAP notifier left, after an unmap-all', () => {
+    const { b, top, submit, space } = setup();
+    b.map(top, 4, 0x1000, 0x50_0000);
+    const u = unmapOnly(space);
+    submit(iotlbDomain(1));
+    expect(u).toEqual([]);
+    const n = new IommuNotifier(IommuNotifierFlag.IotlbEvents);
+    space.registerNotifier(n);
+    space.replay(n);
+    space.unregisterNotifier(n);
+    // No shadow any more: the range as it is.
+    submit(iotlbPage(5, 0x4000, 2));
+    expect(u).toEqual(['unmap 0x4000+0x4000']);
+    submit(iotlbDomain(1));
+    expect(u).toHaveLength(1);
+    b.gcmd(Gcmd.SRTP);
+    expect(u).toEqual(['unmap 0x4000+0x4000', ALL48]);
+    submit(iotlbDomain(1));
+    expect(u).toHaveLength(2);
+  });
+
+  it('PASID-selective invalidations: the PASID (requests without one are PASID 0) and the granularity', () => {
+    const { b, space } = setup();
+    const u = unmapOnly(space);
+    const hooks = b.iommu.notifiers;
+    hooks.pasidIotlbInvalidated({ kind: 'pasid', did: 5, pasid: 7 });
+    expect(u).toEqual([]);
+    hooks.pasidIotlbInvalidated({ kind: 'pasid', did: 5, pasid: 0 });
+    expect(u).toEqual([WHOLE]);
+    hooks.pasidIotlbInvalidated({ kind: 'page', did: 5, pasid: 0, addr: 0x5000, am: 2, ih: false });
+    expect(u.slice(1)).toEqual(['unmap 0x4000+0x4000']);
+    hooks.pasidCacheInvalidated({ kind: 'domain', did: 9 });
+    hooks.pasidCacheInvalidated({ kind: 'pasid', did: 5, pasid: 7 });
+    expect(u).toHaveLength(2);
+    hooks.pasidCacheInvalidated({ kind: 'domain', did: 5 });
+    expect(u.slice(2)).toEqual([WHOLE]);
+  });
+
+  it('scalable mode: PASID 0 invalidations do not reach another PASID space', () => {
+    const b = new VtdBench({ props: { 'scalable-mode': true } });
+    const root = b.allocPage();
+    const dir = b.allocPage();
+    const { req } = b.device(0, 8);
+    b.setScalableContext(root, 0, 8, dir);
+    b.setPasidEntry(dir, 0, { pgtt: 2, ss: b.allocPage(), did: 5 });
+    b.setPasidEntry(dir, 3, { pgtt: 2, ss: b.allocPage(), did: 5 });
+    b.setRoot(root, true);
+    b.gcmd(Gcmd.TE);
+    const u3 = unmapOnly(b.iommu.notifierSpace(req, 3));
+    b.iommu.notifiers.pasidIotlbInvalidated({ kind: 'pasid', did: 5, pasid: 0 });
+    expect(u3).toEqual([]);
+    b.iommu.notifiers.pasidIotlbInvalidated({ kind: 'pasid', did: 5, pasid: 3 });
+    expect(u3).toEqual([WHOLE]);
+  });
+
+  it('a device-selective context invalidation reaches its bus and devfn only', () => {
+    const { submit, space } = setup();
+    const u = unmapOnly(space);
+    submit(ctxDevice(5, 0x10), ctxDevice(5, 0x108));
+    expect(u).toEqual([]);
+    submit(ctxDevice(5, 0x8));
+    expect(u).toEqual([WHOLE]);
+  });
+
+  it('device-TLB invalidations: by SID, and descriptor 3 / ALL_PASIDS by PASID', () => {
+    const { b, submit, space } = setup({ 'caching-mode': true, 'device-iotlb': true });
+    const d = new IommuNotifier(IommuNotifierFlag.DevIotlbUnmap);
+    const seen = record(d);
+    space.registerNotifier(d);
+    const d3 = new IommuNotifier(IommuNotifierFlag.DevIotlbUnmap);
+    const seen3 = record(d3);
+    b.iommu.notifierSpace(space.requester, 3).registerNotifier(d3);
+    submit(devTlb(0x10, 0x6000), devTlb(0x8, 0x5000));
+    expect(seen).toEqual(['devIotlbUnmap 0x5000+0x1000']);
+    expect(seen3).toEqual([]);
+    b.iommu.notifiers.deviceTlbInvalidated(0x8, ALL_PASIDS, 0x7000, K4);
+    expect(seen).toHaveLength(1);
+    expect(seen3).toEqual(['devIotlbUnmap 0x7000+0x1000']);
   });
 });

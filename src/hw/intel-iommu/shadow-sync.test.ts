@@ -3,6 +3,8 @@ import { IommuNotifier, IommuNotifierFlag, type IommuEvent } from '../../memory/
 import { NO_PASID } from '../../memory/iommu.js';
 import { FakeRequester } from '../../../test/support/vtd-bench.js';
 import { alignedPow2, ShadowSpace } from './shadow-sync.js';
+import { newTranslationConfig } from './resolve.js';
+import type { ShadowWalker } from './shadow-walk.js';
 
 const K4 = 0x1000;
 const M2 = 0x20_0000;
@@ -58,4 +60,35 @@ describe('ShadowSpace', () => {
     s.unmapRange(null, 0);
     expect(seen).toEqual(['unmap 0x4000+0x4000', 'unmap 0x0+0x10000000000000000']);
   });
+
+  it('alignedPow2 of an empty range is 1', () => {
+    expect(alignedPow2(0x3000, 0x3000, 39)).toBe(1);
+  });
+
+  it('without a MAP notifier: no mappings, sync does nothing; unmapRange(null) reports each window', () => {
+    const { s, seen } = space(IommuNotifierFlag.Unmap, { start: 0x1000, end: 0x3000 });
+    expect(s.mappings()).toEqual([]);
+    s.sync(fakeWalker(0), newTranslationConfig(), 0, K4);
+    expect(seen).toEqual([]);
+    s.unmapRange(null, 0);
+    expect(seen).toEqual(['unmap 0x1000+0x2000']);
+  });
+
+  it('sync: past the walker span the rest of the range is one hole', () => {
+    const { s, seen } = space(IommuNotifierFlag.IotlbEvents);
+    s.leaf(0x8000, K4, 0x50_0000, 3);
+    s.leaf(0x12000, K4, 0x51_0000, 3);
+    seen.length = 0;
+    s.sync(fakeWalker(0x4000), newTranslationConfig(), 0, 0x10000);
+    expect(seen).toEqual(['unmap 0x4000+0xc000']);
+    expect(s.mappings().map((m) => m.iova)).toEqual([0x12000]);
+    // A span covering the range leaves it alone.
+    s.sync(fakeWalker(0x20000), newTranslationConfig(), 0x10000, 0x20000);
+    expect(seen).toHaveLength(1);
+  });
 });
+
+/** A walker whose tables are empty and span [0, span). */
+function fakeWalker(span: number): ShadowWalker {
+  return { walk: () => {}, span: () => span } as unknown as ShadowWalker;
+}
