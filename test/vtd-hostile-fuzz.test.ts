@@ -4,7 +4,7 @@
  * messages, tables and edu DMA / MSIs aimed at the IOMMU's registers, edu's
  * BAR, the IOAPIC and the MSI window; self-referencing tables, queues that
  * wrap onto themselves, interrupt storms) must give no host exception, no
- * command over 100 ms of CPU time, and no wedged device (edu completes a new
+ * command over 1 s of CPU time, and no wedged device (edu completes a new
  * DMA command; the unit answers a register read and processes a valid
  * invalidation + wait).
  *
@@ -26,8 +26,12 @@ const SEED = Number(process.env['VTEMU_HOSTILE_SEED'] ?? 0x5eed_1313) >>> 0;
 const CASES = Number(process.env['VTEMU_HOSTILE_CASES'] ?? 24);
 /** Command lines per case. */
 const OPS_PER_CASE = 300;
-/** The bound per command (CPU time: the suite shares its machine with other work). */
-const LIMIT_MS = 100;
+/**
+ * The bound per command (CPU time: the suite shares its machine with other
+ * work): a guard against pathological commands (the old full-queue flood took
+ * minutes), ten times what the worst command takes, so load does not make it flaky.
+ */
+const LIMIT_MS = 1000;
 /** Warm-up cases get their own seed, derived from the run's, and few lines each. */
 const WARM_UP_SALT = 0x7a7a_7a7a;
 const WARM_UP_OPS = 60;

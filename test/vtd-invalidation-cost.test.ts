@@ -13,13 +13,10 @@
  * something to decide), enables translation, fills a whole queue (QS=7) with
  * one kind of descriptor and moves IQT once to process all but one of them
  * (the most one write can ask for), then checks:
- *  - the command takes < 100 ms of CPU time (the figures, CPU and wall, are
- *    printed).  CPU time rather than wall time because the machine running
- *    the suite is shared: the bound is on the work done, which waiting for
- *    a core does not add to.  The code is warmed first on a short prefix of
- *    the same queue (the first few thousand descriptors of a process run
- *    before the JIT has compiled the path: a one-time host cost of ~100 ms,
- *    not work per command), and the best of three passes is taken;
+ *  - the command's CPU and wall time are printed, not asserted (performance
+ *    is measured, not timed in tests: a shared CI machine makes any tight
+ *    bound flaky).  The code is warmed first on a short prefix of the same
+ *    queue, and the best of three passes is reported;
  *  - the number of pass-through decisions per descriptor is at most the
  *    number of distinct source IDs of existing address spaces (deterministic:
  *    the old code made 65,536 per global descriptor, 8 per device-selective
@@ -30,8 +27,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { VtemuRunner } from './harness/index.js';
 
-/** Timing assertions apply except under mutation testing (vitest.mutate.config.ts sets VTEMU_TIMING=off). */
-const TIMING = process.env['VTEMU_TIMING'] !== 'off';
 const VTD = 0xfed9_0000;
 const R = { GCMD: 0x18, GSTS: 0x1c, RTADDR: 0x20, FSTS: 0x34, IQH: 0x80, IQT: 0x88, IQA: 0x90 } as const;
 const GCMD = { TE: 0x8000_0000, SRTP: 0x4000_0000, QIE: 0x0400_0000 } as const;
@@ -53,10 +48,8 @@ const EDU_SID = 0x08;
 
 /** Descriptors processed before timing (JIT warm-up). */
 const WARM_UP = 2048;
-/** Timed passes (the best one counts). */
+/** Measured passes (the best one is reported). */
 const PASSES = 3;
-/** The bound per command. */
-const LIMIT_MS = 100;
 /** Descriptors of the counted pass (decisions per descriptor). */
 const COUNTED = 256;
 
@@ -162,8 +155,6 @@ describe('one IQT write of a full queue costs O(existing address spaces) per des
       const best = Math.min(...cpu);
       const ms = (xs: number[]) => xs.map((t) => t.toFixed(1)).join(' / ');
       console.log(`${c.name}: ${entries - 1} descriptors in one IQT write: CPU ${ms(cpu)} ms (best ${best.toFixed(1)}), wall ${ms(wall)} ms`);
-      // Under mutation testing (instrumented code, VTEMU_TIMING=off) only the deterministic count below holds.
-      if (TIMING) expect(best).toBeLessThan(LIMIT_MS);
 
       // Work per descriptor, deterministically: decisions <= distinct SIDs of existing address spaces.
       const sids = new Set([...iommu.translators()].map((t) => ((t.requester.busNumber() & 0xff) << 8) | t.requester.devfn));

@@ -254,26 +254,40 @@ describe('output channels with vanished and slow readers (spawned CLI)', () => {
     expect(out.lines.slice(-2).some((l) => l.includes('SHUTDOWN'))).toBe(true);
   });
 
-  it('a reader that never reads: input stops being read instead of replies piling up (bounded RSS)', async () => {
-    const s = start(['-qtest', 'stdio']);
+  it('a reader that never reads: input stops being read instead of replies piling up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vtemu-paced-'));
+    const log = join(dir, 'qtest.log');
+    const s = start(['-qtest', 'stdio', '-qtest-log', log]);
     const COMMANDS = 16;
-    s.child.stdin.write('endianness\n');
-    // Wait for startup, then measure the baseline.
-    await new Promise((r) => s.child.stdout.once('readable', r));
-    const base = rssKiB(s.child.pid!);
-    s.child.stdin.write(BIG_READ.repeat(COMMANDS));
-    let peak = 0;
-    for (let i = 0; i < 15; i++) {
-      await sleep(100);
-      peak = Math.max(peak, rssKiB(s.child.pid!));
+    try {
+      s.child.stdin.write('endianness\n');
+      await new Promise((r) => s.child.stdout.once('readable', r));
+      const base = rssKiB(s.child.pid!);
+      s.child.stdin.write(BIG_READ.repeat(COMMANDS));
+      let peak = 0;
+      for (let i = 0; i < 15; i++) {
+        await sleep(100);
+        peak = Math.max(peak, rssKiB(s.child.pid!));
+      }
+      // The qtest log shows what was executed: with replies paced, the first big reply fills the
+      // output backlog and no further command is read until the reader takes it. Unpaced, all 16
+      // would have run (and 16 x 8 MiB of replies would be queued). RSS is reported, not asserted:
+      // it depends on the host's allocator and garbage collector.
+      const executed = readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => /^\[R \+[0-9.]+\] read /.test(l)).length;
+      console.log(`never-reading reader: ${executed} of ${COMMANDS} reads executed, RSS +${peak - base} KiB`);
+      expect(executed).toBeGreaterThanOrEqual(1);
+      expect(executed).toBeLessThanOrEqual(2);
+      const out = collectLines(s.child.stdout);
+      s.child.stdin.end();
+      expect(await exitedWithin(s, 30_000)).toBe(0);
+      await s.closed;
+      expect(out.lines.length).toBe(1 + COMMANDS);
+      expect(out.bytes()).toBe('OK little\n'.length + COMMANDS * BIG_REPLY_BYTES);
+    } finally {
+      s.child.kill();
+      rmSync(dir, { recursive: true, force: true });
     }
-    // Unbounded queueing would hold 16 x 8 MiB of replies; paced, at most about two are alive.
-    expect(peak - base).toBeLessThan(48 * 1024);
-    const out = collectLines(s.child.stdout);
-    s.child.stdin.end();
-    expect(await exitedWithin(s, 30_000)).toBe(0);
-    await s.closed;
-    expect(out.lines.length).toBe(1 + COMMANDS);
-    expect(out.bytes()).toBe('OK little\n'.length + COMMANDS * BIG_REPLY_BYTES);
   });
 });
