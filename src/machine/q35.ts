@@ -12,6 +12,7 @@ import { AddressSpace } from '../memory/address-space.js';
 import { ContainerRegion } from '../memory/region.js';
 import { createRam, type RamBackendName } from '../memory/ram-backend.js';
 import type { ChunkedRam } from '../memory/ram.js';
+import { attachSanitizer } from '../monitor/sanitizer.js';
 import { DEFAULT_RAM_SIZE, parseMemSize, q35RamLayout } from '../memory/ram-layout.js';
 import { Ioapic, IOAPIC_BASE } from '../hw/intc/ioapic.js';
 import { MsiAddr, MsiSink, type MsiDelivery } from '../hw/intc/msi-sink.js';
@@ -257,6 +258,7 @@ export class Machine {
     if (spec.type.name === 'intel-iommu') {
       const iommu = device as IntelIommu;
       this.iommus.push(iommu);
+      if (iommu.config.raw['x-sanitize'] === true || iommu.config.raw['x-sanitize'] === 'on') attachSanitizer(iommu, [this.ram]);
       if (!this.props.defaultBusBypassIommu) this.pci.setIommu(iommu);
     }
     const md: MachineDevice = { spec, device, ...(devfn !== undefined ? { devfn } : {}) };

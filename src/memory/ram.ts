@@ -80,6 +80,15 @@ function smallCopy(from: Uint8Array, fromStart: number, to: Uint8Array, toStart:
 }
 
 /** The guest RAM interface the memory layer uses. */
+/**
+ * Sees each write to a RAM just before it happens (the bytes still hold
+ * their old values): the invalidation sanitizer's view of guest stores.
+ * The range may lie partly outside the RAM (the write then throws).
+ */
+export interface RamWriteWatcher {
+  willWrite(ram: ChunkedRam, offset: number, length: number): void;
+}
+
 export class ChunkedRam {
   /** Size in bytes. */
   readonly size: number;
@@ -93,6 +102,8 @@ export class ChunkedRam {
   private readonly pageViews: (Uint8Array | null)[] = new Array<Uint8Array | null>(VIEW_SLOTS).fill(null);
   private readonly pageViewPage = new Float64Array(VIEW_SLOTS).fill(-1);
   private writeCount = 0;
+  /** Write watchers; null (the usual case) costs each write one field test. */
+  private watchers: RamWriteWatcher[] | null = null;
 
   constructor(
     private readonly source: ChunkSource,
@@ -119,6 +130,23 @@ export class ChunkedRam {
    */
   get writes(): number {
     return this.writeCount;
+  }
+
+  /** Adds a write watcher (once per watcher). */
+  addWatcher(w: RamWriteWatcher): void {
+    const list = this.watchers ?? [];
+    if (!list.includes(w)) list.push(w);
+    this.watchers = list;
+  }
+
+  /** Removes a write watcher. */
+  removeWatcher(w: RamWriteWatcher): void {
+    const list = (this.watchers ?? []).filter((x) => x !== w);
+    this.watchers = list.length > 0 ? list : null;
+  }
+
+  private notify(offset: number, length: number): void {
+    for (const w of this.watchers!) w.willWrite(this, offset, length);
   }
 
   /** Throws unless [offset, offset+length) lies in RAM.  Length 0 is allowed. */
@@ -203,6 +231,7 @@ export class ChunkedRam {
 
   writeU8(offset: number, value: number): void {
     this.writeCount++;
+    if (this.watchers !== null) this.notify(offset, 1);
     this.checkRange(offset, 1);
     const index = Math.floor(offset / this.chunkSize);
     (this.dvs[index] ?? this.view(index, true))!.setUint8(offset & this.mask, value);
@@ -210,6 +239,7 @@ export class ChunkedRam {
 
   writeU16(offset: number, value: number): void {
     this.writeCount++;
+    if (this.watchers !== null) this.notify(offset, 2);
     if ((offset & this.mask) > this.mask - 1) return this.writeSlow(offset, 2, value);
     this.checkRange(offset, 2);
     const index = Math.floor(offset / this.chunkSize);
@@ -218,6 +248,7 @@ export class ChunkedRam {
 
   writeU32(offset: number, value: number): void {
     this.writeCount++;
+    if (this.watchers !== null) this.notify(offset, 4);
     if ((offset & this.mask) > this.mask - 3) return this.writeSlow(offset, 4, value);
     this.checkRange(offset, 4);
     const index = Math.floor(offset / this.chunkSize);
@@ -313,6 +344,7 @@ export class ChunkedRam {
   /** Copies src into RAM at offset (see `copyInAt`). */
   copyIn(offset: number, src: Uint8Array): void {
     this.writeCount++;
+    if (this.watchers !== null) this.notify(offset, src.length);
     this.copyInSpan(offset, src, 0, src.length);
   }
 
@@ -323,6 +355,7 @@ export class ChunkedRam {
    */
   copyInAt(offset: number, src: Uint8Array, srcStart: number, length: number): void {
     this.writeCount++;
+    if (this.watchers !== null) this.notify(offset, length);
     checkSpan(src, srcStart, length);
     this.copyInSpan(offset, src, srcStart, length);
   }
@@ -363,6 +396,7 @@ export class ChunkedRam {
   /** memmove inside RAM. */
   copyWithin(dstOffset: number, srcOffset: number, length: number): void {
     this.writeCount++;
+    if (this.watchers !== null) this.notify(dstOffset, length);
     this.checkRange(dstOffset, length);
     this.checkRange(srcOffset, length);
     if (length === 0 || dstOffset === srcOffset) return;
@@ -383,6 +417,7 @@ export class ChunkedRam {
   /** Sets [offset, offset+length) to value & 0xff. */
   fill(offset: number, length: number, value: number): void {
     this.writeCount++;
+    if (this.watchers !== null) this.notify(offset, length);
     this.checkRange(offset, length);
     if (length === 0) return;
     const v = value & 0xff;

@@ -185,7 +185,7 @@ export class IntelIommu
     // Its registers are the file's (defined with ECAP.PRS); it keeps no state of its own, so reset is the file's.
     this.pageRequests = (this.ecap & Ecap.PRS) !== 0n ? new PageRequestQueue(this) : null;
     const table = new RegisterTable(this.regs.size, vtdRegisterRows(this));
-    this.region = new MmioRegion('intel_iommu', this.regs.size, new VtdMmio(this.regs, this.tracer, table), {
+    this.region = new MmioRegion('intel_iommu', this.regs.size, new VtdMmio(this.regs, this.tracer, table, this.events), {
       valid: { min: 4, max: 8 },
       impl: { min: 4, max: 8 },
     });

@@ -24,6 +24,8 @@ export interface FaultEvent {
   readonly isWrite: boolean;
   /** Interrupt remapping index for IR faults. */
   readonly irIndex?: number;
+  /** PASID of the request, when the fault record carries one (PP=1). */
+  readonly pasid?: number;
   /** What happened to it: recorded in FRCD[index], or why it was dropped. */
   readonly outcome: 'recorded' | 'fpd' | 'overflow' | 'collapsed' | 'pfo';
   /** FRCD index when recorded. */
@@ -42,6 +44,36 @@ export interface TranslateEvent {
   readonly cached: boolean;
   /** Pass-through (not cached). */
   readonly passthrough: boolean;
+  /** PASID of the request, absent for a request without one. */
+  readonly pasid?: number;
+  /**
+   * What the device sent: an ordinary (untranslated) request, an ATS
+   * translation request (the answer goes to the device's ATC), or a request
+   * the device's ATC already translated (`iova` is then the translated address).
+   */
+  readonly kind: 'untranslated' | 'translation-request' | 'translated';
+}
+
+/** A guest write to one of the unit's registers, after its side effects. */
+export interface RegisterWriteEvent {
+  /** Byte offset in the register block. */
+  readonly offset: number;
+  readonly size: 4 | 8;
+  readonly value: bigint;
+}
+
+/** An interrupt request that went through the interrupt remapping table. */
+export interface InterruptRemapEvent {
+  /** Source ID of the requester (0xffff: not known, the IOAPIC path). */
+  readonly sid: number;
+  /** The IRTE index the request named. */
+  readonly index: number;
+  /** Guest-physical address of that IRTE (the table latched by SIRTP). */
+  readonly irteAddr: number;
+  /** Served from the interrupt entry cache. */
+  readonly cached: boolean;
+  /** The fault reason when the request was blocked, else 0. */
+  readonly reason: number;
 }
 
 /** A cache invalidation performed by the unit (register, queue or internal). */
@@ -56,17 +88,53 @@ export interface InvalidateEvent {
   readonly addr?: number;
   readonly am?: number;
   readonly ih?: boolean;
+  /** Bytes of a device-TLB invalidation's range (which starts at `addr`). */
+  readonly size?: number;
   /** Who asked: 'register', 'queue' or 'internal' (GCMD side effects). */
   readonly source: 'register' | 'queue' | 'internal';
 }
 
 /** The event map of an IntelIommu. */
+/**
+ * A report of the invalidation sanitizer (`x-sanitize=on`, src/monitor/
+ * sanitizer.ts): a request that may have used a cached entry whose source
+ * changed in guest memory without the invalidation the spec requires.
+ */
+export interface SanitizerReport {
+  /** 1 for the unit's first report, and so on. */
+  readonly seq: number;
+  readonly sid: number;
+  /** `bb:dd.f` of the requester. */
+  readonly device: string;
+  readonly pasid: number | null;
+  /** What used the entry: a DMA, an ATS translation request, a request the device's ATC translated, an interrupt. */
+  readonly use: 'dma' | 'ats-request' | 'ats-translated' | 'interrupt';
+  /** IOVA (dma, ats-request), translated address (ats-translated) or IRTE index (interrupt). */
+  readonly address: number;
+  /** The cache that may hold the stale entry. */
+  readonly cache: 'context' | 'pasid' | 'iotlb' | 'device-tlb' | 'iec';
+  /** The structure entry that changed: kind (`root`, `context`, `pasid-dir`, `pasid`, `L1`..`L5`, `irte`), address, qwords before and now. */
+  readonly structure: { readonly kind: string; readonly gpa: number; readonly old: readonly string[]; readonly new: readonly string[] };
+  /** The invalidation that would have covered the change (any wider one also would). */
+  readonly required: { readonly type: number; readonly descriptor: string; readonly granularity: string; readonly fields: Readonly<Record<string, number>> };
+  /** 'changed': a cached entry changed; 'caching-mode': with CAP.CM=1 an entry written since the last covering invalidation (not-present to present included). */
+  readonly rule: 'changed' | 'caching-mode';
+  /** One line saying all of the above. */
+  readonly message: string;
+}
+
 export type IommuEventMap = {
   fault: (e: FaultEvent) => void;
   translate: (e: TranslateEvent) => void;
   invalidate: (e: InvalidateEvent) => void;
   /** A page-group response (descriptor 9) the guest sent to a device. */
   pageGroupResponse: (e: PageGroupResponse) => void;
+  /** A register write (listen only when needed: it fires for every guest MMIO write). */
+  registerWrite: (e: RegisterWriteEvent) => void;
+  /** An interrupt remapped (or blocked) through an IRTE. */
+  interruptRemap: (e: InterruptRemapEvent) => void;
+  /** An invalidation sanitizer report (x-sanitize=on). */
+  sanitizer: (r: SanitizerReport) => void;
 };
 
 /** The unit's emitter type. */
@@ -76,6 +144,8 @@ export type IommuEmitter = TypedEmitter<IommuEventMap> & {
    * checks instead of `listenerCount` (a field read, not a call per DMA page).
    */
   readonly translateListened: boolean;
+  /** True while 'registerWrite' has a listener (checked on every MMIO write). */
+  readonly registerListened: boolean;
 };
 
 type Listener = (...args: unknown[]) => void;
@@ -83,6 +153,7 @@ type Listener = (...args: unknown[]) => void;
 /** An EventEmitter that keeps `translateListened` current on every add and remove. */
 class UnitEmitter extends EventEmitter {
   translateListened = false;
+  registerListened = false;
 
   override on(name: string | symbol, listener: Listener): this {
     return this.track(super.on(name, listener));
@@ -111,6 +182,7 @@ class UnitEmitter extends EventEmitter {
 
   private track(self: this): this {
     this.translateListened = super.listenerCount('translate') > 0;
+    this.registerListened = super.listenerCount('registerWrite') > 0;
     return self;
   }
 }

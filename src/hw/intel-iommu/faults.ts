@@ -80,8 +80,15 @@ export function raiseFaultStatus(u: FaultUnit, bits: number): void {
  */
 export function recordFault(u: FaultUnit, sid: number, reason: number, addr: number, isWrite: boolean, extra?: FaultExtra): void {
   const irIndex = extra?.irIndex;
+  const eventPasid = extra?.pasid;
   const announce = (outcome: FaultEvent['outcome'], index?: number): void => {
-    u.events.emit('fault', { sid, reason, addr, isWrite, ...(irIndex !== undefined ? { irIndex } : {}), outcome, ...(index !== undefined ? { index } : {}) });
+    u.events.emit('fault', {
+      sid, reason, addr, isWrite,
+      ...(irIndex !== undefined ? { irIndex } : {}),
+      ...(eventPasid !== undefined ? { pasid: eventPasid } : {}),
+      outcome,
+      ...(index !== undefined ? { index } : {}),
+    });
   };
   if (extra?.fpd && isQualifiedFault(reason)) {
     if (u.tracer.enabled(Trace.faultFpd)) u.tracer.trace(Trace.faultFpd, { sid, reason });

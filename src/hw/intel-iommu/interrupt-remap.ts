@@ -287,7 +287,11 @@ export class InterruptRemapper implements RemapperCommands {
     const shv = (addr & RemapMsi.SHV) !== 0;
     if (shv) index = (index + (data & RemapMsi.SUBHANDLE_MASK)) & U16;
     this.lastIndex = index;
+    const cached = this.cacheValid !== null && index < this.entries && this.cacheValid[index] === 1;
     const reason = this.fetch(index, sid);
+    if (this.core.events.listenerCount('interruptRemap') > 0) {
+      this.core.events.emit('interruptRemap', { sid, index, irteAddr: this.root + index * IRTE_SIZE, cached, reason });
+    }
     if (reason !== 0) return this.drop(sid, reason, index, this.irte.fpd);
     const e = this.irte;
     if (shv && (data & RemapMsi.DATA_RESERVED) !== 0) return this.drop(sid, VtdFault.IR_REQ_RSVD, 0, false);

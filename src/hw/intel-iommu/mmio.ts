@@ -19,7 +19,7 @@
  */
 import type { MmioOps } from '../../memory/region.js';
 import type { Tracer } from '../../machine/device-type.js';
-import { Trace } from './events.js';
+import { Trace, type IommuEmitter } from './events.js';
 import type { RegisterFile } from './registers.js';
 
 const DW = 4;
@@ -104,6 +104,8 @@ export class VtdMmio implements MmioOps {
     private readonly regs: RegisterFile,
     private readonly tracer: Tracer,
     private readonly table: RegisterTable,
+    /** 'registerWrite' events, after each write's side effects (checked by a field read). */
+    private readonly events: IommuEmitter | null = null,
   ) {}
 
   private word(off: number): number {
@@ -128,6 +130,7 @@ export class VtdMmio implements MmioOps {
     if (offset + size > this.regs.size || size !== DW) return;
     this.regs.write32(offset, value);
     this.table.written(offset, DW);
+    if (this.events !== null && this.events.registerListened) this.events.emit('registerWrite', { offset, size: DW, value: BigInt(value >>> 0) });
   }
 
   write64(offset: number, value: bigint): void {
@@ -136,9 +139,10 @@ export class VtdMmio implements MmioOps {
     this.regs.write32(offset, Number(value & LO_MASK));
     if (this.table.truncates(offset)) {
       this.table.written(offset, DW);
-      return;
+    } else {
+      this.regs.write32(offset + DW, Number((value >> 32n) & LO_MASK));
+      this.table.written(offset, QW);
     }
-    this.regs.write32(offset + DW, Number((value >> 32n) & LO_MASK));
-    this.table.written(offset, QW);
+    if (this.events !== null && this.events.registerListened) this.events.emit('registerWrite', { offset, size: QW, value: BigInt.asUintN(64, value) });
   }
 }

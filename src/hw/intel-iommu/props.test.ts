@@ -28,7 +28,7 @@ describe('intel-iommu properties', () => {
     expect(INTEL_IOMMU_PROPS['nfr']?.default).toBe(1);
     // Every other listed property is vtemu's own and says so.
     const own = Object.keys(INTEL_IOMMU_PROPS).filter((n) => !qemu111.some(([q]) => q === n));
-    expect(own).toEqual(['nfr', 'x-pi', 'x-cfi', 'x-iqer', 'x-devtlb-timeout-sid', 'x-devtlb-error-sid', 'x-fs5lp', 'x-nested', 'x-smpwc']);
+    expect(own).toEqual(['nfr', 'x-pi', 'x-cfi', 'x-iqer', 'x-devtlb-timeout-sid', 'x-devtlb-error-sid', 'x-fs5lp', 'x-nested', 'x-smpwc', 'x-sanitize', 'x-strict']);
     for (const n of own) expect(INTEL_IOMMU_PROPS[n]!.help, n).toMatch(/\(beyond QEMU\)$/);
     // The scalable-mode extensions are off by default: the default machine is QEMU's.
     for (const n of ['x-fs5lp', 'x-nested', 'x-smpwc']) expect(INTEL_IOMMU_PROPS[n], n).toMatchObject({ kind: 'bool', default: false });

@@ -68,6 +68,9 @@ export const INTEL_IOMMU_PROPS: Readonly<Record<string, PropDef>> = {
   'x-fs5lp': { kind: 'bool', default: false, help: '5-level first-stage paging (CAP.FS5LP; needs fsts, allows aw-bits=57) (beyond QEMU)' },
   'x-nested': { kind: 'bool', default: false, help: 'nested translation, PGTT=3 (ECAP.NEST and SSTS; needs fsts and dma-translation) (beyond QEMU)' },
   'x-smpwc': { kind: 'bool', default: false, help: 'scalable-mode page-walk coherency (ECAP.SMPWC; needs scalable-mode) (beyond QEMU)' },
+  // Driver-debugging aids (src/monitor/sanitizer.ts, strict-checks.ts), beyond QEMU; off changes nothing.
+  'x-sanitize': { kind: 'bool', default: false, help: 'invalidation sanitizer: report a DMA or interrupt that may use a cached entry changed without the required invalidation (beyond QEMU)' },
+  'x-strict': { kind: 'bool', default: false, help: 'strict programming-model checks: warn about what the spec calls undefined or a programming error (beyond QEMU)' },
 };
 
 const onOff = (v: PropValue): string => (v === true ? 'on' : 'off');

@@ -224,7 +224,7 @@ describe('invalidation descriptors', () => {
     const rec = b.recordEvents();
     submit(b, [[0x3n | (0x10n << 32n), 0x5000n]]);
     expect(iqe(b)).toBe(false);
-    expect(rec.invalidations).toEqual([{ cache: 'device-iotlb', granularity: 'page', sid: 0x10, addr: 0x5000, source: 'queue' }]);
+    expect(rec.invalidations).toEqual([{ cache: 'device-iotlb', granularity: 'page', sid: 0x10, addr: 0x5000, size: 0x1000, source: 'queue' }]);
   });
 });
 
@@ -631,8 +631,8 @@ describe('descriptors in a 256-bit queue', () => {
     submit256(b, [[0x8n | (0x108n << 16n) | (7n << 32n), 0x3000n], [0x8n | (0x110n << 16n) | (7n << 32n), 0x4000n | 1n]]);
     expect(iqe(b)).toBe(false);
     expect(rec.invalidations).toEqual([
-      { cache: 'device-iotlb', granularity: 'pasid', sid: 0x108, pasid: 7, addr: 0x3000, source: 'queue' },
-      { cache: 'device-iotlb', granularity: 'global', sid: 0x110, addr: 0x4000, source: 'queue' },
+      { cache: 'device-iotlb', granularity: 'pasid', sid: 0x108, pasid: 7, addr: 0x3000, size: 0x1000, source: 'queue' },
+      { cache: 'device-iotlb', granularity: 'global', sid: 0x110, addr: 0x4000, size: 0x1000, source: 'queue' },
     ]);
   });
 

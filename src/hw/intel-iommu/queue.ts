@@ -361,10 +361,10 @@ export class InvalidationQueue {
   private deviceIotlb(d: DeviceIotlbDesc): void {
     const core = this.core;
     const sid = d.sid;
-    if (core.events.listenerCount('invalidate') > 0) {
-      core.events.emit('invalidate', { cache: 'device-iotlb', granularity: 'page', sid, addr: d.addr, source: 'queue' });
-    }
     const range = deviceTlbRange(d.addr, d.sizeBit);
+    if (core.events.listenerCount('invalidate') > 0) {
+      core.events.emit('invalidate', { cache: 'device-iotlb', granularity: 'page', sid, addr: range.addr, size: range.size, source: 'queue' });
+    }
     this.errors.deviceIotlbDone(sid, core.invalidateDeviceTlb(sid, NO_PASID, range.addr, range.size));
   }
 
@@ -376,12 +376,12 @@ export class InvalidationQueue {
    */
   private pasidDeviceIotlb(d: PasidDeviceIotlbDesc): void {
     const core = this.core;
+    const range = deviceTlbRange(d.addr, d.sizeBit);
     if (core.events.listenerCount('invalidate') > 0) {
       core.events.emit('invalidate', d.global
-        ? { cache: 'device-iotlb', granularity: 'global', sid: d.sid, addr: d.addr, source: 'queue' }
-        : { cache: 'device-iotlb', granularity: 'pasid', sid: d.sid, pasid: d.pasid, addr: d.addr, source: 'queue' });
+        ? { cache: 'device-iotlb', granularity: 'global', sid: d.sid, addr: range.addr, size: range.size, source: 'queue' }
+        : { cache: 'device-iotlb', granularity: 'pasid', sid: d.sid, pasid: d.pasid, addr: range.addr, size: range.size, source: 'queue' });
     }
-    const range = deviceTlbRange(d.addr, d.sizeBit);
     this.errors.deviceIotlbDone(d.sid, core.invalidateDeviceTlb(d.sid, d.global ? ALL_PASIDS : d.pasid, range.addr, range.size));
   }
 

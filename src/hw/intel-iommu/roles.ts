@@ -117,6 +117,8 @@ export interface RemapperUnit {
   readonly tracer: Tracer;
   /** Host address width in bits: IRTA is masked to it. */
   readonly haw: number;
+  /** 'interruptRemap' events. */
+  readonly events: IommuEmitter;
   recordFault(sid: number, reason: number, addr: number, isWrite: boolean, extra?: FaultExtra): void;
 }
 

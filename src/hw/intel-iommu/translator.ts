@@ -47,7 +47,7 @@ import {
 } from '../../memory/iommu.js';
 import type { Iova } from '../../memory/address.js';
 import type { TranslatorUnit } from './roles.js';
-import { Trace } from './events.js';
+import { Trace, type TranslateEvent } from './events.js';
 import { VtdFault } from './fault-reasons.js';
 import { PGTT_FIRST_STAGE, PGTT_LEGACY, PGTT_NESTED, type VtdIotlbEntry } from './iotlb.js';
 import { LEVEL_SIZE, newWalkResult, type WalkResult } from './page-walk.js';
@@ -107,6 +107,13 @@ function writeFaultOf(pgtt: number, w: WalkResult): number {
   if (pgtt === PGTT_FIRST_STAGE || (pgtt === PGTT_NESTED && !w.fsWrite)) return VtdFault.SM_WRITE;
   return VtdFault.WRITE;
 }
+
+/** The 'translate' event's name of each request kind. */
+const KIND_NAMES: Readonly<Record<number, TranslateEvent['kind']>> = {
+  [DmaRequestKind.Untranslated]: 'untranslated',
+  [DmaRequestKind.TranslationRequest]: 'translation-request',
+  [DmaRequestKind.Translated]: 'translated',
+};
 
 /** Reusable fault details (the fields are read synchronously by recordFault). */
 interface FaultDetails {
@@ -179,7 +186,8 @@ export class VtdTranslator implements DmaTranslator {
    */
   peek(iova: Iova, access: DmaAccess, out: IotlbEntry): boolean {
     const u = this.u;
-    if (!u.dmarEnabled || this.bypass) {
+    // A listened bypass goes through translate, which announces it.
+    if (!u.dmarEnabled || (this.bypass && !u.events.translateListened)) {
       identity(iova, out);
       return true;
     }
@@ -195,6 +203,7 @@ export class VtdTranslator implements DmaTranslator {
     const u = this.u;
     if (!u.dmarEnabled || this.bypass) {
       identity(iova, out);
+      if (this.bypass && u.dmarEnabled && u.events.translateListened) this.emit(sourceId(this.requester), iova, out, false, true, kind);
       return true;
     }
     if (kind === DmaRequestKind.Translated && u.scalable) {
@@ -204,6 +213,7 @@ export class VtdTranslator implements DmaTranslator {
         return false;
       }
       identity(iova, out);
+      if (u.events.translateListened) this.emit(sourceId(this.requester), iova, out, false, false, kind);
       return true;
     }
     const sid = sourceId(this.requester);
@@ -222,7 +232,7 @@ export class VtdTranslator implements DmaTranslator {
         return this.fault(sid, hit.writeFault, iova, isWrite, hit.fpd, record, out, true);
       }
       fromIotlb(hit, out);
-      if (u.events.translateListened) this.emit(sid, iova, out, true, false);
+      if (u.events.translateListened) this.emit(sid, iova, out, true, false, kind);
       return true;
     }
     const cfg = this.cfg;
@@ -233,7 +243,7 @@ export class VtdTranslator implements DmaTranslator {
       identity(iova, out);
       // QEMU vtd_pt_enable_fast_path: re-decide from memory, usually switching to the bypass.
       if (this.pasid === NO_PASID) this.bypass = u.passThrough.decide(sid, true);
-      if (u.events.translateListened) this.emit(sid, iova, out, false, true);
+      if (u.events.translateListened) this.emit(sid, iova, out, false, true, kind);
       return true;
     }
     const w = this.walk;
@@ -251,7 +261,7 @@ export class VtdTranslator implements DmaTranslator {
     out.addrMask = size - 1;
     out.perm = w.perm;
     out.fault = 0;
-    if (u.events.translateListened) this.emit(sid, iova, out, false, false);
+    if (u.events.translateListened) this.emit(sid, iova, out, false, false, kind);
     return true;
   }
 
@@ -283,7 +293,7 @@ export class VtdTranslator implements DmaTranslator {
     return false;
   }
 
-  private emit(sid: number, iova: number, out: IotlbEntry, cached: boolean, passthrough: boolean): void {
+  private emit(sid: number, iova: number, out: IotlbEntry, cached: boolean, passthrough: boolean, kind: DmaRequestKind): void {
     this.u.events.emit('translate', {
       sid,
       iova,
@@ -292,6 +302,8 @@ export class VtdTranslator implements DmaTranslator {
       perm: out.perm,
       cached,
       passthrough,
+      ...(this.pasid !== NO_PASID ? { pasid: this.pasid } : {}),
+      kind: KIND_NAMES[kind] ?? 'untranslated',
     });
   }
 }
