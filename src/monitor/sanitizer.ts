@@ -211,13 +211,14 @@ export class Sanitizer {
     return undefined;
   }
 
-  /** A request the device's ATC translated: each device-TLB entry of the requester holding that output is checked. */
+  /** A request the device's ATC translated: each device-TLB entry of the requester whose output holds the address is checked. */
   private onTranslated(sid: number, pasid: number | null, addr: number): void {
     for (const h of [...this.ledger.values()]) {
       const t = h.tags;
-      if (t.cache !== 'device-tlb' || t.sid !== sid || t.pasid !== pasid) continue;
+      // A translated request names no PASID unless it carries a prefix: it may use any of the requester's entries.
+      if (t.cache !== 'device-tlb' || t.sid !== sid || (pasid !== null && t.pasid !== pasid)) continue;
       if (addr < h.output || addr >= h.output + t.size) continue;
-      const chain = chainOf(this.unit, sid, pasid, t.page);
+      const chain = chainOf(this.unit, sid, t.pasid, t.page);
       this.compare(h, chain.sources, { kind: 'ats-translated', sid, pasid, address: addr }, t.page);
       h.output = chain.output;
     }

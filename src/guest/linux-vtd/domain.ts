@@ -136,6 +136,23 @@ export class Domain {
     }
   }
 
+  /**
+   * Rewrites the present 4 KiB leaf of `iova` in place to `phys` (no clear
+   * first: one 64-bit store, which the spec allows for a leaf) and
+   * invalidates that page: PSI (IH=0) on second stage, PASID-based PSI on
+   * RID_PASID on first stage.  Linux never does this (it unmaps, then
+   * maps); it exists so a test can leave the invalidation out.
+   */
+  async remapInPlace(iova: number, phys: number, perm: MapPerm): Promise<void> {
+    if (!this.pageTable) throw new Error(`domain ${this.name}: no page table`);
+    await this.pageTable.map(iova, phys, PAGE_SIZE, perm);
+    for (const unit of this.units()) {
+      const scope = psi(this.did(unit), iova, PAGE_SIZE, false);
+      if (this.firstStage) await unit.flushPasidIotlb('remap-iotlb', { ...scope, pasid: RID_PASID });
+      else await unit.flushIotlb('remap-iotlb', scope);
+    }
+  }
+
   /** DMA API: map a physically contiguous buffer, returns its IOVA. */
   async dmaMap(phys: number, size: number, dir: DmaDirection): Promise<number> {
     if (this.type !== 'dma' || !this.iova) throw new Error(`domain ${this.name}: not a DMA domain`);

@@ -67,7 +67,7 @@ export class InterruptRemapping {
     const at = this.table + index * IRTE_SIZE;
     await u.p.write64(at + 8, hi);
     await u.p.write64(at, lo);
-    await u.invalidator.iec(false, index, 0);
+    await u.flushIec('modify-irte-iec', index, 0);
   }
 
   /** MSI address/data that select IRTE `index` (remappable format, no subhandle). */

@@ -21,7 +21,11 @@ import { handleFaults, type FaultRecord } from './faults.js';
 /** Named invalidations a test may skip (to prove they are needed). */
 export type InvalidationSite =
   | 'attach-context' | 'attach-iotlb' | 'detach-context' | 'detach-iotlb' | 'map-iotlb' | 'unmap-iotlb' | 'bringup-context' | 'bringup-iotlb'
-  | 'attach-pasid-cache' | 'detach-pasid-cache' | 'bringup-pasid-cache';
+  | 'attach-pasid-cache' | 'detach-pasid-cache' | 'bringup-pasid-cache'
+  /** IOTLB invalidation after a present leaf was rewritten in place (Domain.remapInPlace). */
+  | 'remap-iotlb'
+  /** IEC invalidation after an IRTE was rewritten (InterruptRemapping.program). */
+  | 'modify-irte-iec';
 
 /** Options of a unit. */
 export interface UnitOptions {
@@ -171,6 +175,12 @@ export class VtdUnit {
   async flushPasidIotlb(site: InvalidationSite, scope: PasidIotlbScope): Promise<void> {
     if (this.opts.skip?.has(site)) { this.log.push(`  (skipped ${site} PASID-based IOTLB invalidation)`); return; }
     await this.qi.pasidIotlb(scope);
+  }
+
+  /** Index-selective IEC invalidation of 2^im entries from `index`, at a named site (skippable in tests). */
+  async flushIec(site: InvalidationSite, index: number, im: number): Promise<void> {
+    if (this.opts.skip?.has(site)) { this.log.push(`  (skipped ${site} interrupt-entry-cache invalidation)`); return; }
+    await this.invalidator.iec(false, index, im);
   }
 
   /** Allocates a domain ID (never 0; never 1 in scalable mode). */
