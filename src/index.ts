@@ -1,14 +1,58 @@
 /**
- * vtemu's public API: build a q35 machine (optionally with an Intel VT-d
- * IOMMU), drive it through the qtest front door or directly, and register
- * third-party device types.  Everything exported as a value exists at run
- * time (constants are objects, not const enums); the command line is the
+ * vtemu's public API: build a q35 machine (optionally with Intel VT-d
+ * IOMMUs), drive it through the qtest / QMP front doors or directly, follow
+ * the guest's IOMMU mappings, save and restore it, and register third-party
+ * device types.  Machines and VT-d units are handed out as narrow views
+ * (`Machine`, `VtdUnit`, src/api/) that the model's classes satisfy; the
+ * classes themselves, with their caches and register files, are not part of
+ * the package.  Everything exported as a value exists at run time
+ * (constants are objects, not const enums); the command line is the
  * `vtemu` binary, not part of this API.
  */
-export { createMachine, Machine, type MachineOptions, type MachineDevice, type MachineEvents } from './machine/q35.js';
-export { machineFromState, encodeState, decodeState, saveStateFile, readStateFile, type RestoreHost } from './machine/snapshot-file.js';
-export { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type MachineState, type SnapshotConfig } from './machine/snapshot.js';
-export { SnapshotError } from './core/snapshot-state.js';
+
+// The machine and its snapshots.
+export { createMachine, machineFromState, saveStateFile, type Machine, type GuestRam, type ApicBus } from './api/machine.js';
+export type { MachineOptions, MachineDevice, MachineEvents } from './machine/q35.js';
+export type { DmarExtras, DrhdExtra, RmrrExtra, RhsaExtra, AnddExtra, SatcExtra } from './machine/dmar-wiring.js';
+export { encodeState, decodeState, readStateFile, type RestoreHost } from './machine/snapshot-file.js';
+export { SNAPSHOT_FORMAT, SNAPSHOT_VERSION, type MachineState, type SnapshotConfig, type RamRun } from './machine/snapshot.js';
+export { SnapshotError, SectionReader, type SnapshotSection, type SnapshotValue } from './core/snapshot-state.js';
+export { loadMachineFile, checkMachineFile, type MachineFile } from './machine/machine-file.js';
+
+// VT-d units.
+export type {
+  VtdUnit,
+  VtdUnitRef,
+  VtdConfig,
+  VtdEventMap,
+  FaultEvent,
+  TranslateEvent,
+  InvalidateEvent,
+  PageGroupResponse,
+  RegisterWriteEvent,
+  InterruptRemapEvent,
+  SanitizerReport,
+} from './api/vtd-unit.js';
+export { inspectIommu, machineUnits } from './api/inspect.js';
+export type { IommuInspection, InspectOptions, InspectView, UnitInspection, SummaryView } from './monitor/inspect.js';
+export type { PathQuery, PathInspection, ConfigView, StageView, PathResult, IotlbHitView } from './monitor/inspect-path.js';
+export type {
+  CachesView,
+  QueueView,
+  FaultsView,
+  IrView,
+  IotlbEntryView,
+  ContextCacheView,
+  IrteView,
+  PidView,
+  DescriptorView,
+  FaultRecordView,
+} from './monitor/inspect-state.js';
+export type { EntryView, FieldValue } from './monitor/inspect-common.js';
+export { formatInspection } from './monitor/inspect-text.js';
+export type { TypedEmitter, EventMap } from './api/emitter.js';
+
+// Devices: types, properties, the registry.
 export {
   registerDeviceType,
   getDeviceType,
@@ -21,16 +65,42 @@ export {
   type DeviceArg,
 } from './machine/registry.js';
 export type { DeviceType, DeviceContext, Device, DeprecatedProp, PropDef, PropKind, PropValue, PropValues, Tracer, DeviceCategory } from './machine/device-type.js';
+export { DEVICE_CATEGORIES } from './machine/device-type.js';
 export { PatternTracer, NULL_TRACER } from './machine/tracer.js';
-export { loadMachineFile, checkMachineFile, type MachineFile } from './machine/machine-file.js';
-export { QtestServer, type QtestTarget } from './qtest/server.js';
-export { QmpSession, type QmpTarget } from './qtest/qmp.js';
-export { openChannel, parseChardev, type Channel, type ChardevSpec } from './qtest/transport.js';
-export { AddressSpace, MemTx } from './memory/address-space.js';
-export { MmioRegion, RamRegion, AliasRegion, ContainerRegion, type MmioOps, type AccessRules } from './memory/region.js';
+export { PciDevice, type PciDeviceInit, type PciBar, type BarType } from './pci/device.js';
+export type { PciConfig } from './pci/config.js';
+export type { MsiCap } from './pci/msi.js';
+export type { PciBus, PciBusHost, PciBusEntry, PlugOptions } from './pci/bus.js';
+export type { MsiDelivery, MsiSinkEvents } from './hw/intc/msi-sink.js';
+export type { MsiTarget, InterruptOrigin } from './core/irq.js';
+
+// Protocol servers.
+export { QtestServer, QmpSession, type QmpTarget } from './api/servers.js';
+export { openChannel, parseChardev, type Channel, type ChardevSpec, type ChannelEncoding } from './qtest/transport.js';
+
+// Memory.
+export { AddressSpace, MemTx, type AddressSpaceOptions, type FlatRange } from './memory/address-space.js';
+export { iova, type Iova, type AccessSize } from './memory/address.js';
+export {
+  MmioRegion,
+  RamRegion,
+  AliasRegion,
+  ContainerRegion,
+  type Region,
+  type LeafRegion,
+  type MemoryTracer,
+  type Subregion,
+  type Topology,
+  type ReentrancyGuard,
+  type MmioOps,
+  type AccessRules,
+} from './memory/region.js';
+export type { ChunkedRam, RamWriteWatcher, U32Pair } from './memory/ram.js';
 export { createRam, type RamBackendName } from './memory/ram-backend.js';
-export { VirtualClock, Timer, type ClockMode } from './core/clock.js';
-export type { DmaIommu, DmaTranslator, DmaRequester, IotlbEntry } from './memory/iommu.js';
+export { VirtualClock, Timer, type ClockMode, type ClockState, type TimerState } from './core/clock.js';
+
+// The DMA / IOMMU contract (for devices, and for third-party IOMMUs).
+export type { DmaIommu, DmaTranslator, DmaRequester, DmaWindow, IotlbEntry } from './memory/iommu.js';
 export {
   ALL_PASIDS,
   AtsStatus,
@@ -46,15 +116,7 @@ export {
   type DevicePageRequest,
   type PageRequestStatus,
 } from './memory/iommu.js';
-export type { DmaMemory } from './memory/dma-space.js';
-export { IntelIommu } from './hw/intel-iommu/device.js';
-export { EduDevice } from './hw/edu/index.js';
-export { IommuTestdev } from './hw/iommu-testdev/index.js';
-export { SvaTestdev } from './hw/sva-testdev/index.js';
-export { MsiSink, type MsiDelivery } from './hw/intc/msi-sink.js';
-export { Ioapic } from './hw/intc/ioapic.js';
-export { PciDevice, type PciDeviceInit } from './pci/device.js';
-export { DmaSpace } from './memory/dma-space.js';
+export { DmaSpace, type DmaMemory } from './memory/dma-space.js';
 export {
   IOVA_SPACE_END,
   IommuNotifier,
@@ -69,5 +131,3 @@ export {
   type IommuNotifierSpace,
   type IovaWindow,
 } from './memory/iommu-notifier.js';
-export { inspectIommu, machineUnits, type IommuInspection, type InspectOptions } from './monitor/inspect.js';
-export { formatInspection } from './monitor/inspect-text.js';

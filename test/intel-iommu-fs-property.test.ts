@@ -72,7 +72,9 @@
  *   VTEMU_FS_TRACE=<case>            print what that case does
  */
 import { describe, expect, it } from 'vitest';
-import { createMachine, type DmaMemory, type EduDevice, type Machine } from '../src/index.js';
+import { createMachine, type Machine } from '../src/machine/q35.js';
+import type { DmaMemory } from '../src/memory/dma-space.js';
+import type { EduDevice } from '../src/hw/edu/index.js';
 import { Rng } from './support/prng.js';
 
 // ---------------------------------------------------------------------------

@@ -22,7 +22,8 @@
  * the byte offset is kept exactly as far as 2^57.
  */
 import { describe, expect, it } from 'vitest';
-import { createMachine, type EduDevice, type Machine } from '../src/index.js';
+import { createMachine, type Machine } from '../src/machine/q35.js';
+import type { EduDevice } from '../src/hw/edu/index.js';
 import { Rng } from './support/prng.js';
 
 // ---------------------------------------------------------------------------

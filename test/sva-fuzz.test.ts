@@ -91,7 +91,7 @@
  *                             its machine), printing its operations and traces
  */
 import { describe, expect, it } from 'vitest';
-import { createMachine, type Machine } from '../src/index.js';
+import { createMachine, type Machine } from '../src/machine/q35.js';
 import type { Tracer } from '../src/machine/device-type.js';
 import {
   SVA_ATC_ENTRIES,

@@ -89,13 +89,16 @@ const m = createMachine({ accel: 'qtest', devices: ['intel-iommu', 'edu'] });
 const cap = m.memory.read64(0xfed90008);
 const backend = m.ram.backend;
 m.dispose();
+// The model's classes are not values of the package: a unit or machine is reached through its view.
+const hidden = ['IntelIommu', 'EduDevice', 'IommuTestdev', 'SvaTestdev', 'MsiSink', 'Ioapic'].filter((n) => n in vtemu);
 let deep = 'refused';
 try { await import('vtemu/dist/src/cli.js'); deep = 'allowed'; } catch (e) { deep = e.code; }
-console.log(JSON.stringify({ missing, memTx: MemTx, dma: DmaAccess, perm: IommuPerm, cap: cap.toString(16), backend, deep }));
+console.log(JSON.stringify({ missing, hidden, memTx: MemTx, dma: DmaAccess, perm: IommuPerm, cap: cap.toString(16), backend, deep }));
 `);
     const r = JSON.parse(run(process.execPath, ['check.mjs'], scratch)) as Record<string, unknown>;
     expect(r).toEqual({
       missing: [],
+      hidden: [],
       memTx: { Ok: 0, DecodeError: 1 },
       dma: { Read: 1, Write: 2 },
       perm: { None: 0, Read: 1, Write: 2, ReadWrite: 3 },
@@ -121,13 +124,42 @@ console.log(JSON.stringify({ missing, memTx: MemTx, dma: DmaAccess, perm: IommuP
     expect(examples.length).toBeGreaterThanOrEqual(2);
     examples.forEach((code, i) => writeFileSync(join(scratch, `readme-${i}.ts`), code));
     writeFileSync(join(scratch, 'typed.ts'), `
-import { createMachine, MemTx, IommuPerm, type Machine, type MsiDelivery, type IotlbEntry } from 'vtemu';
-const m: Machine = createMachine({ accel: 'qtest', devices: ['intel-iommu,caching-mode=on', 'edu'] });
+import { createMachine, inspectIommu, machineUnits, MemTx, IommuPerm, type FaultEvent, type Machine, type MsiDelivery, type IotlbEntry, type VtdUnit } from 'vtemu';
+const m: Machine = createMachine({ accel: 'qtest', devices: ['intel-iommu,caching-mode=on,id=vtd0', 'edu'] });
 const seen: MsiDelivery[] = [];
 m.events.on('interrupt', (irq) => seen.push(irq));
 const tx: MemTx = MemTx.Ok;
 const e: Pick<IotlbEntry, 'perm'> = { perm: IommuPerm.ReadWrite };
-console.log(JSON.stringify({ cm: (m.memory.read64(0xfed90008) >> 7n) & 1n ? 1 : 0, tx, perm: e.perm, seen: seen.length }));
+const unit: VtdUnit = m.iommus[0]!;
+const faults: FaultEvent[] = [];
+unit.events.on('fault', (f) => faults.push(f));
+const units = machineUnits(m).map((u) => ({ id: u.id, base: u.base, same: u.unit === unit }));
+const ins = inspectIommu(m, { views: ['caches'] });
+// The public views keep the model's internals out of reach: each access below must fail to compile
+// (never called: the checks are the compiler's; readonly is a compile-time promise only).
+function outOfReach(m: Machine, unit: VtdUnit): void {
+  // @ts-expect-error the unit's IOTLB is not part of VtdUnit
+  unit.iotlb;
+  // @ts-expect-error nor its register file
+  unit.regs.get32(0);
+  // @ts-expect-error nor its invalidation queue
+  unit.queue;
+  // @ts-expect-error config is read-only data
+  unit.config.cachingMode = false;
+  // @ts-expect-error the machine's PCI wiring is not part of Machine
+  m.pci;
+  // @ts-expect-error nor its IOAPIC
+  m.ioapic;
+  // @ts-expect-error iommus is a read-only list
+  m.iommus.push(unit);
+  // @ts-expect-error the model's unit class is not exported
+  type Hidden = import('vtemu').IntelIommu;
+}
+void outOfReach;
+console.log(JSON.stringify({
+  cm: (m.memory.read64(0xfed90008) >> 7n) & 1n ? 1 : 0, tx, perm: e.perm, seen: seen.length,
+  config: unit.config.cachingMode, capCm: Number((unit.capability >> 7n) & 1n), units, inspected: ins.units.map((u) => u.id), faults: faults.length,
+}));
 m.dispose();
 `);
     writeFileSync(join(scratch, 'tsconfig.json'), JSON.stringify({
@@ -136,7 +168,10 @@ m.dispose();
     }));
     run(join(REPO_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'], scratch);
     writeFileSync(join(scratch, 'out', 'package.json'), JSON.stringify({ type: 'module' }));
-    expect(JSON.parse(run(process.execPath, [join('out', 'typed.js')], scratch))).toEqual({ cm: 1, tx: 0, perm: 3, seen: 0 });
+    expect(JSON.parse(run(process.execPath, [join('out', 'typed.js')], scratch))).toEqual({
+      cm: 1, tx: 0, perm: 3, seen: 0,
+      config: true, capCm: 1, units: [{ id: 'vtd0', base: 0xfed9_0000, same: true }], inspected: ['vtd0'], faults: 0,
+    });
     for (const f of readdirSync(join(scratch, 'out')).filter((n) => n.startsWith('readme-'))) {
       run(process.execPath, [join('out', f)], scratch);
     }

@@ -20,11 +20,14 @@ describe('README examples', () => {
     const m = createMachine({ accel: 'qtest', memory: '1G', devices: ['intel-iommu,caching-mode=on', 'edu'] });
     const seen: MsiDelivery[] = [];
     m.events.on('interrupt', (irq) => seen.push(irq));
+    const faults: number[] = [];
+    m.iommus[0]!.events.on('fault', (f) => faults.push(f.reason));
     m.memory.write(0x1000, 4, 0xdeadbeef);
     expect(m.memory.read(0x1000, 4)).toBe(0xdeadbeef);
     expect(m.memory.read64(0xfed90008) & (1n << 7n)).toBe(1n << 7n); // CAP.CM from caching-mode=on
     expect(m.clock.step(100_000_000)).toBe(100_000_000);
     expect(seen).toEqual([]);
+    expect(faults).toEqual([]);
     m.dispose();
   });
 
