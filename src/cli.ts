@@ -32,6 +32,7 @@ import {
 import { MemSizeError, parseMemSize } from './memory/ram-layout.js';
 import { QtestServer, type QtestTarget } from './qtest/server.js';
 import { QtestLog } from './qtest/qtest-log.js';
+import { debugSummary } from './monitor/debug-summary.js';
 import { NoneMachine, NONE_MACHINE } from './machine/none-machine.js';
 import { GLOBAL_HELP_TEXT, isGlobalHelp } from './machine/globals.js';
 import { checkAudioOption, checkNetOption, MACHINE_HELP, parseRunWith } from './machine/process-options.js';
@@ -481,6 +482,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       log?.closed();
       // -inspect: the VT-d inspector's view of the machine as the run left it.
       if (parsed.config.inspect !== undefined) process.stderr.write(infoIommu(machineUnits(machine), new Set(), parsed.config.inspect));
+      // x-sanitize / x-strict: what they found, whatever ended the run.
+      for (const line of debugSummary(machineUnits(machine))) err(line);
       target.dispose();
       if (parentWatch) clearInterval(parentWatch);
       void flushAll(channels, flushLimitMs).then(() => {

@@ -292,7 +292,7 @@ export class Sanitizer {
     if (this.reports.length < KEPT_REPORTS) this.reports.push(r);
     const tracer = this.unit.tracer;
     if (tracer.enabled('vtd_sanitizer_report')) {
-      tracer.trace('vtd_sanitizer_report', { sid: use.sid, pasid: use.pasid ?? -1, addr: use.address, cache: t.cache, entry: s.label, gpa: s.gpa, type: req.type });
+      tracer.trace('vtd_sanitizer_report', { sid: use.sid, ...(use.pasid !== null ? { pasid: use.pasid } : {}), addr: use.address, cache: t.cache, entry: s.label, gpa: s.gpa, type: req.type });
     }
     this.unit.events.emit('sanitizer', r);
   }

@@ -13,6 +13,7 @@ import { deviceListProperties, qomListTypes, queryMachines } from './qmp-introsp
 import { QDict, type QValue } from './qmp-qobject.js';
 import { buildQomTree, QomObject, resolvePath, type QomState } from './qom.js';
 import { inspectCommands } from './qmp-inspect.js';
+import { sanitizerCommands } from './qmp-sanitizer.js';
 import { qint } from './qmp-device-props.js';
 import { snapshotCommands } from './qmp-snapshot.js';
 
@@ -77,6 +78,8 @@ export function machineCommands(machine: Machine | null): Map<string, Command> {
     ...snapshotCommands(machine),
     // The VT-d inspector: x-vtemu-query-iommu (qmp-inspect.ts).
     ...inspectCommands(machine),
+    // The invalidation sanitizer's reports: x-vtemu-query-sanitizer (qmp-sanitizer.ts).
+    ...sanitizerCommands(machine),
     ['query-version', command([], () => ok(versionInfo()))],
     ['query-status', command([], () => ok(QDict.of([['status', 'running'], ['running', true]])))],
     ['query-machines', command([{ name: 'compat-props', type: 'bool', optional: true }], (a) => queryMachines(a.get('compat-props') === true))],

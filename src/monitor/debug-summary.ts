@@ -1,0 +1,26 @@
+/**
+ * What the driver-debugging aids found, for the end of a run: the
+ * sanitizer's summary (x-sanitize=on) of every unit that has one, each
+ * line prefixed with the unit's id when it has one.  The CLI prints it to
+ * stderr at exit; nothing when no unit has an aid attached.
+ */
+import type { IntelIommu } from '../hw/intel-iommu/device.js';
+import { sanitizerOf } from './sanitizer.js';
+
+/** A unit and its `id=`. */
+export interface NamedUnit {
+  readonly unit: IntelIommu;
+  readonly id: string;
+}
+
+/** The exit summary lines of `units` (empty: no aid attached). */
+export function debugSummary(units: readonly NamedUnit[]): string[] {
+  const out: string[] = [];
+  for (const { unit, id } of units) {
+    const s = sanitizerOf(unit);
+    if (!s) continue;
+    const lines = s.summary();
+    out.push(...lines.map((l, i) => (i === 0 && id ? `${id}: ${l}` : l)));
+  }
+  return out;
+}
