@@ -136,7 +136,7 @@ describe('-device help', () => {
     const lines = ours.split('\n');
     expect(lines[0]).toBe('intel-iommu options:');
     const extensions = lines.filter((l) => l.includes('(beyond QEMU)'));
-    expect(extensions.map((l) => l.trim().split('=')[0])).toEqual(['nfr', 'x-cfi', 'x-devtlb-error-sid', 'x-devtlb-timeout-sid', 'x-fs5lp', 'x-iqer', 'x-nested', 'x-pi', 'x-smpwc']);
+    expect(extensions.map((l) => l.trim().split('=')[0])).toEqual(['nfr', 'x-cfi', 'x-devtlb-error-sid', 'x-devtlb-timeout-sid', 'x-fs5lp', 'x-iqer', 'x-nested', 'x-pi', 'x-sanitize', 'x-smpwc', 'x-strict']);
     // The deprecated names are accepted but not listed.
     for (const name of ['x-scalable-mode', 'x-flts', 'x-pasid-mode', 'pt', 'dma-drain', 'x-buggy-eim']) expect(ours).not.toContain(`  ${name}=`);
     expect(lines).toContain('  aw-bits=<uint8>        -  (default: 48)');
