@@ -76,6 +76,8 @@ export type VtdEventMap = {
   registerWrite: (e: RegisterWriteEvent) => void;
   /** An interrupt remapped (or blocked) through an interrupt-remapping table entry. */
   interruptRemap: (e: InterruptRemapEvent) => void;
+  /** The unit was reset or loaded from a snapshot: every cache is empty. */
+  reset: (e: { readonly why: 'reset' | 'load' }) => void;
   /** An invalidation sanitizer report (`x-sanitize=on`). */
   sanitizer: (r: SanitizerReport) => void;
 };

@@ -146,6 +146,18 @@ describe('invalidation sanitizer (legacy mode, hand-built tables)', () => {
     }
   });
 
+  it('a unit reset or snapshot load empties the ledger (restored memory is not a change)', () => {
+    const { b, reports, top, read } = setup();
+    read(X);
+    b.map(top, 3, X, B);
+    b.iommu.events.emit('reset', { why: 'load' }); // what IntelIommu.loadState / reset emit
+    read(X);
+    expect(reports).toEqual([]);
+    b.iommu.reset();
+    b.setRoot(b.allocPage());
+    expect(reports).toEqual([]);
+  });
+
   it('close() detaches: nothing is reported after it', () => {
     const { b, s, reports, top, read } = setup();
     read(X);

@@ -102,7 +102,7 @@ export class Sanitizer {
   private dmaReset = 0;
   private te: boolean;
   private ire: boolean;
-  private readonly listeners: { [K in 'translate' | 'invalidate' | 'interruptRemap' | 'registerWrite']: (e: never) => void };
+  private readonly listeners: { [K in 'translate' | 'invalidate' | 'interruptRemap' | 'registerWrite' | 'reset']: (e: never) => void };
 
   constructor(
     readonly unit: IntelIommu,
@@ -116,12 +116,14 @@ export class Sanitizer {
       invalidate: (e: InvalidateEvent) => this.onInvalidate(e),
       interruptRemap: (e: InterruptRemapEvent) => this.onInterrupt(e),
       registerWrite: (e: RegisterWriteEvent) => this.onRegisterWrite(e),
+      reset: () => this.onReset(),
     } as Sanitizer['listeners'];
     const ev = unit.events;
     ev.on('translate', this.listeners.translate as (e: TranslateEvent) => void);
     ev.on('invalidate', this.listeners.invalidate as (e: InvalidateEvent) => void);
     ev.on('interruptRemap', this.listeners.interruptRemap as (e: InterruptRemapEvent) => void);
     ev.on('registerWrite', this.listeners.registerWrite as (e: RegisterWriteEvent) => void);
+    ev.on('reset', this.listeners.reset as () => void);
   }
 
   /** Detaches from the unit and its RAM. */
@@ -131,6 +133,7 @@ export class Sanitizer {
     ev.off('invalidate', this.listeners.invalidate as (e: InvalidateEvent) => void);
     ev.off('interruptRemap', this.listeners.interruptRemap as (e: InterruptRemapEvent) => void);
     ev.off('registerWrite', this.listeners.registerWrite as (e: RegisterWriteEvent) => void);
+    ev.off('reset', this.listeners.reset as () => void);
     this.history.close();
   }
 
@@ -163,6 +166,14 @@ export class Sanitizer {
     if ((value & GCMD_SIRTP) !== 0 || ire !== this.ire) this.drop((h) => h.tags.cache === 'iec');
     this.te = te;
     this.ire = ire;
+  }
+
+  /** Reset or snapshot load: every cache is empty. */
+  private onReset(): void {
+    this.ledger.clear();
+    this.dmaReset = ++this.seq;
+    this.te = this.unit.dmarEnabled;
+    this.ire = this.unit.irEnabled();
   }
 
   private onInvalidate(ev: InvalidateEvent): void {

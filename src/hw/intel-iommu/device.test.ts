@@ -399,6 +399,8 @@ describe('reset', () => {
   it('puts the whole register file and the unit state back to power-on', () => {
     const { b, root, top, read32 } = translating({ props: { nfr: 2 } });
     const resets = [vi.spyOn(b.iommu.queue, 'reset'), vi.spyOn(b.iommu.remapper, 'reset')];
+    const announced: string[] = [];
+    b.iommu.events.on('reset', (e) => announced.push(e.why));
     const fresh = new VtdBench({ props: { nfr: 2 } });
     const powerOn = dump(fresh);
     read32();
@@ -429,6 +431,7 @@ describe('reset', () => {
     expect(b.iommu.contextGeneration).toBeGreaterThan(g);
     expect(b.iommu.passThrough.isPassThrough(16)).toBe(false);
     expect(resets.map((r) => r.mock.calls.length)).toEqual([1, 1]);
+    expect(announced).toEqual(['reset']);
     // Translation is off again: DMA is the identity.
     expect(read32()).toBe(0xd4d4_d4d4);
   });

@@ -405,6 +405,7 @@ export class IntelIommu
   /** Loads a section saveState produced; caches are dropped (snapshot.ts). */
   loadState(r: SectionReader, names: RequesterNames): void {
     loadVtdState(this, r, names);
+    this.events.emit('reset', { why: 'load' });
   }
 
   /** Device reset (QEMU vtd_reset -> vtd_init). */
@@ -414,6 +415,7 @@ export class IntelIommu
     this.resetCaches();
     this.queue.reset();
     this.remapper.reset();
+    this.events.emit('reset', { why: 'reset' });
   }
 }
 

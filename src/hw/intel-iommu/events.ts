@@ -123,6 +123,26 @@ export interface SanitizerReport {
   readonly message: string;
 }
 
+/**
+ * A warning of the strict programming-model checks (`x-strict=on`,
+ * src/monitor/strict-checks.ts): something the VT-d spec calls a programming
+ * error or undefined that the model (like hardware) tolerates silently.
+ */
+export interface StrictWarning {
+  /** 1 for the unit's first warning, and so on. */
+  readonly seq: number;
+  /** A stable rule id, e.g. 'te-before-srtp'. */
+  readonly rule: string;
+  /** The register (name, byte offset) or the structure entry (kind, guest-physical address, qwords as hex) concerned. */
+  readonly what:
+    | { readonly register: string; readonly offset: number }
+    | { readonly entry: string; readonly gpa: number; readonly raw: readonly string[] };
+  /** The VT-d spec section (rev 4.x/5.0 numbering). */
+  readonly section: string;
+  /** One line saying all of the above. */
+  readonly message: string;
+}
+
 export type IommuEventMap = {
   fault: (e: FaultEvent) => void;
   translate: (e: TranslateEvent) => void;
@@ -133,8 +153,12 @@ export type IommuEventMap = {
   registerWrite: (e: RegisterWriteEvent) => void;
   /** An interrupt remapped (or blocked) through an IRTE. */
   interruptRemap: (e: InterruptRemapEvent) => void;
+  /** The unit was reset or loaded from a snapshot: every cache is empty. */
+  reset: (e: { readonly why: 'reset' | 'load' }) => void;
   /** An invalidation sanitizer report (x-sanitize=on). */
   sanitizer: (r: SanitizerReport) => void;
+  /** A strict programming-model warning (x-strict=on). */
+  strict: (w: StrictWarning) => void;
 };
 
 /** The unit's emitter type. */

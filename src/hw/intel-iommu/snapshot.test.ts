@@ -67,7 +67,10 @@ describe('intel-iommu snapshot section', () => {
     m.memory.write(VTD + 0x34, 4, 0xffff_ffff); // clear fault status
     m.memory.write(VTD + 0xa0, 4, 0); // IECTL unmasked (TE stays on: turning it off would flush the caches itself)
     const iotlbBefore = u.iotlb.size;
+    const resets: string[] = [];
+    u.events.on('reset', (e) => resets.push(e.why));
     u.loadState(SectionReader.of(saved, 'iommu:0'), { nameOf: () => null, find: () => null });
+    expect(resets).toEqual(['load']); // listeners (the sanitizer) learn that every cache is empty
     expect(u.saveState({ nameOf: () => null, find: () => null })).toEqual(saved);
     expect(iotlbBefore).toBeGreaterThan(0);
     expect(u.iotlb.size).toBe(0);
