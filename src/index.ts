@@ -32,6 +32,7 @@ export type {
   RegisterWriteEvent,
   InterruptRemapEvent,
   SanitizerReport,
+  StrictWarning,
 } from './api/vtd-unit.js';
 export { inspectIommu, machineUnits } from './api/inspect.js';
 export type { IommuInspection, InspectOptions, InspectView, UnitInspection, SummaryView } from './monitor/inspect.js';

@@ -12,11 +12,11 @@
  */
 import type { DmaRequester } from '../memory/iommu.js';
 import type { IommuNotifierSpace } from '../memory/iommu-notifier.js';
-import type { FaultEvent, InterruptRemapEvent, InvalidateEvent, RegisterWriteEvent, SanitizerReport, TranslateEvent } from '../hw/intel-iommu/events.js';
+import type { FaultEvent, InterruptRemapEvent, InvalidateEvent, RegisterWriteEvent, SanitizerReport, StrictWarning, TranslateEvent } from '../hw/intel-iommu/events.js';
 import type { PageGroupResponse } from '../hw/intel-iommu/requests.js';
 import type { TypedEmitter } from './emitter.js';
 
-export type { FaultEvent, InterruptRemapEvent, InvalidateEvent, RegisterWriteEvent, SanitizerReport, TranslateEvent, PageGroupResponse };
+export type { FaultEvent, InterruptRemapEvent, InvalidateEvent, RegisterWriteEvent, SanitizerReport, StrictWarning, TranslateEvent, PageGroupResponse };
 
 /** A unit's configuration after QEMU 11.1's property resolution (`auto` values decided), as read-only data. */
 export interface VtdConfig {
@@ -80,6 +80,8 @@ export type VtdEventMap = {
   reset: (e: { readonly why: 'reset' | 'load' }) => void;
   /** An invalidation sanitizer report (`x-sanitize=on`). */
   sanitizer: (r: SanitizerReport) => void;
+  /** A strict programming-model warning (`x-strict=on`). */
+  strict: (w: StrictWarning) => void;
 };
 
 /** One VT-d unit, as a package user sees it. */

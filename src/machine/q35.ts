@@ -13,6 +13,7 @@ import { ContainerRegion } from '../memory/region.js';
 import { createRam, type RamBackendName } from '../memory/ram-backend.js';
 import type { ChunkedRam } from '../memory/ram.js';
 import { attachSanitizer } from '../monitor/sanitizer.js';
+import { attachStrict } from '../monitor/strict-checks.js';
 import { DEFAULT_RAM_SIZE, parseMemSize, q35RamLayout } from '../memory/ram-layout.js';
 import { Ioapic, IOAPIC_BASE } from '../hw/intc/ioapic.js';
 import { MsiAddr, MsiSink, type MsiDelivery } from '../hw/intc/msi-sink.js';
@@ -259,6 +260,7 @@ export class Machine {
       const iommu = device as IntelIommu;
       this.iommus.push(iommu);
       if (iommu.config.raw['x-sanitize'] === true || iommu.config.raw['x-sanitize'] === 'on') attachSanitizer(iommu, [this.ram]);
+      if (iommu.config.raw['x-strict'] === true || iommu.config.raw['x-strict'] === 'on') attachStrict(iommu, [this.ram]);
       if (!this.props.defaultBusBypassIommu) this.pci.setIommu(iommu);
     }
     const md: MachineDevice = { spec, device, ...(devfn !== undefined ? { devfn } : {}) };

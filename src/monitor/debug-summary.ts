@@ -1,11 +1,13 @@
 /**
  * What the driver-debugging aids found, for the end of a run: the
- * sanitizer's summary (x-sanitize=on) of every unit that has one, each
- * line prefixed with the unit's id when it has one.  The CLI prints it to
+ * sanitizer's summary (x-sanitize=on) and the strict checks' summary
+ * (x-strict=on) of every unit that has them, each first line prefixed with
+ * the unit's id when it has one.  The CLI prints it to
  * stderr at exit; nothing when no unit has an aid attached.
  */
 import type { IntelIommu } from '../hw/intel-iommu/device.js';
 import { sanitizerOf } from './sanitizer.js';
+import { strictOf } from './strict-checks.js';
 
 /** A unit and its `id=`. */
 export interface NamedUnit {
@@ -17,10 +19,10 @@ export interface NamedUnit {
 export function debugSummary(units: readonly NamedUnit[]): string[] {
   const out: string[] = [];
   for (const { unit, id } of units) {
-    const s = sanitizerOf(unit);
-    if (!s) continue;
-    const lines = s.summary();
-    out.push(...lines.map((l, i) => (i === 0 && id ? `${id}: ${l}` : l)));
+    for (const aid of [sanitizerOf(unit), strictOf(unit)]) {
+      if (!aid) continue;
+      out.push(...aid.summary().map((l, i) => (i === 0 && id ? `${id}: ${l}` : l)));
+    }
   }
   return out;
 }

@@ -32,6 +32,32 @@ async function runCli(broken: boolean): Promise<string> {
   return stderr;
 }
 
+describe('strict checks through the CLI and QMP', () => {
+  it('TE before any SRTP: one trace line, the exit summary, and x-vtemu-query-strict', async () => {
+    const child = spawn(process.execPath, [buildCli(), '-machine', 'q35', '-device', 'intel-iommu,x-strict=on', '-display', 'none', '-accel', 'qtest',
+      '-qtest', 'stdio', '-qtest-log', 'none', '-trace', 'vtd_strict_warning'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    child.stdin.end('writel 0xfed90018 0x80000000\n');
+    expect(await exited).toBe(0);
+    expect(stderr.match(/vtd_strict_warning /g)?.length).toBe(1);
+    expect(stderr).toContain('intel-iommu strict: 1 warning\n');
+    expect(stderr).toMatch(/GCMD.*TE.*SRTP/);
+
+    const m = createMachine({ machine: ['q35'], devices: ['intel-iommu,x-strict=on'], qtest: true });
+    m.memory.write(0xfed9_0018, 4, 0x8000_0000);
+    const out: string[] = [];
+    const q = new QmpSession({ machine: m, reset: () => m.reset(), quit: () => {} }, (t) => out.push(t));
+    q.feed(Buffer.from('{"execute":"qmp_capabilities"}\n{"execute":"x-vtemu-query-strict"}\n'));
+    const reply = out.join('').split('\n').filter((l) => l.startsWith('{"return"'))[1]!;
+    const r = JSON.parse(reply) as { return: { units: { enabled: boolean; total: number; warnings: { rule: string; section: string }[] }[] } };
+    expect(r.return.units.map((u) => [u.enabled, u.total, u.warnings.map((w) => w.rule)])).toEqual([[true, 1, ['te-before-srtp']]]);
+    m.dispose();
+  });
+});
+
 describe('sanitizer through the CLI and QMP', () => {
   it('a stale DMA: one trace line, and the exit summary names the missing invalidation', async () => {
     const bad = await runCli(true);
