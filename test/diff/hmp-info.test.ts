@@ -260,7 +260,7 @@ function qtreeBlocks(text: string): Map<string, string[][]> {
 }
 
 /** vtemu-only device properties (qtree lines QEMU cannot have). */
-const VTEMU_ONLY_PROP = /^(nfr|x-pi|x-cfi|x-iqer|x-devtlb-timeout-sid|x-devtlb-error-sid|x-fs5lp|x-nested|x-smpwc) = /;
+const VTEMU_ONLY_PROP = /^(nfr|x-pi|x-cfi|x-iqer|x-devtlb-timeout-sid|x-devtlb-error-sid|x-fs5lp|x-nested|x-smpwc|x-sanitize|x-strict) = /;
 
 describe.skipIf(!haveQemu)('info qtree: vtemu device blocks are QEMU 11.1 lines', () => {
   const topology = machineFileCases().find((c) => c.name.endsWith('q35-topology'))!;

@@ -12,6 +12,7 @@ import { VtemuRunner } from './vtemu.js';
 import { firstDifference, runTranscript, unmetExpectations, type Step, type TranscriptLine, type TranscriptOptions } from './transcript.js';
 import { DEFAULT_ORACLE, type QemuVersion } from './oracle.js';
 import { snapshotCheckEnabled, snapshotRoundTrip } from './snapshot.js';
+import { processSnapshotProblem } from './snapshot-process.js';
 
 /** Both transcripts, the first difference and the unmet expectations. */
 export interface DiffResult {
@@ -39,16 +40,21 @@ function startVtemu(args: readonly string[], ramBackend?: RamBackendName): Vtemu
 }
 
 /**
- * The snapshot round trip of the vtemu half (snapshot.ts): null when a
- * machine saved and restored at each cut answers as `reference`, or when
- * the check is off (VTEMU_SNAPSHOT_CHECK=0).
+ * The snapshot round trips of the vtemu half: null when a machine saved and
+ * restored at each cut answers as `reference`, in the same process
+ * (snapshot.ts, off with VTEMU_SNAPSHOT_CHECK=0) and in a fresh process
+ * (snapshot-process.ts, for the scenarios VTEMU_SNAPSHOT_PROCESS selects).
  */
 async function snapshotProblem(args: readonly string[], steps: readonly Step[], reference: readonly TranscriptLine[], options: TranscriptOptions): Promise<string | null> {
-  if (!snapshotCheckEnabled()) return null;
-  // The sparse TypeScript RAM makes a save cost what the guest wrote, not the RAM size (the backends behave alike).
-  const r = await snapshotRoundTrip(() => startVtemu(args, 'ts'), steps, reference, options);
-  if (r.cacheSensitive && process.env['VTEMU_SNAPSHOT_VERBOSE'] === '1') console.info(`snapshot: cache-sensitive scenario (${args.join(' ')}, ${steps.length} steps)`);
-  return r.problem;
+  let cacheSensitive: boolean | undefined;
+  if (snapshotCheckEnabled()) {
+    // The sparse TypeScript RAM makes a save cost what the guest wrote, not the RAM size (the backends behave alike).
+    const r = await snapshotRoundTrip(() => startVtemu(args, 'ts'), steps, reference, options);
+    if (r.cacheSensitive && process.env['VTEMU_SNAPSHOT_VERBOSE'] === '1') console.info(`snapshot: cache-sensitive scenario (${args.join(' ')}, ${steps.length} steps)`);
+    if (r.problem !== null) return r.problem;
+    cacheSensitive = r.cacheSensitive;
+  }
+  return processSnapshotProblem(args, steps, reference, { ...options, ...(cacheSensitive !== undefined ? { expectCacheSensitive: cacheSensitive } : {}) });
 }
 
 /**

@@ -38,7 +38,7 @@ export function cutPoints(n: number, cuts = SNAPSHOT_CUTS): number[] {
 }
 
 /** Session commands a restored session needs again (QEMU keeps them per qtest connection). */
-function isSessionCommand(s: Step): string | null {
+export function isSessionCommand(s: Step): string | null {
   const cmd = typeof s === 'string' ? s : 'cmd' in s ? s.cmd : null;
   return cmd !== null && /^(irq_intercept_in|irq_intercept_out|msi_intercept)( |$)/.test(cmd) ? cmd : null;
 }
@@ -132,7 +132,7 @@ async function chainedRun(
 }
 
 /** Where two state texts part (for the message). */
-function firstTextDifference(a: string, b: string): string {
+export function firstTextDifference(a: string, b: string): string {
   let i = 0;
   while (i < a.length && a[i] === b[i]) i++;
   return `at character ${i}: ...${a.slice(Math.max(0, i - 80), i + 40)}... vs ...${b.slice(Math.max(0, i - 80), i + 40)}...`;
