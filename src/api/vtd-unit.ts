@@ -12,7 +12,9 @@
  */
 import type { DmaRequester } from '../memory/iommu.js';
 import type { IommuNotifierSpace } from '../memory/iommu-notifier.js';
-import type { FaultEvent, InterruptRemapEvent, InvalidateEvent, RegisterWriteEvent, SanitizerReport, StrictWarning, TranslateEvent } from '../hw/intel-iommu/events.js';
+import type {
+  FaultEvent, InterruptRemapEvent, InvalidateEvent, IommuEventMap, RegisterWriteEvent, SanitizerReport, StrictWarning, TranslateEvent,
+} from '../hw/intel-iommu/events.js';
 import type { PageGroupResponse } from '../hw/intel-iommu/requests.js';
 import type { TypedEmitter } from './emitter.js';
 
@@ -62,27 +64,8 @@ export interface VtdConfig {
   readonly nfr: number;
 }
 
-/** What a VT-d unit reports; `unit.events.on(name, listener)`. */
-export type VtdEventMap = {
-  /** A DMA remapping or interrupt-remapping fault: recorded, or why it was not. */
-  fault: (e: FaultEvent) => void;
-  /** A completed DMA translation (listening costs one event object per translation). */
-  translate: (e: TranslateEvent) => void;
-  /** A cache invalidation (register, queue or internal). */
-  invalidate: (e: InvalidateEvent) => void;
-  /** A page-group response (descriptor 9) the guest sent to a device. */
-  pageGroupResponse: (e: PageGroupResponse) => void;
-  /** A guest register write, after its side effects (fires for every MMIO write). */
-  registerWrite: (e: RegisterWriteEvent) => void;
-  /** An interrupt remapped (or blocked) through an interrupt-remapping table entry. */
-  interruptRemap: (e: InterruptRemapEvent) => void;
-  /** The unit was reset or loaded from a snapshot: every cache is empty. */
-  reset: (e: { readonly why: 'reset' | 'load' }) => void;
-  /** An invalidation sanitizer report (`x-sanitize=on`). */
-  sanitizer: (r: SanitizerReport) => void;
-  /** A strict programming-model warning (`x-strict=on`). */
-  strict: (w: StrictWarning) => void;
-};
+/** What a VT-d unit reports, `unit.events.on(name, listener)`: the model's own event map (events.ts). */
+export type { IommuEventMap as VtdEventMap };
 
 /** One VT-d unit, as a package user sees it. */
 export interface VtdUnit {
@@ -101,7 +84,7 @@ export interface VtdUnit {
   /** The latched root table is a scalable-mode one (RTADDR.SMT at the last SRTP). */
   readonly scalable: boolean;
   /** The unit's events. */
-  readonly events: TypedEmitter<VtdEventMap>;
+  readonly events: TypedEmitter<IommuEventMap>;
   /**
    * The IOMMU notifier space of `requester`'s DMA address space for `pasid`
    * (default: requests without a PASID): register MAP / UNMAP /

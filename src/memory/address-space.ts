@@ -13,6 +13,7 @@
  * `memory_region_reentrant_access` when the space has a tracer.
  */
 import { type AccessSize } from './address.js';
+import type { ChunkedRam } from './ram.js';
 import { REENTRANT_ACCESS_TRACE, type LeafRegion, type MemoryTracer, type MmioRegion, type Region } from './region.js';
 
 /** Result of a memory transaction. */
@@ -271,6 +272,17 @@ export class AddressSpace {
       done += len;
     }
     return result;
+  }
+
+  /**
+   * The RAM and offset in it of [addr, addr+length) when that range lies in
+   * one RAM range, else null (an observer's way from a guest-physical address
+   * to the bytes a RAM write watcher sees).
+   */
+  ramAt(addr: number, length: number): { readonly ram: ChunkedRam; readonly offset: number } | null {
+    const r = this.lookup(addr);
+    if (r === null || r.leaf.kind !== 'ram' || addr + length > r.end) return null;
+    return { ram: r.leaf.ram, offset: r.leaf.ramOffset + (addr - r.start + r.offset) };
   }
 
   /** True when [addr, addr+length) is entirely RAM (no MMIO, no hole). */

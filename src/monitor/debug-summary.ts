@@ -5,18 +5,12 @@
  * the unit's id when it has one.  The CLI prints it to
  * stderr at exit; nothing when no unit has an aid attached.
  */
-import type { IntelIommu } from '../hw/intel-iommu/device.js';
+import type { UnitRef } from './inspect.js';
 import { sanitizerOf } from './sanitizer.js';
 import { strictOf } from './strict-checks.js';
 
-/** A unit and its `id=`. */
-export interface NamedUnit {
-  readonly unit: IntelIommu;
-  readonly id: string;
-}
-
 /** The exit summary lines of `units` (empty: no aid attached). */
-export function debugSummary(units: readonly NamedUnit[]): string[] {
+export function debugSummary(units: readonly Pick<UnitRef, 'unit' | 'id'>[]): string[] {
   const out: string[] = [];
   for (const { unit, id } of units) {
     for (const aid of [sanitizerOf(unit), strictOf(unit)]) {

@@ -121,11 +121,3 @@ export function irteSource(u: IntelIommu, gpa: number): Source | null {
 export function sameSource(a: Source, b: Source): boolean {
   return a.gpa === b.gpa && a.cmp.length === b.cmp.length && a.cmp.every((q, i) => q === b.cmp[i]);
 }
-
-/** Whether an entry is present (bit 0; second-stage paging entries: R or W; root entries: either half in scalable mode). */
-export function isPresent(s: Source, scalable: boolean): boolean {
-  const q0 = s.raw[0] ?? 0n;
-  if (s.kind === 'pte' && !s.firstStage) return (q0 & 3n) !== 0n;
-  if (s.kind === 'root' && scalable) return (q0 & 1n) !== 0n || ((s.raw[1] ?? 0n) & 1n) !== 0n;
-  return (q0 & 1n) !== 0n;
-}

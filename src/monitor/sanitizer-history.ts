@@ -65,10 +65,9 @@ export class WriteHistory implements RamWriteWatcher {
 
   /** The last write to the qword at guest-physical `gpa` (8-aligned) of `mem`, if recorded. */
   lastWrite(mem: AddressSpace, gpa: number): LastWrite | undefined {
-    const r = mem.lookup(gpa);
-    if (r === null || r.leaf.kind !== 'ram') return undefined;
-    const ram = r.leaf.ram;
-    this.watch(ram);
-    return this.last.get(ram)!.get(r.leaf.ramOffset + (gpa - r.start + r.offset));
+    const at = mem.ramAt(gpa, QW);
+    if (at === null) return undefined;
+    this.watch(at.ram);
+    return this.last.get(at.ram)!.get(at.offset);
   }
 }

@@ -102,7 +102,14 @@ export class Sanitizer {
   private dmaReset = 0;
   private te: boolean;
   private ire: boolean;
-  private readonly listeners: { [K in 'translate' | 'invalidate' | 'interruptRemap' | 'registerWrite' | 'reset']: (e: never) => void };
+  /** The unit events it follows. */
+  private readonly handlers = {
+    translate: (e: TranslateEvent): void => this.onTranslate(e),
+    invalidate: (e: InvalidateEvent): void => this.onInvalidate(e),
+    interruptRemap: (e: InterruptRemapEvent): void => this.onInterrupt(e),
+    registerWrite: (e: RegisterWriteEvent): void => this.onRegisterWrite(e),
+    reset: (): void => this.onReset(),
+  };
 
   constructor(
     readonly unit: IntelIommu,
@@ -111,30 +118,23 @@ export class Sanitizer {
     for (const ram of rams) this.history.watch(ram);
     this.te = unit.dmarEnabled;
     this.ire = unit.irEnabled();
-    this.listeners = {
-      translate: (e: TranslateEvent) => this.onTranslate(e),
-      invalidate: (e: InvalidateEvent) => this.onInvalidate(e),
-      interruptRemap: (e: InterruptRemapEvent) => this.onInterrupt(e),
-      registerWrite: (e: RegisterWriteEvent) => this.onRegisterWrite(e),
-      reset: () => this.onReset(),
-    } as Sanitizer['listeners'];
-    const ev = unit.events;
-    ev.on('translate', this.listeners.translate as (e: TranslateEvent) => void);
-    ev.on('invalidate', this.listeners.invalidate as (e: InvalidateEvent) => void);
-    ev.on('interruptRemap', this.listeners.interruptRemap as (e: InterruptRemapEvent) => void);
-    ev.on('registerWrite', this.listeners.registerWrite as (e: RegisterWriteEvent) => void);
-    ev.on('reset', this.listeners.reset as () => void);
+    this.listen('on');
   }
 
   /** Detaches from the unit and its RAM. */
   close(): void {
-    const ev = this.unit.events;
-    ev.off('translate', this.listeners.translate as (e: TranslateEvent) => void);
-    ev.off('invalidate', this.listeners.invalidate as (e: InvalidateEvent) => void);
-    ev.off('interruptRemap', this.listeners.interruptRemap as (e: InterruptRemapEvent) => void);
-    ev.off('registerWrite', this.listeners.registerWrite as (e: RegisterWriteEvent) => void);
-    ev.off('reset', this.listeners.reset as () => void);
+    this.listen('off');
     this.history.close();
+  }
+
+  private listen(how: 'on' | 'off'): void {
+    const ev = this.unit.events;
+    const h = this.handlers;
+    ev[how]('translate', h.translate);
+    ev[how]('invalidate', h.invalidate);
+    ev[how]('interruptRemap', h.interruptRemap);
+    ev[how]('registerWrite', h.registerWrite);
+    ev[how]('reset', h.reset);
   }
 
   /** Reports made so far (beyond the kept ones too). */

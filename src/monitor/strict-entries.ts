@@ -91,10 +91,9 @@ export class EntryTracker implements RamWriteWatcher {
   /** Starts tracking the entry at `gpa` (if in RAM and not yet tracked) with its value now. */
   track(kind: 'context' | 'pasid', gpa: number, qwords: number, sid: number, pasid: number, did: number, value: bigint[]): void {
     if (this.byGpa.has(gpa) || this.byGpa.size >= MAX_TRACKED) return;
-    const r = this.memory.lookup(gpa);
-    if (r === null || r.leaf.kind !== 'ram' || gpa + qwords * QW > r.end) return;
-    const ram = r.leaf.ram;
-    const ramOffset = r.leaf.ramOffset + (gpa - r.start + r.offset);
+    const at = this.memory.ramAt(gpa, qwords * QW);
+    if (at === null) return;
+    const { ram, offset: ramOffset } = at;
     let map = this.byRam.get(ram);
     if (!map) {
       map = new Map();

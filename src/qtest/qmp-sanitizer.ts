@@ -14,45 +14,39 @@
  * A unit without the property is listed with `enabled: false` and nothing else.
  */
 import type { Machine } from '../machine/q35.js';
-import { machineUnits } from '../monitor/inspect.js';
+import { machineUnits, type UnitRef } from '../monitor/inspect.js';
 import { sanitizerOf } from '../monitor/sanitizer.js';
 import { strictOf } from '../monitor/strict-checks.js';
 import { argsFailed, checkArgs, ok } from './qmp-args.js';
 import type { Command } from './qmp-commands.js';
 import { toQValue } from './qmp-inspect.js';
 
-/** The sanitizer's QMP command on `machine` (null: `-machine none`, no unit). */
+/** A no-argument query listing, per unit, what one aid (null: not attached) found. */
+function aidQuery(machine: Machine | null, of: (unit: UnitRef['unit']) => { total: number; found: readonly unknown[] } | null, key: string): Command {
+  return {
+    allowOob: false,
+    run(args) {
+      const a = checkArgs(args, []);
+      if (argsFailed(a)) return a;
+      const units = machineUnits(machine).map(({ unit, id }) => {
+        const aid = of(unit);
+        return { id, enabled: aid !== null, total: aid?.total ?? 0, [key]: aid ? [...aid.found] : [] };
+      });
+      return ok(toQValue({ units }));
+    },
+  };
+}
+
+/** The sanitizer's and the strict checks' QMP commands on `machine` (null: `-machine none`, no unit). */
 export function sanitizerCommands(machine: Machine | null): [string, Command][] {
   return [
-    [
-      'x-vtemu-query-sanitizer',
-      {
-        allowOob: false,
-        run(args) {
-          const a = checkArgs(args, []);
-          if (argsFailed(a)) return a;
-          const units = machineUnits(machine).map(({ unit, id }) => {
-            const s = sanitizerOf(unit);
-            return { id, enabled: s !== undefined, total: s?.total ?? 0, reports: s ? [...s.reports] : [] };
-          });
-          return ok(toQValue({ units }));
-        },
-      },
-    ],
-    [
-      'x-vtemu-query-strict',
-      {
-        allowOob: false,
-        run(args) {
-          const a = checkArgs(args, []);
-          if (argsFailed(a)) return a;
-          const units = machineUnits(machine).map(({ unit, id }) => {
-            const s = strictOf(unit);
-            return { id, enabled: s !== undefined, total: s?.total ?? 0, warnings: s ? [...s.warnings] : [] };
-          });
-          return ok(toQValue({ units }));
-        },
-      },
-    ],
+    ['x-vtemu-query-sanitizer', aidQuery(machine, (u) => {
+      const s = sanitizerOf(u);
+      return s ? { total: s.total, found: s.reports } : null;
+    }, 'reports')],
+    ['x-vtemu-query-strict', aidQuery(machine, (u) => {
+      const s = strictOf(u);
+      return s ? { total: s.total, found: s.warnings } : null;
+    }, 'warnings')],
   ];
 }
